@@ -1,0 +1,19 @@
+//! hoist: a Compose-compatible multi-container tool with its own container runtime.
+//!
+//! Data flows one way:
+//!
+//! ```text
+//! cli ──► project ──► plan ──► (supervisor ──► runtime / network / image)
+//!         load,        graph,
+//!         interpolate, config hash
+//!         merge, validate,
+//!         normalize
+//! ```
+//!
+//! * [`project`] turns the user's Compose files into one resolved [`project::Project`].
+//! * [`plan`] orders services (a petgraph dependency graph) and hashes their configuration.
+//! * [`cli`] is the thin command-line layer; it is the only code that prints to stdout.
+
+pub mod cli;
+pub mod plan;
+pub mod project;

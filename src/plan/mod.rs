@@ -1,0 +1,9 @@
+//! From a resolved project to what must happen: the service dependency graph (start and
+//! stop order, the services an `up SVC…` touches) and the configuration hash that tells
+//! whether a running container still matches its service.
+
+pub mod graph;
+pub mod hash;
+
+pub use graph::{GraphError, ServiceGraph};
+pub use hash::config_hash;
