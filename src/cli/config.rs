@@ -85,11 +85,7 @@ pub fn run(global: &GlobalOptions, args: &ConfigArgs) -> anyhow::Result<()> {
             project
                 .services
                 .iter()
-                .map(|(name, s)| {
-                    s.image
-                        .clone()
-                        .unwrap_or_else(|| format!("{}-{name}", project.name))
-                })
+                .map(|(name, s)| s.image.clone().unwrap_or_else(|| format!("{}-{name}", project.name)))
                 .collect(),
         )
     } else if let Some(selection) = &args.hash {
@@ -100,10 +96,7 @@ pub fn run(global: &GlobalOptions, args: &ConfigArgs) -> anyhow::Result<()> {
         };
         let mut out = String::new();
         for name in names {
-            let service = project
-                .services
-                .get(&name)
-                .with_context(|| format!("no such service: {name}"))?;
+            let service = project.services.get(&name).with_context(|| format!("no such service: {name}"))?;
             out.push_str(&format!("{name} {}\n", config_hash(service)));
         }
         out
@@ -118,9 +111,7 @@ pub fn run(global: &GlobalOptions, args: &ConfigArgs) -> anyhow::Result<()> {
 
 fn emit(args: &ConfigArgs, text: &str) -> anyhow::Result<()> {
     match &args.output {
-        Some(path) => {
-            std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
-        }
+        Some(path) => std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display())),
         None => {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;

@@ -32,10 +32,7 @@ pub struct ServiceGraph {
 impl ServiceGraph {
     /// The graph of the project's active services and everything they depend on.
     pub fn new(project: &Project) -> Result<ServiceGraph, GraphError> {
-        let all = project
-            .services
-            .iter()
-            .chain(project.disabled_services.iter());
+        let all = project.services.iter().chain(project.disabled_services.iter());
         let mut graph = DiGraph::new();
         let mut nodes = BTreeMap::new();
         for (name, _) in all.clone() {
@@ -49,15 +46,9 @@ impl ServiceGraph {
                 }
             }
         }
-        let full = ServiceGraph {
-            graph,
-            nodes,
-            selected: BTreeSet::new(),
-        };
+        let full = ServiceGraph { graph, nodes, selected: BTreeSet::new() };
         if let Err(cycle) = toposort(&full.graph, None) {
-            return Err(GraphError::Cycle {
-                path: full.cycle_through(cycle.node_id()),
-            });
+            return Err(GraphError::Cycle { path: full.cycle_through(cycle.node_id()) });
         }
         let active: Vec<String> = project.services.keys().cloned().collect();
         full.select(&active, true)
@@ -65,29 +56,15 @@ impl ServiceGraph {
 
     /// The subgraph for `up SVC…`: the named services, with their dependencies unless
     /// `with_dependencies` is false (`--no-deps`). An empty list selects every service.
-    pub fn select(
-        &self,
-        services: &[String],
-        with_dependencies: bool,
-    ) -> Result<ServiceGraph, GraphError> {
+    pub fn select(&self, services: &[String], with_dependencies: bool) -> Result<ServiceGraph, GraphError> {
         let mut keep = BTreeSet::new();
-        let roots: Vec<&String> = if services.is_empty() {
-            self.selected_or_all()
-        } else {
-            services.iter().collect()
-        };
+        let roots: Vec<&String> = if services.is_empty() { self.selected_or_all() } else { services.iter().collect() };
         for name in &roots {
             let Some(&start) = self.nodes.get(name.as_str()) else {
-                let hint = crate::project::schema::did_you_mean(
-                    name,
-                    self.nodes.keys().map(String::as_str),
-                )
-                .map(|h| format!(" (did you mean `{h}`?)"))
-                .unwrap_or_default();
-                return Err(GraphError::UnknownService {
-                    name: name.to_string(),
-                    hint,
-                });
+                let hint = crate::project::schema::did_you_mean(name, self.nodes.keys().map(String::as_str))
+                    .map(|h| format!(" (did you mean `{h}`?)"))
+                    .unwrap_or_default();
+                return Err(GraphError::UnknownService { name: name.to_string(), hint });
             };
             if with_dependencies {
                 let mut dfs = Dfs::new(&self.graph, start);
@@ -98,20 +75,10 @@ impl ServiceGraph {
                 keep.insert(name.to_string());
             }
         }
-        let graph = self.graph.filter_map(
-            |_, name| keep.contains(name).then(|| name.clone()),
-            |_, via| Some(*via),
-        );
-        let nodes = graph
-            .node_indices()
-            .map(|i| (graph[i].clone(), i))
-            .collect();
+        let graph = self.graph.filter_map(|_, name| keep.contains(name).then(|| name.clone()), |_, via| Some(*via));
+        let nodes = graph.node_indices().map(|i| (graph[i].clone(), i)).collect();
         let selected = roots.into_iter().cloned().collect();
-        Ok(ServiceGraph {
-            graph,
-            nodes,
-            selected,
-        })
+        Ok(ServiceGraph { graph, nodes, selected })
     }
 
     fn selected_or_all(&self) -> Vec<&String> {
@@ -164,11 +131,7 @@ impl ServiceGraph {
         let Some(&n) = self.nodes.get(service) else {
             return Vec::new();
         };
-        let mut deps: Vec<_> = self
-            .graph
-            .edges(n)
-            .map(|e| (self.graph[e.target()].clone(), *e.weight()))
-            .collect();
+        let mut deps: Vec<_> = self.graph.edges(n).map(|e| (self.graph[e.target()].clone(), *e.weight())).collect();
         deps.sort();
         deps
     }

@@ -9,15 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::project::model::Service;
 
 /// Keys of a service left out of its hash.
-const IGNORED: &[&str] = &[
-    "build",
-    "pull_policy",
-    "scale",
-    "depends_on",
-    "profiles",
-    "develop",
-    "attach",
-];
+const IGNORED: &[&str] = &["build", "pull_policy", "scale", "depends_on", "profiles", "develop", "attach"];
 
 /// Hex sha256 of the service's canonical JSON without the ignored keys.
 pub fn config_hash(service: &Service) -> String {
@@ -41,26 +33,11 @@ fn canonical_json(value: &Json) -> String {
         Json::Object(map) => {
             let mut keys: Vec<&String> = map.keys().collect();
             keys.sort();
-            let body: Vec<String> = keys
-                .iter()
-                .map(|k| {
-                    format!(
-                        "{}:{}",
-                        Json::String((*k).clone()),
-                        canonical_json(&map[*k])
-                    )
-                })
-                .collect();
+            let body: Vec<String> =
+                keys.iter().map(|k| format!("{}:{}", Json::String((*k).clone()), canonical_json(&map[*k]))).collect();
             format!("{{{}}}", body.join(","))
         }
-        Json::Array(items) => format!(
-            "[{}]",
-            items
-                .iter()
-                .map(canonical_json)
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
+        Json::Array(items) => format!("[{}]", items.iter().map(canonical_json).collect::<Vec<_>>().join(",")),
         other => other.to_string(),
     }
 }
@@ -71,10 +48,7 @@ mod tests {
 
     #[test]
     fn ignores_what_does_not_change_the_container() {
-        let base = Service {
-            image: Some("nginx".into()),
-            ..Service::default()
-        };
+        let base = Service { image: Some("nginx".into()), ..Service::default() };
         let mut scaled = base.clone();
         scaled.scale = Some(3);
         scaled.profiles = vec!["debug".into()];

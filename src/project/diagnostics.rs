@@ -72,11 +72,7 @@ pub struct Diagnostics {
 impl Diagnostics {
     /// Adds an error at `path`, without a file position (resolved later by [`Self::locate`]).
     pub fn error(&mut self, path: impl Into<String>, message: impl Into<String>) {
-        self.items.push(Diagnostic {
-            location: None,
-            path: path.into(),
-            message: message.into(),
-        });
+        self.items.push(Diagnostic { location: None, path: path.into(), message: message.into() });
     }
 
     pub fn is_empty(&self) -> bool {

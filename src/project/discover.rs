@@ -7,41 +7,22 @@ use std::path::{Path, PathBuf};
 
 use super::diagnostics::LoadError;
 
-const CANDIDATES: &[&str] = &[
-    "compose.yaml",
-    "compose.yml",
-    "docker-compose.yaml",
-    "docker-compose.yml",
-];
-const OVERRIDES: &[&str] = &[
-    "compose.override.yaml",
-    "compose.override.yml",
-    "docker-compose.override.yaml",
-    "docker-compose.override.yml",
-];
+const CANDIDATES: &[&str] = &["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+const OVERRIDES: &[&str] =
+    &["compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml", "docker-compose.override.yml"];
 
 /// The first Compose file in `dir` or its parents, plus its override file if there is one.
 pub fn find_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
     for candidate_dir in dir.ancestors() {
-        if let Some(main) = CANDIDATES
-            .iter()
-            .map(|n| candidate_dir.join(n))
-            .find(|p| p.is_file())
-        {
+        if let Some(main) = CANDIDATES.iter().map(|n| candidate_dir.join(n)).find(|p| p.is_file()) {
             let mut files = vec![main];
-            if let Some(over) = OVERRIDES
-                .iter()
-                .map(|n| candidate_dir.join(n))
-                .find(|p| p.is_file())
-            {
+            if let Some(over) = OVERRIDES.iter().map(|n| candidate_dir.join(n)).find(|p| p.is_file()) {
                 files.push(over);
             }
             return Ok(files);
         }
     }
-    Err(LoadError::NoComposeFile {
-        dir: dir.to_path_buf(),
-    })
+    Err(LoadError::NoComposeFile { dir: dir.to_path_buf() })
 }
 
 /// Lowercases and drops what Compose does not allow in a project name (used for names
@@ -89,12 +70,6 @@ mod tests {
         let sub = dir.path().join("a/b");
         std::fs::create_dir_all(&sub).unwrap();
         let files = find_files(&sub).unwrap();
-        assert_eq!(
-            files,
-            vec![
-                dir.path().join("docker-compose.yml"),
-                dir.path().join("compose.override.yaml")
-            ]
-        );
+        assert_eq!(files, vec![dir.path().join("docker-compose.yml"), dir.path().join("compose.override.yaml")]);
     }
 }

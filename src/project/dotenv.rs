@@ -21,9 +21,7 @@ struct Chain<'a> {
 
 impl Lookup for Chain<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        self.outer
-            .get(name)
-            .or_else(|| self.file.get(name).cloned())
+        self.outer.get(name).or_else(|| self.file.get(name).cloned())
     }
 }
 
@@ -39,19 +37,13 @@ pub fn parse(text: &str, outer: &dyn Lookup) -> Result<BTreeMap<String, String>,
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line
-            .strip_prefix("export ")
-            .map(str::trim_start)
-            .unwrap_or(line);
+        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
         let (key, value) = match line.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim_start())),
             None => (line, None),
         };
         if key.is_empty() || key.contains(char::is_whitespace) {
-            return Err(DotenvError {
-                line: line_no,
-                message: format!("expected KEY=VALUE, found {raw:?}"),
-            });
+            return Err(DotenvError { line: line_no, message: format!("expected KEY=VALUE, found {raw:?}") });
         }
         let Some(value) = value else {
             if let Some(v) = outer.get(key) {
@@ -91,10 +83,7 @@ pub fn parse(text: &str, outer: &dyn Lookup) -> Result<BTreeMap<String, String>,
 }
 
 fn unterminated(line: usize, quote: char) -> DotenvError {
-    DotenvError {
-        line,
-        message: format!("unterminated {quote}-quoted value"),
-    }
+    DotenvError { line, message: format!("unterminated {quote}-quoted value") }
 }
 
 fn closing_double_quote(s: &str) -> Option<usize> {
@@ -135,10 +124,7 @@ fn substitute(
     line: usize,
 ) -> Result<String, DotenvError> {
     let chain = Chain { file: vars, outer };
-    interpolate_str(value, &chain, &mut Vec::new()).map_err(|e| DotenvError {
-        line,
-        message: e.to_string(),
-    })
+    interpolate_str(value, &chain, &mut Vec::new()).map_err(|e| DotenvError { line, message: e.to_string() })
 }
 
 #[cfg(test)]

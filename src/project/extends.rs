@@ -31,8 +31,7 @@ impl FileCache<'_> {
 }
 
 fn load_services(path: &Path, env: &dyn Lookup) -> Result<Mapping, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let name = path.display().to_string();
     let mut doc = parse_document(&text, &name).map_err(|e| e.to_string())?;
     let mut errors = Diagnostics::default();
@@ -55,12 +54,7 @@ fn load_services(path: &Path, env: &dyn Lookup) -> Result<Mapping, String> {
 }
 
 /// Resolves `extends` for every service of one file, in place.
-pub fn resolve_all(
-    services: &mut Mapping,
-    file: &Path,
-    cache: &mut FileCache,
-    errors: &mut Diagnostics,
-) {
+pub fn resolve_all(services: &mut Mapping, file: &Path, cache: &mut FileCache, errors: &mut Diagnostics) {
     let names: Vec<String> = services.keys().map(key_string).collect();
     let original = services.clone();
     for name in names {
@@ -79,10 +73,7 @@ fn resolve_one(
     chain: &mut Vec<(PathBuf, String)>,
     errors: &mut Diagnostics,
 ) -> Option<Mapping> {
-    let path = format!(
-        "services.{}.extends",
-        chain.first().map_or(name, |(_, n)| n.as_str())
-    );
+    let path = format!("services.{}.extends", chain.first().map_or(name, |(_, n)| n.as_str()));
     let Some(Value::Mapping(service)) = services.get(name) else {
         return None;
     };
@@ -92,11 +83,7 @@ fn resolve_one(
     };
     let link = (file.to_path_buf(), name.to_string());
     if chain.contains(&link) {
-        let names: Vec<&str> = chain
-            .iter()
-            .map(|(_, n)| n.as_str())
-            .chain([name])
-            .collect();
+        let names: Vec<&str> = chain.iter().map(|(_, n)| n.as_str()).chain([name]).collect();
         errors.error(path, format!("circular extends: {}", names.join(" -> ")));
         return None;
     }
@@ -104,13 +91,8 @@ fn resolve_one(
     let (base_name, base_file) = match &extends {
         Value::String(s) => (s.clone(), None),
         Value::Mapping(m) => (
-            m.get("service")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string(),
-            m.get("file")
-                .and_then(Value::as_str)
-                .map(|f| resolve(file.parent().unwrap_or(Path::new("/")), f)),
+            m.get("service").and_then(Value::as_str).unwrap_or_default().to_string(),
+            m.get("file").and_then(Value::as_str).map(|f| resolve(file.parent().unwrap_or(Path::new("/")), f)),
         ),
         _ => return None, // the schema check reports the wrong type
     };
@@ -125,13 +107,7 @@ fn resolve_one(
         None => (services.clone(), file.to_path_buf()),
     };
     if !base_services.contains_key(base_name.as_str()) {
-        errors.error(
-            path,
-            format!(
-                "extends undefined service `{base_name}` in {}",
-                base_path.display()
-            ),
-        );
+        errors.error(path, format!("extends undefined service `{base_name}` in {}", base_path.display()));
         return None;
     }
     let mut base = resolve_one(&base_services, &base_path, &base_name, cache, chain, errors)?;

@@ -30,11 +30,7 @@ impl Lookup for std::collections::BTreeMap<String, String> {
 
 /// Substitutes every variable in `text`. `unset` receives the names that were used without
 /// a value and without a default (Compose warns about those and uses an empty string).
-pub fn interpolate_str(
-    text: &str,
-    env: &dyn Lookup,
-    unset: &mut Vec<String>,
-) -> Result<String, InterpolationError> {
+pub fn interpolate_str(text: &str, env: &dyn Lookup, unset: &mut Vec<String>) -> Result<String, InterpolationError> {
     if !text.contains('$') {
         return Ok(text.to_string());
     }
@@ -47,18 +43,15 @@ pub fn interpolate_str(
             out.push('$');
             rest = tail;
         } else if let Some(body_and_tail) = after.strip_prefix('{') {
-            let end = matching_brace(body_and_tail).ok_or_else(|| InterpolationError::Format {
-                text: text.to_string(),
-            })?;
+            let end =
+                matching_brace(body_and_tail).ok_or_else(|| InterpolationError::Format { text: text.to_string() })?;
             let body = &body_and_tail[..end];
             out.push_str(&expand_braced(body, text, env, unset)?);
             rest = &body_and_tail[end + 1..];
         } else {
             let len = name_len(after);
             if len == 0 {
-                return Err(InterpolationError::Format {
-                    text: text.to_string(),
-                });
+                return Err(InterpolationError::Format { text: text.to_string() });
             }
             let name = &after[..len];
             match env.get(name) {
@@ -113,9 +106,7 @@ fn expand_braced(
 ) -> Result<String, InterpolationError> {
     let len = name_len(body);
     if len == 0 {
-        return Err(InterpolationError::Format {
-            text: whole.to_string(),
-        });
+        return Err(InterpolationError::Format { text: whole.to_string() });
     }
     let name = &body[..len];
     let op = &body[len..];
@@ -136,9 +127,7 @@ fn expand_braced(
     } else if let Some(arg) = op.strip_prefix('+') {
         ("+", arg)
     } else {
-        return Err(InterpolationError::Format {
-            text: whole.to_string(),
-        });
+        return Err(InterpolationError::Format { text: whole.to_string() });
     };
     let mut nested = |s: &str| interpolate_str(s, env, unset);
     Ok(match kind {
@@ -157,12 +146,7 @@ fn expand_braced(
         },
         ":?" if set_nonempty => value.unwrap_or_default(),
         "?" if value.is_some() => value.unwrap_or_default(),
-        ":?" | "?" => {
-            return Err(InterpolationError::Required {
-                name: name.to_string(),
-                message: nested(arg)?,
-            })
-        }
+        ":?" | "?" => return Err(InterpolationError::Required { name: name.to_string(), message: nested(arg)? }),
         ":+" if set_nonempty => nested(arg)?,
         "+" if value.is_some() => nested(arg)?,
         _ => String::new(),
@@ -217,15 +201,9 @@ mod tests {
     #[test]
     fn every_form() {
         assert_eq!(run("$SET ${SET}").unwrap(), "value value");
-        assert_eq!(
-            run("${UNSET:-d} ${EMPTY:-d} ${SET:-d}").unwrap(),
-            "d d value"
-        );
+        assert_eq!(run("${UNSET:-d} ${EMPTY:-d} ${SET:-d}").unwrap(), "d d value");
         assert_eq!(run("${UNSET-d} ${EMPTY-d}").unwrap(), "d ");
-        assert_eq!(
-            run("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt} ${UNSET+alt}").unwrap(),
-            "alt  alt "
-        );
+        assert_eq!(run("${SET:+alt} ${EMPTY:+alt} ${EMPTY+alt} ${UNSET+alt}").unwrap(), "alt  alt ");
         assert_eq!(run("${UNSET:-${ALSO:-${PORT}}}").unwrap(), "8080");
         assert_eq!(run("$$SET costs $$5").unwrap(), "$SET costs $5");
         assert_eq!(run("${SET?x}").unwrap(), "value");
@@ -239,32 +217,17 @@ mod tests {
             run("${UNSET:?need it}").unwrap_err().to_string(),
             "required variable UNSET is missing a value: need it"
         );
-        assert!(matches!(
-            run("${EMPTY:?x}"),
-            Err(InterpolationError::Required { .. })
-        ));
+        assert!(matches!(run("${EMPTY:?x}"), Err(InterpolationError::Required { .. })));
         assert!(run("${EMPTY?x}").is_ok());
-        assert!(matches!(
-            run("echo $1"),
-            Err(InterpolationError::Format { .. })
-        ));
-        assert!(matches!(
-            run("${unclosed"),
-            Err(InterpolationError::Format { .. })
-        ));
-        assert!(matches!(
-            run("${SET:x}"),
-            Err(InterpolationError::Format { .. })
-        ));
+        assert!(matches!(run("echo $1"), Err(InterpolationError::Format { .. })));
+        assert!(matches!(run("${unclosed"), Err(InterpolationError::Format { .. })));
+        assert!(matches!(run("${SET:x}"), Err(InterpolationError::Format { .. })));
     }
 
     #[test]
     fn unset_names_are_reported() {
         let mut unset = Vec::new();
-        assert_eq!(
-            interpolate_str("a${NOPE}b$NADA", &env(), &mut unset).unwrap(),
-            "ab"
-        );
+        assert_eq!(interpolate_str("a${NOPE}b$NADA", &env(), &mut unset).unwrap(), "ab");
         assert_eq!(unset, vec!["NOPE", "NADA"]);
     }
 }

@@ -53,10 +53,7 @@ struct Environment<'a> {
 
 impl Lookup for Environment<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        self.shell
-            .get(name)
-            .or_else(|| self.dotenv.get(name))
-            .cloned()
+        self.shell.get(name).or_else(|| self.dotenv.get(name)).cloned()
     }
 }
 
@@ -71,39 +68,21 @@ struct Session<'a> {
 
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
     let cwd = &opts.cwd;
-    let early_dir = opts
-        .project_directory
-        .as_ref()
-        .map(|d| resolve(cwd, &d.to_string_lossy()))
-        .unwrap_or(cwd.clone());
+    let early_dir = opts.project_directory.as_ref().map(|d| resolve(cwd, &d.to_string_lossy())).unwrap_or(cwd.clone());
     let early_env = read_env_file(&early_dir.join(".env"), &opts.environment, false)?;
-    let setting = |name: &str| {
-        opts.environment
-            .get(name)
-            .or_else(|| early_env.get(name))
-            .cloned()
-    };
+    let setting = |name: &str| opts.environment.get(name).or_else(|| early_env.get(name)).cloned();
 
     let files: Vec<PathBuf> = if !opts.files.is_empty() {
-        opts.files
-            .iter()
-            .map(|f| resolve(cwd, &f.to_string_lossy()))
-            .collect()
+        opts.files.iter().map(|f| resolve(cwd, &f.to_string_lossy())).collect()
     } else if let Some(list) = setting("COMPOSE_FILE").filter(|l| !l.is_empty()) {
         let separator = setting("COMPOSE_PATH_SEPARATOR").unwrap_or_else(|| ":".into());
-        list.split(separator.as_str())
-            .filter(|s| !s.is_empty())
-            .map(|f| resolve(cwd, f))
-            .collect()
+        list.split(separator.as_str()).filter(|s| !s.is_empty()).map(|f| resolve(cwd, f)).collect()
     } else {
         find_files(&early_dir)?
     };
     let project_dir = match &opts.project_directory {
         Some(_) => early_dir.clone(),
-        None => files[0]
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| cwd.clone()),
+        None => files[0].parent().map(Path::to_path_buf).unwrap_or_else(|| cwd.clone()),
     };
 
     let mut dotenv = BTreeMap::new();
@@ -111,17 +90,10 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         dotenv = read_env_file(&project_dir.join(".env"), &opts.environment, false)?;
     } else {
         for f in &opts.env_files {
-            dotenv.extend(read_env_file(
-                &resolve(cwd, &f.to_string_lossy()),
-                &opts.environment,
-                true,
-            )?);
+            dotenv.extend(read_env_file(&resolve(cwd, &f.to_string_lossy()), &opts.environment, true)?);
         }
     }
-    let env = Environment {
-        shell: &opts.environment,
-        dotenv,
-    };
+    let env = Environment { shell: &opts.environment, dotenv };
 
     let mut session = Session {
         cwd,
@@ -131,65 +103,40 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         include_stack: Vec::new(),
     };
     let mut merged = load_files(&files, &project_dir, &env, &mut session, false)?;
-    let warnings: Vec<String> = session
-        .unset
-        .iter()
-        .map(|name| format!("the {name:?} variable is not set; using an empty string"))
-        .collect();
+    let warnings: Vec<String> =
+        session.unset.iter().map(|name| format!("the {name:?} variable is not set; using an empty string")).collect();
     if !session.errors.is_empty() {
-        return Err(LoadError::Invalid {
-            diagnostics: session.errors,
-        });
+        return Err(LoadError::Invalid { diagnostics: session.errors });
     }
 
     strip_tags_in(&mut merged);
     let extensions = harvest_extensions(&merged);
-    let name = project_name(
-        opts,
-        &setting("COMPOSE_PROJECT_NAME"),
-        &merged,
-        &project_dir,
-    )?;
+    let name = project_name(opts, &setting("COMPOSE_PROJECT_NAME"), &merged, &project_dir)?;
 
     let raw: ComposeFile = match serde_path_to_error::deserialize(Value::Mapping(merged)) {
         Ok(raw) => raw,
         Err(err) => {
             let path = err.path().to_string().replace(".[", "[");
             let mut errors = Diagnostics::default();
-            errors.error(
-                if path == "." { String::new() } else { path },
-                err.into_inner().to_string(),
-            );
+            errors.error(if path == "." { String::new() } else { path }, err.into_inner().to_string());
             errors.locate(&session.sources);
-            return Err(LoadError::Invalid {
-                diagnostics: errors,
-            });
+            return Err(LoadError::Invalid { diagnostics: errors });
         }
     };
 
-    let ctx = normalize::Context {
-        project_name: &name,
-        working_dir: &project_dir,
-        env: &env,
-    };
+    let ctx = normalize::Context { project_name: &name, working_dir: &project_dir, env: &env };
     let mut errors = Diagnostics::default();
     let mut project = normalize::project(raw, extensions, &ctx, &mut errors);
     apply_profiles(&mut project, &profiles(opts, &setting("COMPOSE_PROFILES")));
     validate::project(&project, &mut errors);
     if !errors.is_empty() {
         errors.locate(&session.sources);
-        return Err(LoadError::Invalid {
-            diagnostics: errors,
-        });
+        return Err(LoadError::Invalid { diagnostics: errors });
     }
     for w in &warnings {
         tracing::warn!("{w}");
     }
-    Ok(Loaded {
-        project,
-        files,
-        warnings,
-    })
+    Ok(Loaded { project, files, warnings })
 }
 
 fn read_env_file(
@@ -198,15 +145,10 @@ fn read_env_file(
     required: bool,
 ) -> Result<BTreeMap<String, String>, LoadError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => dotenv::parse(&text, shell).map_err(|e| LoadError::Syntax {
-            file: path.display().to_string(),
-            message: e.to_string(),
-        }),
+        Ok(text) => dotenv::parse(&text, shell)
+            .map_err(|e| LoadError::Syntax { file: path.display().to_string(), message: e.to_string() }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => Ok(BTreeMap::new()),
-        Err(source) => Err(LoadError::Read {
-            path: path.to_path_buf(),
-            source,
-        }),
+        Err(source) => Err(LoadError::Read { path: path.to_path_buf(), source }),
     }
 }
 
@@ -233,16 +175,8 @@ fn load_files(
     Ok(merged.unwrap_or_default())
 }
 
-fn load_file(
-    file: &Path,
-    project_dir: &Path,
-    env: &dyn Lookup,
-    session: &mut Session,
-) -> Result<Mapping, LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
-        path: file.to_path_buf(),
-        source,
-    })?;
+fn load_file(file: &Path, project_dir: &Path, env: &dyn Lookup, session: &mut Session) -> Result<Mapping, LoadError> {
+    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read { path: file.to_path_buf(), source })?;
     let display = display_path(file, session.cwd);
     let doc = parse_document(&text, &display)?;
     let mut local_sources = SourceMap::default();
@@ -256,30 +190,17 @@ fn load_file(
     interpolate_tree(&mut value, "", env, &mut unset, &mut errors);
     session.unset.extend(unset);
     schema::check(&value, schema::compiled(), &mut errors);
-    let Value::Mapping(mut doc) = value else {
-        unreachable!("parse_document returns a mapping")
-    };
+    let Value::Mapping(mut doc) = value else { unreachable!("parse_document returns a mapping") };
 
     if let Some(includes) = doc.remove("include") {
         if let Value::Sequence(entries) = includes {
             for (i, entry) in entries.iter().enumerate() {
-                include(
-                    &mut doc,
-                    entry,
-                    &format!("include[{i}]"),
-                    file,
-                    env,
-                    session,
-                    &mut errors,
-                )?;
+                include(&mut doc, entry, &format!("include[{i}]"), file, env, session, &mut errors)?;
             }
         }
     }
     if let Some(Value::Mapping(services)) = doc.get_mut("services") {
-        let mut cache = FileCache {
-            env,
-            files: BTreeMap::new(),
-        };
+        let mut cache = FileCache { env, files: BTreeMap::new() };
         extends::resolve_all(services, file, &mut cache, &mut errors);
     }
     let _ = project_dir;
@@ -302,10 +223,7 @@ fn include(
     let strings = |v: Option<&Value>| -> Vec<String> {
         match v {
             Some(Value::String(s)) => vec![s.clone()],
-            Some(Value::Sequence(items)) => items
-                .iter()
-                .filter_map(|i| i.as_str().map(String::from))
-                .collect(),
+            Some(Value::Sequence(items)) => items.iter().filter_map(|i| i.as_str().map(String::from)).collect(),
             _ => Vec::new(),
         }
     };
@@ -313,9 +231,7 @@ fn include(
         Value::String(p) => (vec![p.clone()], None, Vec::new()),
         Value::Mapping(m) => (
             strings(m.get("path")),
-            m.get("project_directory")
-                .and_then(Value::as_str)
-                .map(String::from),
+            m.get("project_directory").and_then(Value::as_str).map(String::from),
             strings(m.get("env_file")),
         ),
         _ => return Ok(()),
@@ -325,28 +241,18 @@ fn include(
         return Ok(());
     };
     if let Some(missing) = files.iter().find(|f| !f.is_file()) {
-        errors.error(
-            path,
-            format!("included file {} does not exist", missing.display()),
-        );
+        errors.error(path, format!("included file {} does not exist", missing.display()));
         return Ok(());
     }
     if session.include_stack.contains(first) || session.include_stack.len() > 32 {
-        let chain: Vec<String> = session
-            .include_stack
-            .iter()
-            .chain([first])
-            .map(|p| display_path(p, session.cwd))
-            .collect();
+        let chain: Vec<String> =
+            session.include_stack.iter().chain([first]).map(|p| display_path(p, session.cwd)).collect();
         errors.error(path, format!("include cycle: {}", chain.join(" -> ")));
         return Ok(());
     }
     let sub_dir = match project_directory {
         Some(d) => resolve(dir, &d),
-        None => first
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_else(|| dir.to_path_buf()),
+        None => first.parent().map(Path::to_path_buf).unwrap_or_else(|| dir.to_path_buf()),
     };
     let mut dotenv = BTreeMap::new();
     let shell: BTreeMap<String, String> = BTreeMap::new();
@@ -358,10 +264,7 @@ fn include(
         }
     }
     // The including project's variables stay visible; the included `.env` fills the gaps.
-    let env = Chained {
-        first: outer_env,
-        then: dotenv,
-    };
+    let env = Chained { first: outer_env, then: dotenv };
     session.include_stack.push(first.clone());
     let sub = load_files(&files, &sub_dir, &env, session, true);
     session.include_stack.pop();
@@ -370,9 +273,7 @@ fn include(
         let Some(Value::Mapping(items)) = sub.get(kind) else {
             continue;
         };
-        let target = doc
-            .entry(Value::from(kind))
-            .or_insert_with(|| Value::Mapping(Mapping::new()));
+        let target = doc.entry(Value::from(kind)).or_insert_with(|| Value::Mapping(Mapping::new()));
         if target.is_null() {
             *target = Value::Mapping(Mapping::new());
         }
@@ -406,9 +307,7 @@ struct Chained<'a> {
 
 impl Lookup for Chained<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        self.first
-            .get(name)
-            .or_else(|| self.then.get(name).cloned())
+        self.first.get(name).or_else(|| self.then.get(name).cloned())
     }
 }
 
@@ -455,10 +354,7 @@ fn project_name(
         Some(name) if is_valid_project_name(&name) => Ok(name),
         Some(name) => Err(LoadError::ProjectName { name }),
         None => {
-            let dir_name = project_dir
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
+            let dir_name = project_dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
             let name = normalize_project_name(&dir_name);
             if name.is_empty() {
                 Err(LoadError::ProjectName { name: dir_name })
@@ -473,13 +369,7 @@ fn profiles(opts: &LoadOptions, from_env: &Option<String>) -> BTreeSet<String> {
     if !opts.profiles.is_empty() {
         return opts.profiles.iter().cloned().collect();
     }
-    from_env
-        .iter()
-        .flat_map(|s| s.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(String::from)
-        .collect()
+    from_env.iter().flat_map(|s| s.split(',')).map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 /// Moves services whose profiles are all disabled out of the active set.
@@ -488,9 +378,7 @@ fn apply_profiles(project: &mut Project, enabled: &BTreeSet<String>) {
     let disabled: Vec<String> = project
         .services
         .iter()
-        .filter(|(_, s)| {
-            !s.profiles.is_empty() && !all && !s.profiles.iter().any(|p| enabled.contains(p))
-        })
+        .filter(|(_, s)| !s.profiles.is_empty() && !all && !s.profiles.iter().any(|p| enabled.contains(p)))
         .map(|(name, _)| name.clone())
         .collect();
     for name in disabled {

@@ -10,26 +10,10 @@ use serde_yaml::{Mapping, Value};
 use super::yaml::{key_string, scalar_string};
 
 /// Keys whose list form (`KEY=VALUE`) is turned into a mapping before merging.
-const LIST_OR_DICT: &[&str] = &[
-    "environment",
-    "labels",
-    "sysctls",
-    "extra_hosts",
-    "annotations",
-    "args",
-];
+const LIST_OR_DICT: &[&str] = &["environment", "labels", "sysctls", "extra_hosts", "annotations", "args"];
 /// Keys that accept a single string in place of a one-item list.
-const STRING_OR_LIST: &[&str] = &[
-    "dns",
-    "dns_search",
-    "dns_opt",
-    "tmpfs",
-    "env_file",
-    "label_file",
-    "cap_add",
-    "cap_drop",
-    "profiles",
-];
+const STRING_OR_LIST: &[&str] =
+    &["dns", "dns_search", "dns_opt", "tmpfs", "env_file", "label_file", "cap_add", "cap_drop", "profiles"];
 /// Keys whose value the overlay replaces whole.
 const REPLACED: &[&str] = &["command", "entrypoint", "test"];
 
@@ -39,18 +23,12 @@ pub fn merge_top_level(base: &mut Mapping, overlay: Mapping) {
         let name = key_string(&key);
         match name.as_str() {
             "services" | "networks" | "volumes" | "secrets" | "configs" => {
-                let (Some(Value::Mapping(base_items)), Value::Mapping(items)) =
-                    (base.get_mut(&key), &value)
-                else {
+                let (Some(Value::Mapping(base_items)), Value::Mapping(items)) = (base.get_mut(&key), &value) else {
                     merge_entry(base, key, value, "");
                     continue;
                 };
                 for (item_key, item) in items.clone() {
-                    let depth = if name == "services" {
-                        "service"
-                    } else {
-                        "resource"
-                    };
+                    let depth = if name == "services" { "service" } else { "resource" };
                     merge_entry(base_items, item_key, item, depth);
                 }
             }
@@ -138,13 +116,7 @@ fn identity(item: &Value, key: &str) -> String {
         ("volumes", Value::Mapping(_)) => field("target"),
         ("secrets" | "configs", Value::Mapping(_)) => field("source"),
         ("ports", Value::Mapping(_)) => {
-            format!(
-                "{}:{}:{}/{}",
-                field("host_ip"),
-                field("published"),
-                field("target"),
-                field("protocol")
-            )
+            format!("{}:{}:{}/{}", field("host_ip"), field("published"), field("target"), field("protocol"))
         }
         _ => serde_yaml::to_string(item).unwrap_or_default(),
     }
@@ -169,13 +141,7 @@ pub fn list_to_mapping(value: Value, key: &str) -> Value {
         let Some(text) = scalar_string(&item) else {
             continue;
         };
-        let split = text.split_once('=').or_else(|| {
-            if key == "extra_hosts" {
-                text.split_once(':')
-            } else {
-                None
-            }
-        });
+        let split = text.split_once('=').or_else(|| if key == "extra_hosts" { text.split_once(':') } else { None });
         match split {
             Some((k, v)) => map.insert(Value::from(k), Value::from(v)),
             None => map.insert(Value::from(text), Value::Null),

@@ -13,6 +13,23 @@ fn is_false(b: &bool) -> bool {
     !*b
 }
 
+/// File modes as octal text, the way people write them; read back as Compose reads them.
+mod octal_mode {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(mode: &Option<u32>, s: S) -> Result<S::Ok, S::Error> {
+        match mode {
+            Some(m) => s.serialize_str(&format!("{m:04o}")),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u32>, D::Error> {
+        let scalar = Option::<crate::project::scalars::Scalar>::deserialize(d)?;
+        scalar.map(|m| crate::project::normalize::volumes::parse_mode(&m).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Project {
     pub name: String,
@@ -200,9 +217,7 @@ pub struct Service {
 impl Service {
     /// How many containers the service runs (`scale`, else `deploy.replicas`, else 1).
     pub fn replicas(&self) -> u32 {
-        self.scale
-            .or_else(|| self.deploy.as_ref().and_then(|d| d.replicas))
-            .unwrap_or(1)
+        self.scale.or_else(|| self.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1)
     }
 }
 
@@ -326,8 +341,8 @@ pub struct VolumeOptions {
 pub struct TmpfsOptions {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub size: Option<u64>,
-    /// Permission bits (octal in the file).
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Permission bits, printed in octal (`"1777"`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_mode")]
     pub mode: Option<u32>,
 }
 
@@ -386,11 +401,17 @@ pub struct Deploy {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub resources: Option<Resources>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restart_policy: Option<RestartPolicy>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limits: Option<ResourceSet>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reservations: Option<ResourceSet>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub restart_policy: Option<RestartPolicy>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -444,7 +465,8 @@ pub struct FileRef {
     pub uid: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gid: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Permission bits, printed in octal (`"0440"`).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "octal_mode")]
     pub mode: Option<u32>,
 }
 
@@ -560,11 +582,8 @@ impl Service {
     /// The services this one needs before it can start, each with the key that says so.
     /// `required: false` dependencies are included; callers skip the missing ones.
     pub fn dependencies(&self) -> Vec<(String, &'static str)> {
-        let mut deps: Vec<(String, &'static str)> = self
-            .depends_on
-            .keys()
-            .map(|name| (name.clone(), "depends_on"))
-            .collect();
+        let mut deps: Vec<(String, &'static str)> =
+            self.depends_on.keys().map(|name| (name.clone(), "depends_on")).collect();
         for link in &self.links {
             let name = link.split_once(':').map_or(link.as_str(), |(s, _)| s);
             deps.push((name.to_string(), "links"));
@@ -577,11 +596,7 @@ impl Service {
             let name = name.split_once(':').map_or(name, |(s, _)| s);
             deps.push((name.to_string(), "volumes_from"));
         }
-        for (key, mode) in [
-            ("network_mode", &self.network_mode),
-            ("ipc", &self.ipc),
-            ("pid", &self.pid),
-        ] {
+        for (key, mode) in [("network_mode", &self.network_mode), ("ipc", &self.ipc), ("pid", &self.pid)] {
             if let Some(name) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
                 deps.push((name.to_string(), key));
             }

@@ -36,9 +36,7 @@ pub fn is_host_path(source: &str) -> bool {
 
 /// Whether a build context is remote (left as written).
 pub fn is_remote_context(context: &str) -> bool {
-    ["http://", "https://", "git://", "git@", "github.com/"]
-        .iter()
-        .any(|p| context.starts_with(p))
+    ["http://", "https://", "git://", "git@", "github.com/"].iter().any(|p| context.starts_with(p))
 }
 
 fn rebase_string(value: &mut Value, base: &Path) {
@@ -58,10 +56,7 @@ pub fn rebase_service(service: &mut Mapping, base: &Path) {
                         rebase_string(ctx, base);
                     }
                 } else {
-                    m.insert(
-                        "context".into(),
-                        Value::String(base.to_string_lossy().into_owned()),
-                    );
+                    m.insert("context".into(), Value::String(base.to_string_lossy().into_owned()));
                 }
             }
             _ => {}
@@ -109,9 +104,7 @@ pub fn rebase_service(service: &mut Mapping, base: &Path) {
             rebase_string(file, base);
         }
     }
-    if let Some(Value::Sequence(rules)) =
-        service.get_mut("develop").and_then(|d| d.get_mut("watch"))
-    {
+    if let Some(Value::Sequence(rules)) = service.get_mut("develop").and_then(|d| d.get_mut("watch")) {
         for rule in rules {
             if let Some(path) = rule.get_mut("path") {
                 rebase_string(path, base);
@@ -146,10 +139,7 @@ mod tests {
 
     #[test]
     fn resolves_lexically() {
-        assert_eq!(
-            resolve(Path::new("/p/q"), "./a/../b"),
-            PathBuf::from("/p/q/b")
-        );
+        assert_eq!(resolve(Path::new("/p/q"), "./a/../b"), PathBuf::from("/p/q/b"));
         assert_eq!(resolve(Path::new("/p/q"), "../x"), PathBuf::from("/p/x"));
         assert_eq!(resolve(Path::new("/p/q"), "/abs"), PathBuf::from("/abs"));
     }

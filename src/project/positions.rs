@@ -23,14 +23,8 @@ pub struct PositionIndex {
 }
 
 enum Frame {
-    Mapping {
-        path: String,
-        pending_key: Option<String>,
-    },
-    Sequence {
-        path: String,
-        next: usize,
-    },
+    Mapping { path: String, pending_key: Option<String> },
+    Sequence { path: String, next: usize },
 }
 
 impl PositionIndex {
@@ -41,10 +35,7 @@ impl PositionIndex {
         let mut stack: Vec<Frame> = Vec::new();
         for item in Parser::new_from_str(text) {
             let Ok((event, span)) = item else { break };
-            let here = LineCol {
-                line: span.start.line(),
-                column: span.start.col() + 1,
-            };
+            let here = LineCol { line: span.start.line(), column: span.start.col() + 1 };
             match event {
                 Event::Scalar(text, ..) => {
                     if let Some(Frame::Mapping { path, pending_key }) = stack.last_mut() {
@@ -62,10 +53,7 @@ impl PositionIndex {
                 }
                 Event::MappingStart(..) => {
                     let path = index.enter_value(&mut stack, here);
-                    stack.push(Frame::Mapping {
-                        path,
-                        pending_key: None,
-                    });
+                    stack.push(Frame::Mapping { path, pending_key: None });
                 }
                 Event::SequenceStart(..) => {
                     let path = index.enter_value(&mut stack, here);
@@ -142,18 +130,9 @@ mod tests {
     fn records_keys_and_items() {
         let text = "services:\n  web:\n    image: x\n    ports:\n      - \"80:80\"\n      - 81\n";
         let idx = PositionIndex::build(text);
-        assert_eq!(
-            idx.find("services.web").unwrap().0,
-            LineCol { line: 2, column: 3 }
-        );
-        assert_eq!(
-            idx.find("services.web.image").unwrap().0,
-            LineCol { line: 3, column: 5 }
-        );
-        assert_eq!(
-            idx.find("services.web.ports[1]").unwrap().0,
-            LineCol { line: 6, column: 9 }
-        );
+        assert_eq!(idx.find("services.web").unwrap().0, LineCol { line: 2, column: 3 });
+        assert_eq!(idx.find("services.web.image").unwrap().0, LineCol { line: 3, column: 5 });
+        assert_eq!(idx.find("services.web.ports[1]").unwrap().0, LineCol { line: 6, column: 9 });
         let (pos, exact) = idx.find("services.web.nothing.deep").unwrap();
         assert_eq!((pos.line, exact), (2, false));
     }

@@ -31,9 +31,7 @@ impl<'de> Deserialize<'de> for Flag {
             other => {
                 let text = other.text();
                 Flag::parse(&text).map(Flag).ok_or_else(|| {
-                    de::Error::custom(format!(
-                        "expected a boolean (true/false, yes/no), found {text:?}"
-                    ))
+                    de::Error::custom(format!("expected a boolean (true/false, yes/no), found {text:?}"))
                 })
             }
         }
@@ -167,10 +165,7 @@ impl ListOrDict {
     /// that may split a list item (`=`, and also `:` for `extra_hosts`).
     pub fn into_pairs(self, separators: &[char]) -> Vec<(String, Option<String>)> {
         match self {
-            ListOrDict::Dict(map) => map
-                .into_iter()
-                .map(|(k, v)| (k, v.map(|v| v.text())))
-                .collect(),
+            ListOrDict::Dict(map) => map.into_iter().map(|(k, v)| (k, v.map(|v| v.text()))).collect(),
             ListOrDict::List(items) => items
                 .into_iter()
                 .map(|item| {
@@ -192,13 +187,7 @@ mod tests {
 
     #[test]
     fn flags_accept_yaml_1_1_words() {
-        for (text, want) in [
-            ("yes", true),
-            ("no", false),
-            ("on", true),
-            ("off", false),
-            ("true", true),
-        ] {
+        for (text, want) in [("yes", true), ("no", false), ("on", true), ("off", false), ("true", true)] {
             let f: Flag = serde_yaml::from_str(text).unwrap();
             assert_eq!(f.0, want, "{text}");
         }

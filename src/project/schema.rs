@@ -14,9 +14,8 @@ use super::yaml::{key_string, kind};
 
 /// The schema as committed in `schema/compose.schema.json`.
 pub fn generate() -> Json {
-    let schema = schemars::generate::SchemaSettings::draft2020_12()
-        .into_generator()
-        .into_root_schema_for::<ComposeFile>();
+    let schema =
+        schemars::generate::SchemaSettings::draft2020_12().into_generator().into_root_schema_for::<ComposeFile>();
     let mut json = schema.to_value();
     allow_extensions(&mut json);
     json
@@ -68,11 +67,7 @@ impl<'a> Checker<'a> {
     /// The kinds of value (`string`, `object`, …) a schema can accept at all.
     fn kinds(&self, schema: &'a Json, out: &mut BTreeSet<&'static str>) {
         let schema = self.resolve(schema);
-        if let Some(branches) = schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Json::as_array)
-        {
+        if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
             branches.iter().for_each(|b| self.kinds(b, out));
             return;
         }
@@ -103,20 +98,10 @@ impl<'a> Checker<'a> {
         if let Value::Tagged(t) = value {
             return self.check(&t.value, schema, path, errors);
         }
-        if let Some(branches) = schema
-            .get("anyOf")
-            .or_else(|| schema.get("oneOf"))
-            .and_then(Json::as_array)
-        {
-            let candidates: Vec<&Json> = branches
-                .iter()
-                .filter(|b| self.accepts_kind(b, value))
-                .collect();
+        if let Some(branches) = schema.get("anyOf").or_else(|| schema.get("oneOf")).and_then(Json::as_array) {
+            let candidates: Vec<&Json> = branches.iter().filter(|b| self.accepts_kind(b, value)).collect();
             let Some(first) = candidates.first() else {
-                errors.error(
-                    path,
-                    format!("expected {}, found {}", self.describe(schema), kind(value)),
-                );
+                errors.error(path, format!("expected {}, found {}", self.describe(schema), kind(value)));
                 return;
             };
             let mut first_errors = None;
@@ -133,20 +118,14 @@ impl<'a> Checker<'a> {
             return;
         }
         if !self.accepts_kind(schema, value) {
-            errors.error(
-                path,
-                format!("expected {}, found {}", self.describe(schema), kind(value)),
-            );
+            errors.error(path, format!("expected {}, found {}", self.describe(schema), kind(value)));
             return;
         }
         if let Some(options) = schema.get("enum").and_then(Json::as_array) {
             let text = super::yaml::scalar_string(value).unwrap_or_default();
             if !options.iter().any(|o| o.as_str() == Some(text.as_str())) {
                 let names: Vec<&str> = options.iter().filter_map(Json::as_str).collect();
-                errors.error(
-                    path,
-                    format!("expected one of {}, found {text:?}", names.join(", ")),
-                );
+                errors.error(path, format!("expected one of {}, found {text:?}", names.join(", ")));
             }
             return;
         }
@@ -163,18 +142,12 @@ impl<'a> Checker<'a> {
                 let number = n.as_f64().unwrap_or_default();
                 if let Some(min) = schema.get("minimum").and_then(Json::as_f64) {
                     if number < min {
-                        errors.error(
-                            path,
-                            format!("expected a number of at least {min}, found {n}"),
-                        );
+                        errors.error(path, format!("expected a number of at least {min}, found {n}"));
                     }
                 }
                 if let Some(max) = schema.get("maximum").and_then(Json::as_f64) {
                     if number > max {
-                        errors.error(
-                            path,
-                            format!("expected a number of at most {max}, found {n}"),
-                        );
+                        errors.error(path, format!("expected a number of at most {max}, found {n}"));
                     }
                 }
             }
@@ -182,22 +155,10 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_mapping(
-        &self,
-        map: &serde_yaml::Mapping,
-        schema: &'a Json,
-        path: &str,
-        errors: &mut Diagnostics,
-    ) {
+    fn check_mapping(&self, map: &serde_yaml::Mapping, schema: &'a Json, path: &str, errors: &mut Diagnostics) {
         let empty = Map::new();
-        let properties = schema
-            .get("properties")
-            .and_then(Json::as_object)
-            .unwrap_or(&empty);
-        let patterns = schema
-            .get("patternProperties")
-            .and_then(Json::as_object)
-            .unwrap_or(&empty);
+        let properties = schema.get("properties").and_then(Json::as_object).unwrap_or(&empty);
+        let patterns = schema.get("patternProperties").and_then(Json::as_object).unwrap_or(&empty);
         for (key, child) in map {
             let key = key_string(key);
             let child_path = join_key(path, &key);
@@ -218,12 +179,7 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        for required in schema
-            .get("required")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for required in schema.get("required").and_then(Json::as_array).into_iter().flatten() {
             if let Some(name) = required.as_str() {
                 if !map.contains_key(name) {
                     errors.error(path, format!("missing required key `{name}`"));
@@ -235,13 +191,13 @@ impl<'a> Checker<'a> {
     fn describe(&self, schema: &'a Json) -> String {
         let mut kinds = BTreeSet::new();
         self.kinds(schema, &mut kinds);
-        let order = [
-            "string", "integer", "number", "boolean", "array", "object", "null",
-        ];
+        let order = ["string", "integer", "number", "boolean", "array", "object", "null"];
         let names: Vec<&str> = order
             .iter()
             .filter(|k| kinds.contains(*k))
             .filter(|k| !(**k == "integer" && kinds.contains("number")))
+            // "or null" only says the key may be left empty; it helps nobody fix a value.
+            .filter(|k| !(**k == "null" && kinds.len() > 1))
             .map(|k| match *k {
                 "string" => "a string",
                 "integer" => "an integer",
@@ -285,9 +241,7 @@ fn value_types(value: &Value) -> &'static [&'static str] {
 
 /// The generated schema only uses prefix patterns such as `^x-`.
 fn pattern_matches(pattern: &str, key: &str) -> bool {
-    pattern
-        .strip_prefix('^')
-        .is_some_and(|prefix| key.starts_with(prefix))
+    pattern.strip_prefix('^').is_some_and(|prefix| key.starts_with(prefix))
 }
 
 /// The closest known name to a misspelt one, if it is close enough to be a likely typo.

@@ -22,17 +22,13 @@ impl Duration {
             return Err(bad());
         }
         while !rest.is_empty() {
-            let number_len = rest
-                .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-                .unwrap_or(rest.len());
+            let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
             if number_len == 0 {
                 return Err(bad());
             }
             let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
             rest = &rest[number_len..];
-            let unit_len = rest
-                .find(|c: char| c.is_ascii_digit() || c == '.')
-                .unwrap_or(rest.len());
+            let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
             let scale = match &rest[..unit_len] {
                 "h" => 3600.0,
                 "m" => 60.0,
@@ -100,18 +96,13 @@ impl<'de> Deserialize<'de> for Duration {
 pub fn parse_byte_size(text: &str) -> Result<u64, String> {
     let t = text.trim().to_ascii_lowercase();
     let bad = || format!("expected a size such as 512m, 1g or 1048576, found {text:?}");
-    let number_len = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
+    let number_len = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     if number_len == 0 {
         return Err(bad());
     }
     let number: f64 = t[..number_len].parse().map_err(|_| bad())?;
     let unit = t[number_len..].trim();
-    let unit = unit
-        .strip_suffix("ib")
-        .or_else(|| unit.strip_suffix('b'))
-        .unwrap_or(unit);
+    let unit = unit.strip_suffix("ib").or_else(|| unit.strip_suffix('b')).unwrap_or(unit);
     let scale: u64 = match unit {
         "" => 1,
         "k" => 1 << 10,
@@ -130,19 +121,10 @@ mod tests {
 
     #[test]
     fn durations_round_trip() {
-        for (text, printed) in [
-            ("1m30s", "1m30s"),
-            ("90s", "1m30s"),
-            ("500ms", "500ms"),
-            ("1.5s", "1.5s"),
-            ("2h", "2h0m0s"),
-            ("0s", "0s"),
-        ] {
-            assert_eq!(
-                Duration::parse(text).unwrap().to_string(),
-                printed,
-                "{text}"
-            );
+        for (text, printed) in
+            [("1m30s", "1m30s"), ("90s", "1m30s"), ("500ms", "500ms"), ("1.5s", "1.5s"), ("2h", "2h0m0s"), ("0s", "0s")]
+        {
+            assert_eq!(Duration::parse(text).unwrap().to_string(), printed, "{text}");
         }
         assert!(Duration::parse("10").is_err());
         assert!(Duration::parse("5 minutes").is_err());

@@ -13,42 +13,25 @@ use super::model::{MountType, Project, Service};
 use super::schema::did_you_mean;
 
 pub fn project(p: &Project, errors: &mut Diagnostics) {
-    let all: BTreeMap<&str, &Service> = p
-        .services
-        .iter()
-        .chain(p.disabled_services.iter())
-        .map(|(k, v)| (k.as_str(), v))
-        .collect();
+    let all: BTreeMap<&str, &Service> =
+        p.services.iter().chain(p.disabled_services.iter()).map(|(k, v)| (k.as_str(), v)).collect();
     let mut container_names: BTreeMap<&str, &str> = BTreeMap::new();
     for (name, s) in &all {
         let at = |field: &str| format!("services.{name}.{field}");
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
-        {
-            errors.error(
-                format!("services.{name}"),
-                "invalid service name: use only letters, digits, `.`, `_` and `-`",
-            );
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            errors
+                .error(format!("services.{name}"), "invalid service name: use only letters, digits, `.`, `_` and `-`");
         }
         if s.image.is_none() && s.build.is_none() {
-            errors.error(
-                format!("services.{name}"),
-                "neither `image` nor `build` is set: one of them is required",
-            );
+            errors.error(format!("services.{name}"), "neither `image` nor `build` is set: one of them is required");
         }
         for (dep, via) in s.dependencies() {
-            let optional =
-                via == "depends_on" && s.depends_on.get(&dep).is_some_and(|d| !d.required);
+            let optional = via == "depends_on" && s.depends_on.get(&dep).is_some_and(|d| !d.required);
             if !all.contains_key(dep.as_str()) && !optional {
                 let hint = did_you_mean(&dep, all.keys().copied())
                     .map(|h| format!(" (did you mean `{h}`?)"))
                     .unwrap_or_default();
-                errors.error(
-                    at(via),
-                    format!("refers to undefined service `{dep}`{hint}"),
-                );
+                errors.error(at(via), format!("refers to undefined service `{dep}`{hint}"));
             }
         }
         if let Some(mode) = &s.network_mode {
@@ -61,41 +44,26 @@ pub fn project(p: &Project, errors: &mut Diagnostics) {
                     format!("expected none, host, service:NAME or container:NAME, found {mode:?}"),
                 );
             } else if !s.networks.is_empty() {
-                errors.error(
-                    at("network_mode"),
-                    "`network_mode` and `networks` cannot both be set",
-                );
+                errors.error(at("network_mode"), "`network_mode` and `networks` cannot both be set");
             }
         }
         for network in s.networks.keys() {
             if network != "default" && !p.networks.contains_key(network) {
-                errors.error(
-                    at(&format!("networks.{network}")),
-                    format!("refers to undefined network `{network}`"),
-                );
+                errors.error(at(&format!("networks.{network}")), format!("refers to undefined network `{network}`"));
             }
         }
         for (i, v) in s.volumes.iter().enumerate() {
             if let (MountType::Volume, Some(source)) = (v.kind, &v.source) {
                 if !p.volumes.contains_key(source) {
-                    errors.error(
-                        at(&format!("volumes[{i}]")),
-                        format!("refers to undefined volume `{source}`"),
-                    );
+                    errors.error(at(&format!("volumes[{i}]")), format!("refers to undefined volume `{source}`"));
                 }
             }
         }
-        for (kind, refs, defined) in [
-            ("secrets", &s.secrets, &p.secrets),
-            ("configs", &s.configs, &p.configs),
-        ] {
+        for (kind, refs, defined) in [("secrets", &s.secrets, &p.secrets), ("configs", &s.configs, &p.configs)] {
             for (i, r) in refs.iter().enumerate() {
                 if !defined.contains_key(&r.source) {
                     let singular = &kind[..kind.len() - 1];
-                    errors.error(
-                        at(&format!("{kind}[{i}]")),
-                        format!("refers to undefined {singular} `{}`", r.source),
-                    );
+                    errors.error(at(&format!("{kind}[{i}]")), format!("refers to undefined {singular} `{}`", r.source));
                 }
             }
         }
@@ -103,10 +71,7 @@ pub fn project(p: &Project, errors: &mut Diagnostics) {
             if s.replicas() > 1 {
                 errors.error(
                     at("container_name"),
-                    format!(
-                        "a fixed container_name cannot be used with {} replicas",
-                        s.replicas()
-                    ),
+                    format!("a fixed container_name cannot be used with {} replicas", s.replicas()),
                 );
             }
             if let Some(other) = container_names.insert(container_name, name) {
@@ -131,17 +96,11 @@ fn check_ports(p: &Project, errors: &mut Diagnostics) {
             };
             let proto = format!("{:?}", port.protocol).to_lowercase();
             let ip = port.host_ip.clone().unwrap_or_else(|| "0.0.0.0".into());
-            let clash = taken
-                .iter()
-                .find(|((other_port, other_proto), (other_ip, _))| {
-                    *other_port == published
-                        && *other_proto == proto
-                        && (other_ip == &ip
-                            || other_ip == "0.0.0.0"
-                            || ip == "0.0.0.0"
-                            || other_ip == "::"
-                            || ip == "::")
-                });
+            let clash = taken.iter().find(|((other_port, other_proto), (other_ip, _))| {
+                *other_port == published
+                    && *other_proto == proto
+                    && (other_ip == &ip || other_ip == "0.0.0.0" || ip == "0.0.0.0" || other_ip == "::" || ip == "::")
+            });
             if let Some((_, (other_ip, other))) = clash {
                 errors.error(
                     format!("services.{name}.ports"),
@@ -157,10 +116,7 @@ fn check_ports(p: &Project, errors: &mut Diagnostics) {
 /// Names every dependency cycle, e.g. `web -> worker -> web`.
 fn check_cycles(all: &BTreeMap<&str, &Service>, errors: &mut Diagnostics) {
     let mut graph = DiGraph::<&str, &'static str>::new();
-    let nodes: BTreeMap<&str, _> = all
-        .keys()
-        .map(|name| (*name, graph.add_node(*name)))
-        .collect();
+    let nodes: BTreeMap<&str, _> = all.keys().map(|name| (*name, graph.add_node(*name))).collect();
     for (name, s) in all {
         for (dep, via) in s.dependencies() {
             if let Some(&to) = nodes.get(dep.as_str()) {
@@ -179,10 +135,8 @@ fn check_cycles(all: &BTreeMap<&str, &Service>, errors: &mut Diagnostics) {
         let mut came_from: BTreeMap<&str, (&str, &'static str)> = BTreeMap::new();
         let mut queue = std::collections::VecDeque::from([start]);
         'search: while let Some(at) = queue.pop_front() {
-            let mut next: Vec<(&str, &'static str)> = graph
-                .edges(nodes[at])
-                .map(|e| (graph[e.target()], *e.weight()))
-                .collect();
+            let mut next: Vec<(&str, &'static str)> =
+                graph.edges(nodes[at]).map(|e| (graph[e.target()], *e.weight())).collect();
             next.sort();
             for (to, via) in next {
                 if !members.contains(to) || came_from.contains_key(to) {
@@ -207,9 +161,6 @@ fn check_cycles(all: &BTreeMap<&str, &Service>, errors: &mut Diagnostics) {
             }
         }
         path.reverse();
-        errors.error(
-            format!("services.{start}.{via}"),
-            format!("dependency cycle: {}", path.join(" -> ")),
-        );
+        errors.error(format!("services.{start}.{via}"), format!("dependency cycle: {}", path.join(" -> ")));
     }
 }

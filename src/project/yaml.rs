@@ -18,17 +18,11 @@ pub fn parse_document(text: &str, file: &str) -> Result<Mapping, LoadError> {
             message: e.to_string(),
         })?
     };
-    apply_merge_keys(&mut value).map_err(|message| LoadError::Syntax {
-        file: file.to_string(),
-        message,
-    })?;
+    apply_merge_keys(&mut value).map_err(|message| LoadError::Syntax { file: file.to_string(), message })?;
     match value {
         Value::Mapping(m) => Ok(m),
         Value::Null => Ok(Mapping::new()),
-        other => Err(LoadError::NotAMapping {
-            file: file.to_string(),
-            found: kind(&other),
-        }),
+        other => Err(LoadError::NotAMapping { file: file.to_string(), found: kind(&other) }),
     }
 }
 
@@ -48,18 +42,10 @@ pub fn apply_merge_keys(value: &mut Value) -> Result<(), String> {
                         .into_iter()
                         .map(|item| match item {
                             Value::Mapping(m) => Ok(m),
-                            other => Err(format!(
-                                "a merge key `<<` list must hold mappings, found {}",
-                                kind(&other)
-                            )),
+                            other => Err(format!("a merge key `<<` list must hold mappings, found {}", kind(&other))),
                         })
                         .collect::<Result<_, _>>()?,
-                    other => {
-                        return Err(format!(
-                            "a merge key `<<` must refer to a mapping, found {}",
-                            kind(&other)
-                        ))
-                    }
+                    other => return Err(format!("a merge key `<<` must refer to a mapping, found {}", kind(&other))),
                 };
                 for source in sources {
                     for (k, v) in source {
@@ -130,8 +116,7 @@ mod tests {
 
     #[test]
     fn merge_keys_and_lists_of_them() {
-        let text =
-            "a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 0\nd:\n  <<: *a\n";
+        let text = "a: &a {x: 1, y: 1}\nb: &b {y: 2, z: 2}\nc:\n  <<: [*a, *b]\n  x: 0\nd:\n  <<: *a\n";
         let m = parse_document(text, "f").unwrap();
         assert_eq!(m["c"]["x"], Value::from(0));
         assert_eq!(m["c"]["y"], Value::from(1));

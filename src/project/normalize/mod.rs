@@ -31,12 +31,7 @@ pub struct Context<'a> {
 /// `x-*` keys found next to the typed ones, by path (`""` for the top level, `services.web`…).
 pub type Extensions = BTreeMap<String, BTreeMap<String, Json>>;
 
-pub fn project(
-    file: raw::ComposeFile,
-    mut extensions: Extensions,
-    ctx: &Context,
-    errors: &mut Diagnostics,
-) -> Project {
+pub fn project(file: raw::ComposeFile, mut extensions: Extensions, ctx: &Context, errors: &mut Diagnostics) -> Project {
     let mut project = Project {
         name: ctx.project_name.to_string(),
         working_dir: ctx.working_dir.to_path_buf(),
@@ -52,13 +47,7 @@ pub fn project(
     for (key, network) in file.networks.unwrap_or_default() {
         let n = network.unwrap_or_default();
         let external = flag(n.external);
-        let name = n.name.unwrap_or_else(|| {
-            if external {
-                key.clone()
-            } else {
-                format!("{}_{key}", ctx.project_name)
-            }
-        });
+        let name = n.name.unwrap_or_else(|| if external { key.clone() } else { format!("{}_{key}", ctx.project_name) });
         let ipam = n.ipam.and_then(|i| i.config).unwrap_or_default();
         project.networks.insert(
             key,
@@ -71,40 +60,22 @@ pub fn project(
                 enable_ipv6: flag(n.enable_ipv6),
                 ipam: ipam
                     .into_iter()
-                    .map(|p| IpamPool {
-                        subnet: p.subnet,
-                        ip_range: p.ip_range,
-                        gateway: p.gateway,
-                    })
+                    .map(|p| IpamPool { subnet: p.subnet, ip_range: p.ip_range, gateway: p.gateway })
                     .collect(),
                 labels: labels_map(n.labels),
             },
         );
     }
-    let uses_default = project
-        .services
-        .values()
-        .any(|s| s.network_mode.is_none() && s.networks.contains_key("default"));
+    let uses_default =
+        project.services.values().any(|s| s.network_mode.is_none() && s.networks.contains_key("default"));
     if uses_default && !project.networks.contains_key("default") {
         let name = format!("{}_default", ctx.project_name);
-        project.networks.insert(
-            "default".into(),
-            Network {
-                name,
-                ..Network::default()
-            },
-        );
+        project.networks.insert("default".into(), Network { name, ..Network::default() });
     }
     for (key, volume) in file.volumes.unwrap_or_default() {
         let v = volume.unwrap_or_default();
         let external = flag(v.external);
-        let name = v.name.unwrap_or_else(|| {
-            if external {
-                key.clone()
-            } else {
-                format!("{}_{key}", ctx.project_name)
-            }
-        });
+        let name = v.name.unwrap_or_else(|| if external { key.clone() } else { format!("{}_{key}", ctx.project_name) });
         project.volumes.insert(
             key,
             Volume {
@@ -120,36 +91,19 @@ pub fn project(
         for (key, object) in items.unwrap_or_default() {
             let path = format!("{kind}.{key}");
             let normalized = file_object(&key, object, ctx, &path, errors);
-            let target = if kind == "secrets" {
-                &mut project.secrets
-            } else {
-                &mut project.configs
-            };
+            let target = if kind == "secrets" { &mut project.secrets } else { &mut project.configs };
             target.insert(key, normalized);
         }
     }
     project
 }
 
-fn file_object(
-    key: &str,
-    object: raw::FileObject,
-    ctx: &Context,
-    path: &str,
-    errors: &mut Diagnostics,
-) -> FileObject {
+fn file_object(key: &str, object: raw::FileObject, ctx: &Context, path: &str, errors: &mut Diagnostics) -> FileObject {
     let external = flag(object.external);
-    let sources = [
-        object.file.is_some(),
-        object.environment.is_some(),
-        object.content.is_some(),
-    ];
+    let sources = [object.file.is_some(), object.environment.is_some(), object.content.is_some()];
     let count = sources.iter().filter(|s| **s).count();
     if count > 1 || (count == 0 && !external) {
-        errors.error(
-            path,
-            "expected exactly one of `file`, `environment` or `content` (or `external: true`)",
-        );
+        errors.error(path, "expected exactly one of `file`, `environment` or `content` (or `external: true`)");
     }
     FileObject {
         name: object.name.unwrap_or_else(|| {
@@ -172,10 +126,7 @@ pub(crate) fn flag(f: Option<super::scalars::Flag>) -> bool {
 }
 
 fn scalar_map(map: Option<BTreeMap<String, Scalar>>) -> BTreeMap<String, String> {
-    map.unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k, v.text()))
-        .collect()
+    map.unwrap_or_default().into_iter().map(|(k, v)| (k, v.text())).collect()
 }
 
 /// A list-or-mapping as a mapping; value-less keys are looked up in `env` and dropped when unset.

@@ -9,21 +9,15 @@ pub fn parse_protocol(text: &str) -> Result<Protocol, String> {
         "tcp" => Ok(Protocol::Tcp),
         "udp" => Ok(Protocol::Udp),
         "sctp" => Ok(Protocol::Sctp),
-        other => Err(format!(
-            "expected protocol tcp, udp or sctp, found {other:?}"
-        )),
+        other => Err(format!("expected protocol tcp, udp or sctp, found {other:?}")),
     }
 }
 
 fn parse_port_number(text: &str, whole: &str) -> Result<u16, String> {
     match text.parse::<u32>() {
         Ok(n) if (1..=65535).contains(&n) => Ok(n as u16),
-        Ok(_) => Err(format!(
-            "port {text} in {whole:?} is out of range (1-65535)"
-        )),
-        Err(_) => Err(format!(
-            "invalid port {text:?} in {whole:?}: expected a number or a range such as 8000-8002"
-        )),
+        Ok(_) => Err(format!("port {text} in {whole:?} is out of range (1-65535)")),
+        Err(_) => Err(format!("invalid port {text:?} in {whole:?}: expected a number or a range such as 8000-8002")),
     }
 }
 
@@ -33,9 +27,7 @@ fn parse_range(text: &str, whole: &str) -> Result<(u16, u16), String> {
         Some((a, b)) => {
             let (a, b) = (parse_port_number(a, whole)?, parse_port_number(b, whole)?);
             if a > b {
-                return Err(format!(
-                    "invalid port range {text:?} in {whole:?}: the start is after the end"
-                ));
+                return Err(format!("invalid port range {text:?} in {whole:?}: the start is after the end"));
             }
             Ok((a, b))
         }
@@ -53,30 +45,20 @@ pub fn parse_short(spec: &str) -> Result<Vec<PortConfig>, String> {
         None => (spec, Protocol::Tcp),
     };
     let (host_ip, rest) = if let Some(after) = addr.strip_prefix('[') {
-        let (ip, rest) = after
-            .split_once(']')
-            .ok_or_else(|| format!("invalid port {spec:?}: unclosed `[`"))?;
-        let rest = rest
-            .strip_prefix(':')
-            .ok_or_else(|| format!("invalid port {spec:?}: expected `:` after `]`"))?;
+        let (ip, rest) = after.split_once(']').ok_or_else(|| format!("invalid port {spec:?}: unclosed `[`"))?;
+        let rest = rest.strip_prefix(':').ok_or_else(|| format!("invalid port {spec:?}: expected `:` after `]`"))?;
         (Some(ip.to_string()), rest)
     } else {
         let parts: Vec<&str> = addr.split(':').collect();
         match parts.len() {
             1 | 2 => (None, addr),
             3 => (Some(parts[0].to_string()), &addr[parts[0].len() + 1..]),
-            _ => {
-                return Err(format!(
-                    "invalid port {spec:?}: expected [[ip:]host:]container[/protocol]"
-                ))
-            }
+            _ => return Err(format!("invalid port {spec:?}: expected [[ip:]host:]container[/protocol]")),
         }
     };
     if let Some(ip) = &host_ip {
         if ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(format!(
-                "invalid port {spec:?}: {ip:?} is not an IP address"
-            ));
+            return Err(format!("invalid port {spec:?}: {ip:?} is not an IP address"));
         }
     }
     let (published, target) = match rest.split_once(':') {
@@ -119,18 +101,14 @@ fn parse_long(long: PortLong) -> Result<Vec<PortConfig>, String> {
         Some(p) => {
             let (p0, p1) = parse_range(&p, &p)?;
             if p0 != p1 {
-                return Err(format!(
-                    "published port range {p:?} needs the short syntax (8000-8002:8000-8002)"
-                ));
+                return Err(format!("published port range {p:?} needs the short syntax (8000-8002:8000-8002)"));
             }
             Some(p0)
         }
     };
     let mode = long.mode.unwrap_or_else(|| "ingress".into());
     if mode != "ingress" && mode != "host" {
-        return Err(format!(
-            "expected port mode ingress or host, found {mode:?}"
-        ));
+        return Err(format!("expected port mode ingress or host, found {mode:?}"));
     }
     Ok(vec![PortConfig {
         name: long.name,
@@ -164,24 +142,12 @@ mod tests {
     fn short_forms() {
         assert_eq!(one("80"), (None, None, 80, Protocol::Tcp));
         assert_eq!(one("8080:80"), (None, Some(8080), 80, Protocol::Tcp));
-        assert_eq!(
-            one("127.0.0.1:8080:80/udp"),
-            (Some("127.0.0.1".into()), Some(8080), 80, Protocol::Udp)
-        );
-        assert_eq!(
-            one("[::1]:6001:6001"),
-            (Some("::1".into()), Some(6001), 6001, Protocol::Tcp)
-        );
-        assert_eq!(
-            one("127.0.0.1::80"),
-            (Some("127.0.0.1".into()), None, 80, Protocol::Tcp)
-        );
+        assert_eq!(one("127.0.0.1:8080:80/udp"), (Some("127.0.0.1".into()), Some(8080), 80, Protocol::Udp));
+        assert_eq!(one("[::1]:6001:6001"), (Some("::1".into()), Some(6001), 6001, Protocol::Tcp));
+        assert_eq!(one("127.0.0.1::80"), (Some("127.0.0.1".into()), None, 80, Protocol::Tcp));
         let range = parse_short("8000-8002:9000-9002").unwrap();
         assert_eq!(
-            range
-                .iter()
-                .map(|p| (p.published, p.target))
-                .collect::<Vec<_>>(),
+            range.iter().map(|p| (p.published, p.target)).collect::<Vec<_>>(),
             vec![(Some(8000), 9000), (Some(8001), 9001), (Some(8002), 9002)]
         );
     }

@@ -29,33 +29,17 @@ impl Errors<'_> {
     }
 }
 
-pub(super) fn normalize(
-    name: &str,
-    s: raw::Service,
-    ctx: &Context,
-    sink: &mut Diagnostics,
-) -> Service {
-    let mut e = Errors {
-        prefix: format!("services.{name}"),
-        sink,
-    };
+pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut Diagnostics) -> Service {
+    let mut e = Errors { prefix: format!("services.{name}"), sink };
     let base = ctx.working_dir;
 
     let env_file: Vec<EnvFile> = match s.env_file {
         None => Vec::new(),
-        Some(raw::EnvFiles::One(p)) => vec![EnvFile {
-            path: resolve(base, &p),
-            required: true,
-            format: None,
-        }],
+        Some(raw::EnvFiles::One(p)) => vec![EnvFile { path: resolve(base, &p), required: true, format: None }],
         Some(raw::EnvFiles::Many(items)) => items
             .into_iter()
             .map(|item| match item {
-                raw::EnvFileEntry::Path(p) => EnvFile {
-                    path: resolve(base, &p),
-                    required: true,
-                    format: None,
-                },
+                raw::EnvFileEntry::Path(p) => EnvFile { path: resolve(base, &p), required: true, format: None },
                 raw::EnvFileEntry::Long(l) => EnvFile {
                     path: resolve(base, &l.path),
                     required: l.required.map(|f| f.0).unwrap_or(true),
@@ -73,10 +57,7 @@ pub(super) fn normalize(
                 Err(err) => e.at(&field, format!("{}: {err}", file.path.display())),
             },
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file.required => {}
-            Err(err) => e.at(
-                &field,
-                format!("cannot read env file {}: {err}", file.path.display()),
-            ),
+            Err(err) => e.at(&field, format!("cannot read env file {}: {err}", file.path.display())),
         }
     }
     environment.extend(pairs_map(s.environment, ctx.env));
@@ -88,15 +69,9 @@ pub(super) fn normalize(
         match std::fs::read_to_string(&path) {
             Ok(text) => match dotenv::parse(&text, &BTreeMap::new()) {
                 Ok(vars) => labels.extend(vars),
-                Err(err) => e.at(
-                    &format!("label_file[{i}]"),
-                    format!("{}: {err}", path.display()),
-                ),
+                Err(err) => e.at(&format!("label_file[{i}]"), format!("{}: {err}", path.display())),
             },
-            Err(err) => e.at(
-                &format!("label_file[{i}]"),
-                format!("cannot read label file {}: {err}", path.display()),
-            ),
+            Err(err) => e.at(&format!("label_file[{i}]"), format!("cannot read label file {}: {err}", path.display())),
         }
     }
     labels.extend(labels_map(s.labels));
@@ -174,23 +149,17 @@ pub(super) fn normalize(
     let scale = s.scale.and_then(|n| e.take("scale", count(n.0)));
     if let (Some(scale), Some(replicas)) = (scale, deploy.as_ref().and_then(|d| d.replicas)) {
         if scale != replicas {
-            e.at(
-                "scale",
-                format!("scale ({scale}) and deploy.replicas ({replicas}) disagree"),
-            );
+            e.at("scale", format!("scale ({scale}) and deploy.replicas ({replicas}) disagree"));
         }
     }
 
-    let mut size =
-        |field: &str, v: Option<Scalar>| v.and_then(|v| e.take(field, parse_byte_size(&v.text())));
+    let mut size = |field: &str, v: Option<Scalar>| v.and_then(|v| e.take(field, parse_byte_size(&v.text())));
     let mem_limit = size("mem_limit", s.mem_limit);
     let mem_reservation = size("mem_reservation", s.mem_reservation);
     let shm_size = size("shm_size", s.shm_size);
     let memswap_limit = s.memswap_limit.and_then(|v| match v.text().as_str() {
         "-1" => Some(-1),
-        text => e
-            .take("memswap_limit", parse_byte_size(text))
-            .map(|b| b as i64),
+        text => e.take("memswap_limit", parse_byte_size(text)).map(|b| b as i64),
     });
 
     let ulimits = s
@@ -199,23 +168,11 @@ pub(super) fn normalize(
         .into_iter()
         .map(|(k, v)| {
             let limit = match v {
-                raw::Ulimit::Single(n) => Ulimit {
-                    soft: n.0,
-                    hard: n.0,
-                },
-                raw::Ulimit::Pair(p) => Ulimit {
-                    soft: p.soft.0,
-                    hard: p.hard.0,
-                },
+                raw::Ulimit::Single(n) => Ulimit { soft: n.0, hard: n.0 },
+                raw::Ulimit::Pair(p) => Ulimit { soft: p.soft.0, hard: p.hard.0 },
             };
             if limit.soft > limit.hard {
-                e.at(
-                    &format!("ulimits.{k}"),
-                    format!(
-                        "soft limit {} is above hard limit {}",
-                        limit.soft, limit.hard
-                    ),
-                );
+                e.at(&format!("ulimits.{k}"), format!("soft limit {} is above hard limit {}", limit.soft, limit.hard));
             }
             (k, limit)
         })
@@ -247,29 +204,16 @@ pub(super) fn normalize(
             .collect(),
     });
 
-    let stop_grace_period = s
-        .stop_grace_period
-        .and_then(|d| e.take("stop_grace_period", Duration::parse(&d.text())));
+    let stop_grace_period = s.stop_grace_period.and_then(|d| e.take("stop_grace_period", Duration::parse(&d.text())));
     let entrypoint = s.entrypoint.and_then(|c| e.take("entrypoint", command(c)));
     let command = s.command.and_then(|c| e.take("command", command(c)));
     let post_start = hooks(s.post_start, "post_start", ctx, &mut e);
     let pre_stop = hooks(s.pre_stop, "pre_stop", ctx, &mut e);
 
     if let Some(policy) = &s.pull_policy {
-        const POLICIES: &[&str] = &[
-            "always",
-            "never",
-            "missing",
-            "if_not_present",
-            "build",
-            "daily",
-            "weekly",
-        ];
+        const POLICIES: &[&str] = &["always", "never", "missing", "if_not_present", "build", "daily", "weekly"];
         if !POLICIES.contains(&policy.as_str()) && !policy.starts_with("every_") {
-            e.at(
-                "pull_policy",
-                format!("expected always, never, missing or build, found {policy:?}"),
-            );
+            e.at("pull_policy", format!("expected always, never, missing or build, found {policy:?}"));
         }
     }
 
@@ -286,12 +230,7 @@ pub(super) fn normalize(
         domainname: s.domainname,
         container_name: s.container_name,
         ports: port_list,
-        expose: s
-            .expose
-            .unwrap_or_default()
-            .into_iter()
-            .map(|p| p.text())
-            .collect(),
+        expose: s.expose.unwrap_or_default().into_iter().map(|p| p.text()).collect(),
         volumes: mounts,
         tmpfs: s.tmpfs.map(StringOrList::into_vec).unwrap_or_default(),
         networks,
@@ -343,12 +282,7 @@ pub(super) fn normalize(
         dns_opt: s.dns_opt.unwrap_or_default(),
         security_opt: s.security_opt.unwrap_or_default(),
         devices,
-        group_add: s
-            .group_add
-            .unwrap_or_default()
-            .into_iter()
-            .map(|g| g.text())
-            .collect(),
+        group_add: s.group_add.unwrap_or_default().into_iter().map(|g| g.text()).collect(),
         ipc: s.ipc,
         pid: s.pid,
         uts: s.uts,
@@ -381,8 +315,9 @@ fn count(n: i64) -> Result<u32, String> {
 fn command(c: raw::Command) -> Result<Vec<String>, String> {
     match c {
         raw::Command::Args(args) => Ok(args.into_iter().map(|a| a.text()).collect()),
-        raw::Command::Shell(text) => shlex::split(&text)
-            .ok_or_else(|| format!("cannot split {text:?} into arguments: unbalanced quotes")),
+        raw::Command::Shell(text) => {
+            shlex::split(&text).ok_or_else(|| format!("cannot split {text:?} into arguments: unbalanced quotes"))
+        }
     }
 }
 
@@ -395,34 +330,24 @@ fn check_restart(policy: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "expected no, always, on-failure[:max-retries] or unless-stopped, found {policy:?}"
-        ))
+        Err(format!("expected no, always, on-failure[:max-retries] or unless-stopped, found {policy:?}"))
     }
 }
 
 fn build(b: raw::Build, ctx: &Context, e: &mut Errors) -> Build {
     let long = match b {
-        raw::Build::Context(c) => raw::BuildLong {
-            context: Some(c),
-            ..raw::BuildLong::default()
-        },
+        raw::Build::Context(c) => raw::BuildLong { context: Some(c), ..raw::BuildLong::default() },
         raw::Build::Long(l) => l,
     };
     let context = long.context.unwrap_or_else(|| ".".into());
     let context = if is_remote_context(&context) {
         context
     } else {
-        resolve(ctx.working_dir, &context)
-            .to_string_lossy()
-            .into_owned()
+        resolve(ctx.working_dir, &context).to_string_lossy().into_owned()
     };
     let dockerfile = match (&long.dockerfile, &long.dockerfile_inline) {
         (Some(_), Some(_)) => {
-            e.at(
-                "build",
-                "`dockerfile` and `dockerfile_inline` are mutually exclusive",
-            );
+            e.at("build", "`dockerfile` and `dockerfile_inline` are mutually exclusive");
             long.dockerfile
         }
         (None, None) => Some("Dockerfile".to_string()),
@@ -440,13 +365,8 @@ fn build(b: raw::Build, ctx: &Context, e: &mut Errors) -> Build {
         pull: flag(long.pull),
         platforms: long.platforms.unwrap_or_default(),
         tags: long.tags.unwrap_or_default(),
-        shm_size: long
-            .shm_size
-            .and_then(|v| e.take("build.shm_size", parse_byte_size(&v.text()))),
-        extra_hosts: long
-            .extra_hosts
-            .map(|h| extra_hosts(h, e, "build.extra_hosts"))
-            .unwrap_or_default(),
+        shm_size: long.shm_size.and_then(|v| e.take("build.shm_size", parse_byte_size(&v.text()))),
+        extra_hosts: long.extra_hosts.map(|h| extra_hosts(h, e, "build.extra_hosts")).unwrap_or_default(),
         cache_from: long.cache_from.unwrap_or_default(),
         cache_to: long.cache_to.unwrap_or_default(),
         additional_contexts: labels_map(long.additional_contexts),
@@ -476,82 +396,49 @@ fn healthcheck(h: raw::Healthcheck, e: &mut Errors) -> Healthcheck {
                 }
                 Some("CMD") | Some("CMD-SHELL") if args.len() > 1 => args,
                 _ => {
-                    e.at("healthcheck.test", "expected a string, or a list starting with CMD, CMD-SHELL or NONE followed by the command");
+                    e.at(
+                        "healthcheck.test",
+                        "expected a string, or a list starting with CMD, CMD-SHELL or NONE followed by the command",
+                    );
                     Vec::new()
                 }
             }
         }
     };
-    let retries = h
-        .retries
-        .and_then(|r| e.take("healthcheck.retries", count(r.0)));
-    Healthcheck {
-        test,
-        interval,
-        timeout,
-        retries,
-        start_period,
-        start_interval,
-        disable,
-    }
+    let retries = h.retries.and_then(|r| e.take("healthcheck.retries", count(r.0)));
+    Healthcheck { test, interval, timeout, retries, start_period, start_interval, disable }
 }
 
 fn deploy(d: raw::Deploy, e: &mut Errors) -> Deploy {
-    let replicas = d
-        .replicas
-        .and_then(|n| e.take("deploy.replicas", count(n.0)));
+    let replicas = d.replicas.and_then(|n| e.take("deploy.replicas", count(n.0)));
     let (limits, reservations) = match d.resources {
         Some(r) => (
-            r.limits
-                .map(|l| resource_set(l, "deploy.resources.limits", e)),
-            r.reservations
-                .map(|l| resource_set(l, "deploy.resources.reservations", e)),
+            r.limits.map(|l| resource_set(l, "deploy.resources.limits", e)),
+            r.reservations.map(|l| resource_set(l, "deploy.resources.reservations", e)),
         ),
         None => (None, None),
     };
     let restart_policy = d.restart_policy.map(|p| {
         let condition = p.condition.unwrap_or_else(|| "any".into());
         if !["none", "on-failure", "any"].contains(&condition.as_str()) {
-            e.at(
-                "deploy.restart_policy.condition",
-                format!("expected none, on-failure or any, found {condition:?}"),
-            );
+            e.at("deploy.restart_policy.condition", format!("expected none, on-failure or any, found {condition:?}"));
         }
         let mut duration = |field: &str, v: Option<Scalar>| {
-            v.and_then(|v| {
-                e.take(
-                    &format!("deploy.restart_policy.{field}"),
-                    Duration::parse(&v.text()),
-                )
-            })
+            v.and_then(|v| e.take(&format!("deploy.restart_policy.{field}"), Duration::parse(&v.text())))
         };
         let delay = duration("delay", p.delay);
         let window = duration("window", p.window);
-        let max_attempts = p
-            .max_attempts
-            .and_then(|n| e.take("deploy.restart_policy.max_attempts", count(n.0)));
-        RestartPolicy {
-            condition,
-            delay,
-            max_attempts,
-            window,
-        }
+        let max_attempts = p.max_attempts.and_then(|n| e.take("deploy.restart_policy.max_attempts", count(n.0)));
+        RestartPolicy { condition, delay, max_attempts, window }
     });
-    Deploy {
-        replicas,
-        labels: labels_map(d.labels),
-        limits,
-        reservations,
-        restart_policy,
-    }
+    let resources = (limits.is_some() || reservations.is_some()).then_some(Resources { limits, reservations });
+    Deploy { replicas, labels: labels_map(d.labels), resources, restart_policy }
 }
 
 fn resource_set(r: raw::ResourceSet, field: &str, e: &mut Errors) -> ResourceSet {
     ResourceSet {
         cpus: r.cpus.map(|c| c.0),
-        memory: r
-            .memory
-            .and_then(|m| e.take(&format!("{field}.memory"), parse_byte_size(&m.text()))),
+        memory: r.memory.and_then(|m| e.take(&format!("{field}.memory"), parse_byte_size(&m.text()))),
         pids: r.pids.map(|p| p.0),
     }
 }
@@ -566,28 +453,21 @@ fn extra_hosts(hosts: raw::ExtraHosts, e: &mut Errors, field: &str) -> Vec<Strin
                 match split {
                     Some((h, ip)) => Some((h.to_string(), ip.trim_matches(['[', ']']).to_string())),
                     None => {
-                        e.at(
-                            &format!("{field}[{i}]"),
-                            format!("expected host=ip or host:ip, found {item:?}"),
-                        );
+                        e.at(&format!("{field}[{i}]"), format!("expected host=ip or host:ip, found {item:?}"));
                         None
                     }
                 }
             })
             .collect(),
-        raw::ExtraHosts::Map(map) => map
-            .into_iter()
-            .flat_map(|(h, ips)| ips.into_vec().into_iter().map(move |ip| (h.clone(), ip)))
-            .collect(),
+        raw::ExtraHosts::Map(map) => {
+            map.into_iter().flat_map(|(h, ips)| ips.into_vec().into_iter().map(move |ip| (h.clone(), ip))).collect()
+        }
     };
     pairs
         .into_iter()
         .filter_map(|(host, ip)| {
             if ip != "host-gateway" && ip.parse::<std::net::IpAddr>().is_err() {
-                e.at(
-                    field,
-                    format!("expected an IP address or host-gateway for {host:?}, found {ip:?}"),
-                );
+                e.at(field, format!("expected an IP address or host-gateway for {host:?}, found {ip:?}"));
                 return None;
             }
             Some(format!("{host}={ip}"))
@@ -609,32 +489,17 @@ fn device(d: raw::Device) -> Result<Device, String> {
                 [src, dst] if dst.starts_with('/') => (*src, *dst, "rwm"),
                 [src, perms] => (*src, *src, *perms),
                 [src, dst, perms] => (*src, *dst, *perms),
-                _ => {
-                    return Err(format!(
-                        "expected /dev/host[:/dev/container[:rwm]], found {s:?}"
-                    ))
-                }
+                _ => return Err(format!("expected /dev/host[:/dev/container[:rwm]], found {s:?}")),
             };
             if !permissions.chars().all(|c| "rwm".contains(c)) {
-                return Err(format!(
-                    "device permissions must be made of r, w and m, found {permissions:?}"
-                ));
+                return Err(format!("device permissions must be made of r, w and m, found {permissions:?}"));
             }
-            Ok(Device {
-                source: source.into(),
-                target: target.into(),
-                permissions: permissions.into(),
-            })
+            Ok(Device { source: source.into(), target: target.into(), permissions: permissions.into() })
         }
     }
 }
 
-fn file_refs(
-    refs: Option<Vec<raw::FileRef>>,
-    dir: &str,
-    field: &str,
-    e: &mut Errors,
-) -> Vec<FileRef> {
+fn file_refs(refs: Option<Vec<raw::FileRef>>, dir: &str, field: &str, e: &mut Errors) -> Vec<FileRef> {
     let target_of = |source: &str, target: Option<String>| match target {
         Some(t) if t.starts_with('/') => t,
         Some(t) => format!("{dir}{t}"),
@@ -644,21 +509,15 @@ fn file_refs(
         .into_iter()
         .enumerate()
         .map(|(i, r)| match r {
-            raw::FileRef::Name(source) => FileRef {
-                target: target_of(&source, None),
-                source,
-                uid: None,
-                gid: None,
-                mode: None,
-            },
+            raw::FileRef::Name(source) => {
+                FileRef { target: target_of(&source, None), source, uid: None, gid: None, mode: None }
+            }
             raw::FileRef::Long(l) => FileRef {
                 target: target_of(&l.source, l.target),
                 source: l.source,
                 uid: l.uid.map(|u| u.text()),
                 gid: l.gid.map(|g| g.text()),
-                mode: l
-                    .mode
-                    .and_then(|m| e.take(&format!("{field}[{i}].mode"), volumes::parse_mode(&m))),
+                mode: l.mode.and_then(|m| e.take(&format!("{field}[{i}].mode"), volumes::parse_mode(&m))),
             },
         })
         .collect()
@@ -683,12 +542,7 @@ fn hook(h: raw::Hook, field: &str, ctx: &Context, e: &mut Errors) -> Option<Hook
     })
 }
 
-fn watch_rule(
-    rule: raw::WatchRule,
-    ctx: &Context,
-    field: &str,
-    e: &mut Errors,
-) -> Option<WatchRule> {
+fn watch_rule(rule: raw::WatchRule, ctx: &Context, field: &str, e: &mut Errors) -> Option<WatchRule> {
     let action = match rule.action.as_str() {
         "sync" => WatchAction::Sync,
         "rebuild" => WatchAction::Rebuild,
@@ -698,25 +552,14 @@ fn watch_rule(
         other => {
             e.at(
                 &format!("{field}.action"),
-                format!(
-                    "expected sync, rebuild, restart, sync+restart or sync+exec, found {other:?}"
-                ),
+                format!("expected sync, rebuild, restart, sync+restart or sync+exec, found {other:?}"),
             );
             return None;
         }
     };
-    let syncs = matches!(
-        action,
-        WatchAction::Sync | WatchAction::SyncRestart | WatchAction::SyncExec
-    );
+    let syncs = matches!(action, WatchAction::Sync | WatchAction::SyncRestart | WatchAction::SyncExec);
     if syncs && rule.target.is_none() {
-        e.at(
-            field,
-            format!(
-                "action {} needs a `target` path in the container",
-                rule.action
-            ),
-        );
+        e.at(field, format!("action {} needs a `target` path in the container", rule.action));
     }
     if action == WatchAction::SyncExec && rule.exec.is_none() {
         e.at(field, "action sync+exec needs an `exec` command");

@@ -9,9 +9,7 @@ use crate::project::raw::{ServiceVolume, ServiceVolumeLong};
 use crate::project::scalars::Scalar;
 use crate::project::units::parse_byte_size;
 
-const PROPAGATIONS: &[&str] = &[
-    "shared", "rshared", "slave", "rslave", "private", "rprivate",
-];
+const PROPAGATIONS: &[&str] = &["shared", "rshared", "slave", "rslave", "private", "rprivate"];
 
 /// A file mode. An integer is taken as YAML resolved it (`0o440` is 288, as in Compose); a
 /// string is octal digits, which is what YAML 1.1 files mean by `0440`.
@@ -21,9 +19,7 @@ pub fn parse_mode(mode: &Scalar) -> Result<u32, String> {
         Scalar::Int(n) => u32::try_from(*n).ok(),
         _ => u32::from_str_radix(text.strip_prefix("0o").unwrap_or(&text), 8).ok(),
     };
-    parsed
-        .filter(|m| *m <= 0o7777)
-        .ok_or_else(|| format!("expected an octal file mode such as 0440, found {text:?}"))
+    parsed.filter(|m| *m <= 0o7777).ok_or_else(|| format!("expected an octal file mode such as 0440, found {text:?}"))
 }
 
 fn check_target(target: &str) -> Result<(), String> {
@@ -47,11 +43,7 @@ fn parse_short(spec: &str, base: &Path) -> Result<VolumeMount, String> {
         [target] => (None, *target, None),
         [source, target] => (Some(*source), *target, None),
         [source, target, mode] => (Some(*source), *target, Some(*mode)),
-        _ => {
-            return Err(format!(
-                "invalid volume {spec:?}: expected [source:]target[:mode]"
-            ))
-        }
+        _ => return Err(format!("invalid volume {spec:?}: expected [source:]target[:mode]")),
     };
     if source == Some("") || target.is_empty() {
         return Err(format!("invalid volume {spec:?}: empty source or target"));
@@ -88,19 +80,12 @@ fn parse_short(spec: &str, base: &Path) -> Result<VolumeMount, String> {
         Some(source) if is_host_path(source) => {
             mount.kind = MountType::Bind;
             mount.source = Some(resolve(base, source).to_string_lossy().into_owned());
-            mount.bind = Some(BindOptions {
-                propagation,
-                create_host_path: true,
-                selinux,
-            });
+            mount.bind = Some(BindOptions { propagation, create_host_path: true, selinux });
         }
         Some(name) => {
             mount.source = Some(name.to_string());
             if nocopy {
-                mount.volume = Some(VolumeOptions {
-                    nocopy,
-                    subpath: None,
-                });
+                mount.volume = Some(VolumeOptions { nocopy, subpath: None });
             }
         }
         None => {}
@@ -109,25 +94,14 @@ fn parse_short(spec: &str, base: &Path) -> Result<VolumeMount, String> {
 }
 
 fn parse_long(long: ServiceVolumeLong, base: &Path) -> Result<VolumeMount, String> {
-    let target = long
-        .target
-        .ok_or_else(|| "missing required key `target`".to_string())?;
+    let target = long.target.ok_or_else(|| "missing required key `target`".to_string())?;
     check_target(&target)?;
     let read_only = long.read_only.map(|f| f.0).unwrap_or(false);
-    let mut mount = VolumeMount {
-        kind: MountType::Volume,
-        source: None,
-        target,
-        read_only,
-        bind: None,
-        volume: None,
-        tmpfs: None,
-    };
+    let mut mount =
+        VolumeMount { kind: MountType::Volume, source: None, target, read_only, bind: None, volume: None, tmpfs: None };
     match long.kind.as_str() {
         "bind" => {
-            let source = long
-                .source
-                .ok_or_else(|| "a bind mount needs a `source`".to_string())?;
+            let source = long.source.ok_or_else(|| "a bind mount needs a `source`".to_string())?;
             mount.kind = MountType::Bind;
             mount.source = Some(resolve(base, &source).to_string_lossy().into_owned());
             let options = long.bind.unwrap_or(crate::project::raw::BindOptions {
@@ -138,10 +112,7 @@ fn parse_long(long: ServiceVolumeLong, base: &Path) -> Result<VolumeMount, Strin
             });
             if let Some(p) = &options.propagation {
                 if !PROPAGATIONS.contains(&p.as_str()) {
-                    return Err(format!(
-                        "expected a propagation ({}), found {p:?}",
-                        PROPAGATIONS.join(", ")
-                    ));
+                    return Err(format!("expected a propagation ({}), found {p:?}", PROPAGATIONS.join(", ")));
                 }
             }
             mount.bind = Some(BindOptions {
@@ -154,10 +125,8 @@ fn parse_long(long: ServiceVolumeLong, base: &Path) -> Result<VolumeMount, Strin
         "volume" => {
             mount.source = long.source.filter(|s| !s.is_empty());
             if let Some(v) = long.volume {
-                mount.volume = Some(VolumeOptions {
-                    nocopy: v.nocopy.map(|f| f.0).unwrap_or(false),
-                    subpath: v.subpath,
-                });
+                mount.volume =
+                    Some(VolumeOptions { nocopy: v.nocopy.map(|f| f.0).unwrap_or(false), subpath: v.subpath });
             }
         }
         "tmpfs" => {
@@ -169,11 +138,7 @@ fn parse_long(long: ServiceVolumeLong, base: &Path) -> Result<VolumeMount, Strin
                 });
             }
         }
-        other => {
-            return Err(format!(
-                "expected volume type bind, volume or tmpfs, found {other:?}"
-            ))
-        }
+        other => return Err(format!("expected volume type bind, volume or tmpfs, found {other:?}")),
     }
     Ok(mount)
 }
@@ -186,16 +151,10 @@ mod tests {
     fn short_forms() {
         let base = Path::new("/proj");
         let m = parse_short("./src:/app:ro", base).unwrap();
-        assert_eq!(
-            (m.kind, m.source.as_deref(), m.read_only),
-            (MountType::Bind, Some("/proj/src"), true)
-        );
+        assert_eq!((m.kind, m.source.as_deref(), m.read_only), (MountType::Bind, Some("/proj/src"), true));
         assert!(m.bind.unwrap().create_host_path);
         let m = parse_short("data:/var/lib/mysql", base).unwrap();
-        assert_eq!(
-            (m.kind, m.source.as_deref()),
-            (MountType::Volume, Some("data"))
-        );
+        assert_eq!((m.kind, m.source.as_deref()), (MountType::Volume, Some("data")));
         let m = parse_short("/cache", base).unwrap();
         assert_eq!((m.kind, m.source), (MountType::Volume, None));
         assert!(parse_short("data:relative", base).is_err());
