@@ -83,13 +83,18 @@ impl Diagnostics {
         self.items.extend(other.items);
     }
 
-    /// Fills in the file position of every diagnostic that lacks one.
+    /// Fills in the file position of every diagnostic that lacks one, then orders them as
+    /// a compiler would: by file, line and column.
     pub fn locate(&mut self, sources: &SourceMap) {
         for d in &mut self.items {
             if d.location.is_none() {
                 d.location = sources.locate(&d.path);
             }
         }
+        self.items.sort_by(|a, b| {
+            let key = |d: &Diagnostic| d.location.as_ref().map(|(f, p)| (f.clone(), p.line, p.column));
+            key(a).cmp(&key(b))
+        });
     }
 }
 

@@ -49,13 +49,21 @@ pub fn project(p: &Project, errors: &mut Diagnostics) {
         }
         for network in s.networks.keys() {
             if network != "default" && !p.networks.contains_key(network) {
-                errors.error(at(&format!("networks.{network}")), format!("refers to undefined network `{network}`"));
+                errors.error(
+                    at(&format!("networks.{network}")),
+                    format!("refers to undefined network `{network}` (declare it under the top-level `networks:` key)"),
+                );
             }
         }
         for (i, v) in s.volumes.iter().enumerate() {
             if let (MountType::Volume, Some(source)) = (v.kind, &v.source) {
                 if !p.volumes.contains_key(source) {
-                    errors.error(at(&format!("volumes[{i}]")), format!("refers to undefined volume `{source}`"));
+                    errors.error(
+                        at(&format!("volumes[{i}]")),
+                        format!(
+                            "refers to undefined volume `{source}` (declare it under the top-level `volumes:` key)"
+                        ),
+                    );
                 }
             }
         }
@@ -63,7 +71,13 @@ pub fn project(p: &Project, errors: &mut Diagnostics) {
             for (i, r) in refs.iter().enumerate() {
                 if !defined.contains_key(&r.source) {
                     let singular = &kind[..kind.len() - 1];
-                    errors.error(at(&format!("{kind}[{i}]")), format!("refers to undefined {singular} `{}`", r.source));
+                    errors.error(
+                        at(&format!("{kind}[{i}]")),
+                        format!(
+                            "refers to undefined {singular} `{}` (declare it under the top-level `{kind}:` key)",
+                            r.source
+                        ),
+                    );
                 }
             }
         }
