@@ -244,12 +244,13 @@ fn pattern_matches(pattern: &str, key: &str) -> bool {
     pattern.strip_prefix('^').is_some_and(|prefix| key.starts_with(prefix))
 }
 
-/// The closest known name to a misspelt one, if it is close enough to be a likely typo.
+/// The closest known name to a misspelt one, if it is close enough to be a likely typo
+/// (at most two edits, a swap of neighbours counting as one).
 pub fn did_you_mean<'n>(wrong: &str, known: impl Iterator<Item = &'n str>) -> Option<&'n str> {
     known
-        .map(|k| (strsim::jaro_winkler(wrong, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|k| (strsim::osa_distance(wrong, k), k))
+        .filter(|(distance, k)| *distance <= 2 && *distance < wrong.len().min(k.len()))
+        .min()
         .map(|(_, k)| k)
 }
 
