@@ -57,9 +57,6 @@ pub fn run(global: &GlobalOptions, args: &ConfigArgs) -> anyhow::Result<()> {
     let loaded = global.load()?;
     let project = &loaded.project;
     ServiceGraph::new(project)?;
-    for warning in &loaded.warnings {
-        tracing::warn!("{warning}");
-    }
     if args.quiet {
         return Ok(());
     }

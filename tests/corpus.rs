@@ -1,0 +1,84 @@
+//! Real Compose files from public projects (`../shared/compose-corpus/`) must load: each
+//! passes `hoist -f FILE config -q`, and `hoist config` prints every service, network, volume,
+//! secret and config that the file declares. The corpus lives beside the repository; when it
+//! is absent this test says so and passes, except in CI (`CI=true`), where it must be there.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+/// Files hoist deliberately does not accept, with the reason. Empty: every file loads.
+const LEFT_OUT: &[(&str, &str)] = &[];
+
+fn corpus_dir() -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/compose-corpus");
+    dir.is_dir().then_some(dir)
+}
+
+fn compose_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if path.is_dir() {
+            compose_files(&path, out);
+        } else if (name.starts_with("compose") || name.starts_with("docker-compose")) && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+            out.push(path);
+        }
+    }
+}
+
+fn declared(file: &Path, kind: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(file).unwrap();
+    let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    match doc.get(kind) {
+        Some(serde_yaml::Value::Mapping(m)) => m.keys().filter_map(|k| k.as_str().map(String::from)).collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn every_corpus_file_loads_and_prints_all_it_declares() {
+    let Some(dir) = corpus_dir() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "../shared/compose-corpus is missing, and CI must run the corpus test"
+        );
+        eprintln!("NOTE: ../shared/compose-corpus not found beside the repository: corpus test not run");
+        return;
+    };
+    let mut files = Vec::new();
+    compose_files(&dir, &mut files);
+    assert!(files.len() >= 30, "expected the whole corpus, found {} files", files.len());
+    let mut failures = Vec::new();
+    for file in &files {
+        let shown = file.strip_prefix(&dir).unwrap().display().to_string();
+        if LEFT_OUT.iter().any(|(name, _)| *name == shown) {
+            continue;
+        }
+        let file_arg = file.to_string_lossy().into_owned();
+        let cwd = file.parent().unwrap();
+        let quiet = common::hoist(cwd, &["-f", &file_arg, "config", "-q"], &[]);
+        if !quiet.status.success() {
+            failures.push(format!("{shown}: config -q failed:\n{}", String::from_utf8_lossy(&quiet.stderr)));
+            continue;
+        }
+        let full = common::hoist(cwd, &["-f", &file_arg, "config", "--format", "json"], &[]);
+        let printed: serde_json::Value = match serde_json::from_slice(&full.stdout) {
+            Ok(v) => v,
+            Err(e) => {
+                failures.push(format!("{shown}: config printed no JSON ({e})"));
+                continue;
+            }
+        };
+        for kind in ["services", "networks", "volumes", "secrets", "configs"] {
+            for name in declared(file, kind) {
+                if printed[kind].get(&name).is_none() {
+                    failures.push(format!("{shown}: {kind}.{name} is missing from the printed config"));
+                }
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} problems:\n{}", failures.len(), failures.join("\n"));
+    eprintln!("corpus: {} files loaded", files.len());
+}
