@@ -147,7 +147,14 @@ fn output_to_a_file_and_unset_variable_warning() {
 fn hostile_files_give_errors_not_panics() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    for text in ["- a list\n- at the top\n", "services: [web]\n", "services:\n  web: 12\n", "\u{0}\u{1}", "a: *nope\n", "services:\n  web:\n    <<: 5\n"] {
+    for text in [
+        "- a list\n- at the top\n",
+        "services: [web]\n",
+        "services:\n  web: 12\n",
+        "\u{0}\u{1}",
+        "a: *nope\n",
+        "services:\n  web:\n    <<: 5\n",
+    ] {
         write(dir, "compose.yaml", text);
         let out = hoist(dir, &["config"], &[]);
         assert_eq!(out.status.code(), Some(1), "for {text:?}: {}", String::from_utf8_lossy(&out.stderr));

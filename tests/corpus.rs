@@ -22,7 +22,9 @@ fn compose_files(dir: &Path, out: &mut Vec<PathBuf>) {
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
         if path.is_dir() {
             compose_files(&path, out);
-        } else if (name.starts_with("compose") || name.starts_with("docker-compose")) && (name.ends_with(".yaml") || name.ends_with(".yml")) {
+        } else if (name.starts_with("compose") || name.starts_with("docker-compose"))
+            && (name.ends_with(".yaml") || name.ends_with(".yml"))
+        {
             out.push(path);
         }
     }

@@ -48,7 +48,11 @@ fn six_plus_services_start_in_layers() {
     assert_eq!(graph.stop_layers().first().unwrap(), &vec!["proxy".to_string()]);
     assert_eq!(
         graph.dependencies_of("web"),
-        vec![("db".to_string(), "depends_on"), ("migrate".to_string(), "depends_on"), ("solr".to_string(), "depends_on")]
+        vec![
+            ("db".to_string(), "depends_on"),
+            ("migrate".to_string(), "depends_on"),
+            ("solr".to_string(), "depends_on")
+        ]
     );
 }
 
@@ -75,7 +79,8 @@ fn network_mode_ipc_pid_and_volumes_from_are_edges() {
 
 #[test]
 fn disabled_profile_dependencies_are_pulled_in() {
-    let project = project_from("services:\n  web: {image: a, depends_on: [tools]}\n  tools: {image: b, profiles: [dev]}\n");
+    let project =
+        project_from("services:\n  web: {image: a, depends_on: [tools]}\n  tools: {image: b, profiles: [dev]}\n");
     assert!(project.disabled_services.contains_key("tools"));
     let graph = ServiceGraph::new(&project).unwrap();
     assert_eq!(graph.start_layers(), vec![vec!["tools"], vec!["web"]]);
@@ -91,7 +96,10 @@ fn a_cycle_is_named() {
     .unwrap();
     let opts = LoadOptions { cwd: dir.path().to_path_buf(), ..LoadOptions::default() };
     let err = load(&opts).unwrap_err().to_string();
-    assert!(err.contains("compose.yaml:2:19: services.web.depends_on: dependency cycle: web -> worker -> web"), "{err}");
+    assert!(
+        err.contains("compose.yaml:2:19: services.web.depends_on: dependency cycle: web -> worker -> web"),
+        "{err}"
+    );
 
     // The graph refuses a cyclic project on its own too (for callers that skip validation).
     let mut project = project_from("services:\n  web: {image: a}\n  worker: {image: a}\n");

@@ -192,11 +192,9 @@ fn load_file(file: &Path, project_dir: &Path, env: &dyn Lookup, session: &mut Se
     schema::check(&value, schema::compiled(), &mut errors);
     let Value::Mapping(mut doc) = value else { unreachable!("parse_document returns a mapping") };
 
-    if let Some(includes) = doc.remove("include") {
-        if let Value::Sequence(entries) = includes {
-            for (i, entry) in entries.iter().enumerate() {
-                include(&mut doc, entry, &format!("include[{i}]"), file, env, session, &mut errors)?;
-            }
+    if let Some(Value::Sequence(entries)) = doc.remove("include") {
+        for (i, entry) in entries.iter().enumerate() {
+            include(&mut doc, entry, &format!("include[{i}]"), file, env, session, &mut errors)?;
         }
     }
     if let Some(Value::Mapping(services)) = doc.get_mut("services") {

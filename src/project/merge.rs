@@ -24,15 +24,23 @@ pub fn merge_top_level(base: &mut Mapping, overlay: Mapping) {
         match name.as_str() {
             "services" | "networks" | "volumes" | "secrets" | "configs" => {
                 let (Some(Value::Mapping(base_items)), Value::Mapping(items)) = (base.get_mut(&key), &value) else {
-                    merge_entry(base, key, value, "");
+                    merge_entry(base, key, value, false);
                     continue;
                 };
                 for (item_key, item) in items.clone() {
-                    let depth = if name == "services" { "service" } else { "resource" };
-                    merge_entry(base_items, item_key, item, depth);
+                    // Merge a service or resource key by key, whatever its name (a service
+                    // called `test` or `labels` is not the key of that name).
+                    match (base_items.get_mut(&item_key), item) {
+                        (Some(Value::Mapping(b)), Value::Mapping(o)) => {
+                            for (k, v) in o {
+                                merge_entry(b, k, v, name == "services");
+                            }
+                        }
+                        (_, item) => merge_entry(base_items, item_key, item, false),
+                    }
                 }
             }
-            _ => merge_entry(base, key, value, ""),
+            _ => merge_entry(base, key, value, false),
         }
     }
 }
@@ -40,12 +48,13 @@ pub fn merge_top_level(base: &mut Mapping, overlay: Mapping) {
 /// Merges `overlay` (a service definition) over `base`, as for `extends` and override files.
 pub fn merge_service(base: &mut Mapping, overlay: Mapping) {
     for (key, value) in overlay {
-        let name = key_string(&key);
-        merge_entry(base, key, value, &name);
+        merge_entry(base, key, value, true);
     }
 }
 
-fn merge_entry(base: &mut Mapping, key: Value, overlay: Value, context: &str) {
+/// `in_service` is true inside a service definition, where list-valued `networks` and
+/// `depends_on` are shorthands for mappings.
+fn merge_entry(base: &mut Mapping, key: Value, overlay: Value, in_service: bool) {
     let name = key_string(&key);
     match overlay {
         Value::Tagged(t) if t.tag == "!reset" => {
@@ -59,14 +68,14 @@ fn merge_entry(base: &mut Mapping, key: Value, overlay: Value, context: &str) {
                 base.insert(key, overlay);
             }
             Some(existing) => {
-                let merged = merge_values(std::mem::take(existing), overlay, &name, context);
+                let merged = merge_values(std::mem::take(existing), overlay, &name, in_service);
                 base.insert(key, merged);
             }
         },
     }
 }
 
-fn merge_values(base: Value, overlay: Value, key: &str, context: &str) -> Value {
+fn merge_values(base: Value, overlay: Value, key: &str, in_service: bool) -> Value {
     if REPLACED.contains(&key) {
         return overlay;
     }
@@ -74,7 +83,7 @@ fn merge_values(base: Value, overlay: Value, key: &str, context: &str) -> Value 
         (list_to_mapping(base, key), list_to_mapping(overlay, key))
     } else if STRING_OR_LIST.contains(&key) {
         (string_to_list(base), string_to_list(overlay))
-    } else if key == "depends_on" || key == "networks" && context != "" {
+    } else if in_service && (key == "depends_on" || key == "networks") {
         (names_to_mapping(base, key), names_to_mapping(overlay, key))
     } else if key == "build" {
         (build_to_mapping(base), build_to_mapping(overlay))
@@ -84,12 +93,11 @@ fn merge_values(base: Value, overlay: Value, key: &str, context: &str) -> Value 
     match (base, overlay) {
         (Value::Mapping(mut b), Value::Mapping(o)) => {
             for (k, v) in o {
-                let child = key_string(&k);
                 // Inside list-or-dict maps, values are plain data: replace, don't recurse.
                 if LIST_OR_DICT.contains(&key) {
                     b.insert(k, v);
                 } else {
-                    merge_entry(&mut b, k, v, &child);
+                    merge_entry(&mut b, k, v, in_service);
                 }
             }
             Value::Mapping(b)
@@ -219,6 +227,15 @@ mod tests {
         assert!(web["depends_on"]["cache"].is_mapping());
         assert!(web["labels"].get("keep").is_none());
         assert!(web.get("healthcheck").is_none());
+    }
+
+    #[test]
+    fn services_named_like_keys_still_merge() {
+        let mut base = yaml("services:\n  test:\n    image: a\n    command: x\n  labels:\n    image: b\n");
+        merge_top_level(&mut base, yaml("services:\n  test:\n    environment: {A: 1}\n  labels:\n    user: me\n"));
+        assert_eq!(base["services"]["test"]["image"], Value::from("a"));
+        assert_eq!(base["services"]["labels"]["image"], Value::from("b"));
+        assert_eq!(base["services"]["labels"]["user"], Value::from("me"));
     }
 
     #[test]

@@ -131,7 +131,7 @@ pub struct Service {
 #[serde(untagged)]
 pub enum Build {
     Context(String),
-    Long(BuildLong),
+    Long(Box<BuildLong>),
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -237,7 +237,7 @@ pub struct PortLong {
 #[serde(untagged)]
 pub enum ServiceVolume {
     Short(String),
-    Long(ServiceVolumeLong),
+    Long(Box<ServiceVolumeLong>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

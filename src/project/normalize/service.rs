@@ -337,7 +337,7 @@ fn check_restart(policy: &str) -> Result<(), String> {
 fn build(b: raw::Build, ctx: &Context, e: &mut Errors) -> Build {
     let long = match b {
         raw::Build::Context(c) => raw::BuildLong { context: Some(c), ..raw::BuildLong::default() },
-        raw::Build::Long(l) => l,
+        raw::Build::Long(l) => *l,
     };
     let context = long.context.unwrap_or_else(|| ".".into());
     let context = if is_remote_context(&context) {

@@ -33,7 +33,7 @@ fn check_target(target: &str) -> Result<(), String> {
 pub fn parse(volume: ServiceVolume, base: &Path) -> Result<VolumeMount, String> {
     match volume {
         ServiceVolume::Short(spec) => parse_short(&spec, base),
-        ServiceVolume::Long(long) => parse_long(long, base),
+        ServiceVolume::Long(long) => parse_long(*long, base),
     }
 }
 
