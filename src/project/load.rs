@@ -64,9 +64,23 @@ struct Session<'a> {
     errors: Diagnostics,
     unset: BTreeSet<String>,
     include_stack: Vec<PathBuf>,
+    /// File contents given in memory instead of on disk (see [`load_str`]).
+    in_memory: BTreeMap<PathBuf, String>,
 }
 
 pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    load_with(opts, BTreeMap::new())
+}
+
+/// Loads a project whose main file is `text`, as if it were `compose.yaml` in `opts.cwd`
+/// (for tools, benchmarks and the fuzzer; included and extended files still come from disk).
+pub fn load_str(text: &str, opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let path = opts.cwd.join("compose.yaml");
+    let opts = LoadOptions { files: vec![path.clone()], ..opts.clone() };
+    load_with(&opts, BTreeMap::from([(path, text.to_string())]))
+}
+
+fn load_with(opts: &LoadOptions, in_memory: BTreeMap<PathBuf, String>) -> Result<Loaded, LoadError> {
     let cwd = &opts.cwd;
     let early_dir = opts.project_directory.as_ref().map(|d| resolve(cwd, &d.to_string_lossy())).unwrap_or(cwd.clone());
     let early_env = read_env_file(&early_dir.join(".env"), &opts.environment, false)?;
@@ -101,6 +115,7 @@ pub fn load(opts: &LoadOptions) -> Result<Loaded, LoadError> {
         errors: Diagnostics::default(),
         unset: BTreeSet::new(),
         include_stack: Vec::new(),
+        in_memory,
     };
     let mut merged = load_files(&files, &project_dir, &env, &mut session, false)?;
     let warnings: Vec<String> =
@@ -163,7 +178,7 @@ fn load_files(
 ) -> Result<Mapping, LoadError> {
     let mut merged: Option<Mapping> = None;
     for file in files {
-        let mut doc = load_file(file, project_dir, env, session)?;
+        let mut doc = load_file(file, env, session)?;
         if rebase {
             rebase_file(&mut doc, project_dir);
         }
@@ -175,8 +190,11 @@ fn load_files(
     Ok(merged.unwrap_or_default())
 }
 
-fn load_file(file: &Path, project_dir: &Path, env: &dyn Lookup, session: &mut Session) -> Result<Mapping, LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read { path: file.to_path_buf(), source })?;
+fn load_file(file: &Path, env: &dyn Lookup, session: &mut Session) -> Result<Mapping, LoadError> {
+    let text = match session.in_memory.get(file) {
+        Some(text) => text.clone(),
+        None => std::fs::read_to_string(file).map_err(|source| LoadError::Read { path: file.to_path_buf(), source })?,
+    };
     let display = display_path(file, session.cwd);
     let doc = parse_document(&text, &display)?;
     let mut local_sources = SourceMap::default();
@@ -201,7 +219,6 @@ fn load_file(file: &Path, project_dir: &Path, env: &dyn Lookup, session: &mut Se
         let mut cache = FileCache { env, files: BTreeMap::new() };
         extends::resolve_all(services, file, &mut cache, &mut errors);
     }
-    let _ = project_dir;
     errors.locate(&local_sources);
     session.errors.extend(errors);
     Ok(doc)

@@ -24,5 +24,5 @@ mod validate;
 pub mod yaml;
 
 pub use diagnostics::{Diagnostic, Diagnostics, LoadError};
-pub use load::{load, LoadOptions, Loaded};
+pub use load::{load, load_str, LoadOptions, Loaded};
 pub use model::Project;
