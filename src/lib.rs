@@ -12,8 +12,11 @@
 //!
 //! * [`project`] turns the user's Compose files into one resolved [`project::Project`].
 //! * [`plan`] orders services (a petgraph dependency graph) and hashes their configuration.
+//! * [`runtime`] runs containers itself: namespaces, overlay root, cgroups, capabilities,
+//!   seccomp. It is the only place with `unsafe` code and raw system calls.
 //! * [`cli`] is the thin command-line layer; it is the only code that prints to stdout.
 
 pub mod cli;
 pub mod plan;
 pub mod project;
+pub mod runtime;

@@ -74,6 +74,14 @@ impl GlobalOptions {
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn run() -> i32 {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some(crate::runtime::init::INIT_ARG) {
+        // Not a command: the runtime started this process as a container's init stage.
+        match crate::runtime::init::state_dir_from_args(&args) {
+            Some(dir) => crate::runtime::init::main(&dir),
+            None => return 2,
+        }
+    }
     let cli = Cli::parse();
     logging::init(cli.global.verbose);
     let result = match &cli.command {

@@ -118,8 +118,11 @@ fn load_with(opts: &LoadOptions, in_memory: BTreeMap<PathBuf, String>) -> Result
         in_memory,
     };
     let mut merged = load_files(&files, &project_dir, &env, &mut session, false)?;
-    let warnings: Vec<String> =
+    let mut warnings: Vec<String> =
         session.unset.iter().map(|name| format!("the {name:?} variable is not set; using an empty string")).collect();
+    if merged.contains_key("version") {
+        warnings.push("the top-level `version` key is obsolete and ignored".into());
+    }
     if !session.errors.is_empty() {
         return Err(LoadError::Invalid { diagnostics: session.errors });
     }

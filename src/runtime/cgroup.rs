@@ -1,0 +1,278 @@
+//! Resource limits through cgroups, on both layouts found in the wild: the unified v2
+//! hierarchy (most machines) and v1 controllers mounted one per directory (hybrid hosts such
+//! as this project's CI). A container gets one cgroup per v1 controller, or one v2 cgroup:
+//! memory (+swap), CPU quota and weight, pids, freezer (pause), devices (v1), and OOM-kill
+//! reporting.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use super::error::{Result, RuntimeError};
+use super::spec::Limits;
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+/// v1 controllers a container joins (when the host mounts them).
+const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
+/// Devices a container may use: null, zero, full, random, urandom, tty, console, ptmx and
+/// the pty slaves (the nodes the init stage creates), as Docker allows by default.
+const V1_DEVICES_ALLOWED: &[&str] = &[
+    "c 1:3 rwm",
+    "c 1:5 rwm",
+    "c 1:7 rwm",
+    "c 1:8 rwm",
+    "c 1:9 rwm",
+    "c 5:0 rwm",
+    "c 5:1 rwm",
+    "c 5:2 rwm",
+    "c 136:* rwm",
+    "c *:* m",
+    "b *:* m",
+];
+
+/// A container's cgroup(s), recorded in its state so that `delete` finds them after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cgroup {
+    V2 {
+        path: PathBuf,
+    },
+    /// Controller name → directory.
+    V1 {
+        paths: Vec<(String, PathBuf)>,
+    },
+}
+
+fn write(path: &Path, value: &str) -> Result<()> {
+    std::fs::write(path, value).map_err(RuntimeError::io("cannot write", path))
+}
+
+fn read(path: &Path) -> Result<String> {
+    std::fs::read_to_string(path).map_err(RuntimeError::io("cannot read", path))
+}
+
+/// This process's own cgroup path in the v1 hierarchy of `controller`.
+fn own_v1_path(controller: &str) -> PathBuf {
+    let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (_, controllers, path) = (parts.next(), parts.next().unwrap_or(""), parts.next().unwrap_or("/"));
+        if controllers.split(',').any(|c| c == controller) {
+            return PathBuf::from(path.trim_start_matches('/'));
+        }
+    }
+    PathBuf::new()
+}
+
+/// Whether the machine runs the unified (v2) hierarchy at /sys/fs/cgroup.
+pub fn is_unified() -> bool {
+    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
+}
+
+impl Cgroup {
+    /// Creates the cgroup(s) for container `id` and applies `limits`.
+    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
+        let cgroup = if is_unified() {
+            let parent = Path::new(CGROUP_ROOT).join("hoist");
+            std::fs::create_dir_all(&parent).map_err(RuntimeError::io("cannot create cgroup", &parent))?;
+            for dir in [Path::new(CGROUP_ROOT), parent.as_path()] {
+                // Controllers must be enabled on every level above the container's cgroup.
+                let available = read(&dir.join("cgroup.controllers"))?;
+                let wanted: Vec<String> = ["memory", "cpu", "pids"]
+                    .iter()
+                    .filter(|c| available.split_whitespace().any(|a| a == **c))
+                    .map(|c| format!("+{c}"))
+                    .collect();
+                write(&dir.join("cgroup.subtree_control"), &wanted.join(" "))?;
+            }
+            let path = parent.join(id);
+            std::fs::create_dir(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
+            Cgroup::V2 { path }
+        } else {
+            let mut paths = Vec::new();
+            for controller in V1_CONTROLLERS {
+                let mount = Path::new(CGROUP_ROOT).join(controller);
+                if !mount.join("cgroup.procs").exists() {
+                    continue;
+                }
+                let path = mount.join(own_v1_path(controller)).join("hoist").join(id);
+                std::fs::create_dir_all(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
+                paths.push((controller.to_string(), path));
+            }
+            Cgroup::V1 { paths }
+        };
+        if let Err(e) = cgroup.apply(limits) {
+            let _ = cgroup.remove();
+            return Err(e);
+        }
+        Ok(cgroup)
+    }
+
+    fn v1(&self, controller: &str) -> Option<&Path> {
+        match self {
+            Cgroup::V1 { paths } => paths.iter().find(|(c, _)| c == controller).map(|(_, p)| p.as_path()),
+            Cgroup::V2 { .. } => None,
+        }
+    }
+
+    fn apply(&self, limits: &Limits) -> Result<()> {
+        let quota = limits.cpus.map(|c| ((c * 100_000.0).round() as i64).max(1000));
+        match self {
+            Cgroup::V2 { path } => {
+                if let Some(m) = limits.memory {
+                    write(&path.join("memory.max"), &m.to_string())?;
+                    match (limits.memory_swap, path.join("memory.swap.max").exists()) {
+                        (Some(-1), true) => write(&path.join("memory.swap.max"), "max")?,
+                        (Some(total), true) => {
+                            write(&path.join("memory.swap.max"), &(total - m as i64).max(0).to_string())?
+                        }
+                        // Docker's default: as much swap as memory.
+                        (None, true) => write(&path.join("memory.swap.max"), &m.to_string())?,
+                        _ => {}
+                    }
+                }
+                if let Some(q) = quota {
+                    write(&path.join("cpu.max"), &format!("{q} 100000"))?;
+                }
+                if let Some(shares) = limits.cpu_shares {
+                    // The conversion runc and crun use from shares (2–262144) to weight (1–10000).
+                    let weight = 1 + ((shares.clamp(2, 262_144) - 2) * 9999) / 262_142;
+                    write(&path.join("cpu.weight"), &weight.to_string())?;
+                }
+                if let Some(p) = limits.pids {
+                    write(&path.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
+                }
+            }
+            Cgroup::V1 { .. } => {
+                if let (Some(m), Some(dir)) = (limits.memory, self.v1("memory")) {
+                    write(&dir.join("memory.limit_in_bytes"), &m.to_string())?;
+                    let memsw = dir.join("memory.memsw.limit_in_bytes");
+                    if memsw.exists() {
+                        let total = match limits.memory_swap {
+                            Some(-1) => "-1".to_string(),
+                            Some(t) => t.to_string(),
+                            None => (2 * m).to_string(),
+                        };
+                        write(&memsw, &total)?;
+                    }
+                }
+                if let Some(dir) = self.v1("cpu") {
+                    if let Some(q) = quota {
+                        write(&dir.join("cpu.cfs_period_us"), "100000")?;
+                        write(&dir.join("cpu.cfs_quota_us"), &q.to_string())?;
+                    }
+                    if let Some(shares) = limits.cpu_shares {
+                        write(&dir.join("cpu.shares"), &shares.clamp(2, 262_144).to_string())?;
+                    }
+                }
+                if let (Some(p), Some(dir)) = (limits.pids, self.v1("pids")) {
+                    write(&dir.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
+                }
+                if let Some(dir) = self.v1("devices") {
+                    write(&dir.join("devices.deny"), "a")?;
+                    for rule in V1_DEVICES_ALLOWED {
+                        write(&dir.join("devices.allow"), rule)?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Moves process `pid` into the cgroup(s).
+    pub fn add(&self, pid: i32) -> Result<()> {
+        for dir in self.dirs() {
+            write(&dir.join("cgroup.procs"), &pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn dirs(&self) -> Vec<&Path> {
+        match self {
+            Cgroup::V2 { path } => vec![path.as_path()],
+            Cgroup::V1 { paths } => paths.iter().map(|(_, p)| p.as_path()).collect(),
+        }
+    }
+
+    /// Pauses (`true`) or resumes every process of the container.
+    pub fn freeze(&self, frozen: bool) -> Result<()> {
+        match self {
+            Cgroup::V2 { path } => write(&path.join("cgroup.freeze"), if frozen { "1" } else { "0" }),
+            Cgroup::V1 { .. } => {
+                let dir = self.v1("freezer").ok_or_else(|| RuntimeError::Cgroup {
+                    path: PathBuf::from(CGROUP_ROOT),
+                    message: "the freezer controller is not mounted".into(),
+                })?;
+                write(&dir.join("freezer.state"), if frozen { "FROZEN" } else { "THAWED" })
+            }
+        }
+    }
+
+    /// How many processes the kernel's OOM killer has killed in this cgroup.
+    pub fn oom_kills(&self) -> u64 {
+        let file = match self {
+            Cgroup::V2 { path } => path.join("memory.events"),
+            Cgroup::V1 { .. } => match self.v1("memory") {
+                Some(dir) => dir.join("memory.oom_control"),
+                None => return 0,
+            },
+        };
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        text.lines().find_map(|l| l.strip_prefix("oom_kill ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    }
+
+    /// Current memory use in bytes.
+    pub fn memory_usage(&self) -> Option<u64> {
+        let file = match self {
+            Cgroup::V2 { path } => path.join("memory.current"),
+            Cgroup::V1 { .. } => self.v1("memory")?.join("memory.usage_in_bytes"),
+        };
+        std::fs::read_to_string(file).ok()?.trim().parse().ok()
+    }
+
+    /// Process ids in the cgroup (as seen from the host).
+    pub fn pids(&self) -> Vec<i32> {
+        let Some(dir) = self.dirs().first().copied() else { return Vec::new() };
+        std::fs::read_to_string(dir.join("cgroup.procs"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| l.trim().parse().ok())
+            .collect()
+    }
+
+    /// Kills whatever still runs in the cgroup and removes it. Idempotent.
+    pub fn remove(&self) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for dir in self.dirs() {
+            if !dir.exists() {
+                continue;
+            }
+            if self.freeze(false).is_err() {
+                // A frozen cgroup's processes cannot die; without a freezer there is nothing to thaw.
+            }
+            loop {
+                let pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| l.trim().parse().ok())
+                    .collect();
+                for pid in &pids {
+                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
+                }
+                match std::fs::remove_dir(dir) {
+                    Ok(()) => break,
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(RuntimeError::Io {
+                            action: "cannot remove cgroup",
+                            path: dir.to_path_buf(),
+                            source: e,
+                        })
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        }
+        Ok(())
+    }
+}

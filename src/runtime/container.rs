@@ -1,0 +1,342 @@
+//! The parent side of a container's life: `create` (clone into namespaces, cgroup, init
+//! stage ready), `start` (the command runs), `wait`, `kill`, `pause`, and `delete`, which is
+//! idempotent and works from the state on disk alone.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::sched::CloneFlags;
+use nix::sys::signal::{kill, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{pipe2, Pid};
+
+use super::cgroup::Cgroup;
+use super::error::{Result, RuntimeError};
+use super::init::INIT_ARG;
+use super::spec::{ContainerSpec, NetworkMode, RootFs};
+use super::state::{self, State};
+use super::sys;
+
+/// Where containers keep their state, and which binary runs their init stage.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// `<state root>/containers`.
+    pub containers_dir: PathBuf,
+    /// The hoist binary (its init stage is started with [`INIT_ARG`]).
+    pub init_binary: PathBuf,
+}
+
+/// Descriptors that become the container's stdin, stdout and stderr (`None`: /dev/null).
+#[derive(Debug, Default)]
+pub struct Stdio {
+    pub stdin: Option<OwnedFd>,
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// How the container's PID 1 ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+    /// The kernel's OOM killer killed a process of the container.
+    pub oom_killed: bool,
+}
+
+impl Exit {
+    /// The exit status a shell would report (`128 + signal` for a signal).
+    pub fn status(&self) -> i32 {
+        self.code.unwrap_or_else(|| 128 + self.signal.unwrap_or(0))
+    }
+}
+
+/// A created (and then started) container owned by this process.
+#[derive(Debug)]
+pub struct Container {
+    id: String,
+    dir: PathBuf,
+    pid: Pid,
+    cgroup: Cgroup,
+    control: Option<File>,
+    status: File,
+    exit: Option<Exit>,
+}
+
+/// Moves a descriptor above the ones the child rearranges (0–4), close-on-exec.
+fn lift(fd: &impl std::os::fd::AsFd) -> Result<OwnedFd> {
+    let raw = fcntl(fd, FcntlArg::F_DUPFD_CLOEXEC(10)).map_err(RuntimeError::sys("duplicating a descriptor"))?;
+    Ok(sys::take_fd(raw))
+}
+
+impl Runtime {
+    pub fn new(state_root: &Path, init_binary: PathBuf) -> Runtime {
+        Runtime { containers_dir: state_root.join("containers"), init_binary }
+    }
+
+    fn dir(&self, id: &str) -> PathBuf {
+        self.containers_dir.join(id)
+    }
+
+    /// Creates the container: namespaces, cgroup and root are ready, the command not yet run.
+    pub fn create(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
+        if spec.id.is_empty() || !spec.id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+            return Err(RuntimeError::Spec(format!("invalid container id {:?}", spec.id)));
+        }
+        let dir = self.dir(&spec.id);
+        std::fs::create_dir_all(&self.containers_dir)
+            .map_err(RuntimeError::io("cannot create", &self.containers_dir))?;
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                return Err(RuntimeError::Exists { id: spec.id.clone() })
+            }
+            Err(e) => return Err(RuntimeError::Io { action: "cannot create", path: dir, source: e }),
+        }
+        let result = self.create_in(spec, stdio, &dir);
+        if result.is_err() {
+            let _ = self.delete(&spec.id);
+        }
+        result
+    }
+
+    fn create_in(&self, spec: &ContainerSpec, stdio: Stdio, dir: &Path) -> Result<Container> {
+        let mut subdirs = vec!["rootfs"];
+        if matches!(spec.root, RootFs::Overlay { .. }) {
+            subdirs.extend(["upper", "work"]);
+        }
+        for sub in subdirs {
+            std::fs::create_dir(dir.join(sub)).map_err(RuntimeError::io("cannot create", dir.join(sub)))?;
+        }
+        let cgroup = Cgroup::create(&spec.id, &spec.limits)?;
+        // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
+        state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;
+
+        let (control_r, control_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
+        let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
+        let null = || File::options().read(true).write(true).open("/dev/null").map(OwnedFd::from);
+        let open_null = |fd: Option<OwnedFd>| -> Result<OwnedFd> {
+            match fd {
+                Some(fd) => Ok(fd),
+                None => null().map_err(RuntimeError::io("cannot open", "/dev/null")),
+            }
+        };
+        let child_fds: Vec<OwnedFd> = vec![
+            lift(&open_null(stdio.stdin)?)?,
+            lift(&open_null(stdio.stdout)?)?,
+            lift(&open_null(stdio.stderr)?)?,
+            lift(&control_r)?,
+            lift(&status_w)?,
+        ];
+        drop((control_r, status_w));
+        let raw_fds: Vec<RawFd> = child_fds.iter().map(|fd| fd.as_raw_fd()).collect();
+
+        let cstr = |s: &str| CString::new(s).map_err(|_| RuntimeError::Spec(format!("{s:?} contains a NUL byte")));
+        let program = cstr(&self.init_binary.to_string_lossy())?;
+        let args = [program.clone(), cstr(INIT_ARG)?, cstr(&dir.to_string_lossy())?];
+        let env = [cstr("PATH=/usr/sbin:/usr/bin:/sbin:/bin")?];
+        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+        argv.push(std::ptr::null());
+        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+        envp.push(std::ptr::null());
+
+        let mut flags =
+            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+        if spec.network == NetworkMode::None {
+            flags |= CloneFlags::CLONE_NEWNET;
+        }
+        let child = Box::new(|| {
+            for (target, fd) in raw_fds.iter().enumerate() {
+                if sys::dup_onto(*fd, target as RawFd) < 0 {
+                    sys::exit_now(126);
+                }
+            }
+            sys::exec(&program, &argv, &envp);
+            sys::exit_now(127)
+        });
+        let pid = sys::clone_process(flags, child).map_err(RuntimeError::sys("cloning the container process"))?;
+        drop(child_fds);
+
+        let mut container = Container {
+            id: spec.id.clone(),
+            dir: dir.to_path_buf(),
+            pid,
+            cgroup,
+            control: Some(File::from(control_w)),
+            status: File::from(status_r),
+            exit: None,
+        };
+        let start_time = state::process_start_time(pid.as_raw()).unwrap_or(0);
+        state::save(
+            dir,
+            &State { id: spec.id.clone(), pid: pid.as_raw(), start_time, cgroup: container.cgroup.clone() },
+        )?;
+        container.cgroup.add(pid.as_raw())?;
+
+        let json = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+        let control = container.control.as_mut().ok_or_else(|| RuntimeError::Spec("control pipe closed".into()))?;
+        let sent = control.write_all(&(json.len() as u32).to_le_bytes()).and_then(|()| control.write_all(&json));
+        match container.read_status()? {
+            Some(b'R') => Ok(container),
+            Some(_) | None => {
+                let message = container.read_error().unwrap_or_else(|| {
+                    let how = container.wait().map(|e| format!("exit status {}", e.status())).unwrap_or_default();
+                    match sent {
+                        Err(e) => format!("the init stage went away ({how}; {e})"),
+                        Ok(()) => format!("the init stage went away ({how})"),
+                    }
+                });
+                Err(RuntimeError::Init { id: spec.id.clone(), message })
+            }
+        }
+    }
+
+    /// Kills whatever is left of container `id` and removes its cgroup and state. Works after
+    /// a crash of hoist (from the state on disk) and on an already deleted container.
+    pub fn delete(&self, id: &str) -> Result<()> {
+        let dir = self.dir(id);
+        if let Some(state) = state::load(&dir)? {
+            if state.pid > 0 && state::is_alive(&state) {
+                let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+            }
+            if state.pid > 0 {
+                reap(state.pid, &state);
+            }
+            state.cgroup.remove()?;
+        }
+        match std::fs::remove_dir_all(&dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(RuntimeError::Io { action: "cannot remove", path: dir, source: e }),
+        }
+    }
+
+    /// Ids of the containers that have state on disk.
+    pub fn list(&self) -> Vec<String> {
+        let mut ids: Vec<String> = std::fs::read_dir(&self.containers_dir)
+            .map(|entries| {
+                entries.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect()
+            })
+            .unwrap_or_default();
+        ids.sort();
+        ids
+    }
+}
+
+/// Waits (bounded) until the killed process is gone: reaps it if it is our child, else
+/// watches /proc.
+fn reap(pid: i32, state: &State) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => {}
+            Ok(_) => return,
+            Err(_) if !state::is_alive(state) => return,
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+impl Container {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// PID 1 of the container, as seen from the host.
+    pub fn pid(&self) -> i32 {
+        self.pid.as_raw()
+    }
+
+    pub fn cgroup(&self) -> &Cgroup {
+        &self.cgroup
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read_status(&mut self) -> Result<Option<u8>> {
+        let mut byte = [0u8; 1];
+        match self.status.read(&mut byte) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(byte[0])),
+            Err(e) => Err(RuntimeError::Io { action: "cannot read the status of", path: self.dir.clone(), source: e }),
+        }
+    }
+
+    fn read_error(&mut self) -> Option<String> {
+        let mut rest = String::new();
+        let _ = self.status.read_to_string(&mut rest);
+        (!rest.is_empty()).then_some(rest)
+    }
+
+    /// Runs the command: the init stage execs it as PID 1.
+    pub fn start(&mut self) -> Result<()> {
+        let mut control = self.control.take().ok_or_else(|| RuntimeError::State {
+            id: self.id.clone(),
+            state: "already started".into(),
+            expected: "created",
+        })?;
+        let _ = control.write_all(&[1]);
+        drop(control);
+        match self.read_status()? {
+            None => Ok(()),
+            Some(_) => {
+                let message = self.read_error().unwrap_or_else(|| "unknown error".into());
+                Err(RuntimeError::Init { id: self.id.clone(), message })
+            }
+        }
+    }
+
+    fn record(&mut self, status: WaitStatus) -> Option<Exit> {
+        let (code, signal) = match status {
+            WaitStatus::Exited(_, code) => (Some(code), None),
+            WaitStatus::Signaled(_, sig, _) => (None, Some(sig as i32)),
+            _ => return None,
+        };
+        let exit = Exit { code, signal, oom_killed: self.cgroup.oom_kills() > 0 };
+        self.exit = Some(exit);
+        Some(exit)
+    }
+
+    /// Blocks until PID 1 exits.
+    pub fn wait(&mut self) -> Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        loop {
+            let status = waitpid(self.pid, None).map_err(RuntimeError::sys("waiting for the container"))?;
+            if let Some(exit) = self.record(status) {
+                return Ok(exit);
+            }
+        }
+    }
+
+    /// The exit, if PID 1 has exited.
+    pub fn try_wait(&mut self) -> Result<Option<Exit>> {
+        if self.exit.is_some() {
+            return Ok(self.exit);
+        }
+        let status =
+            waitpid(self.pid, Some(WaitPidFlag::WNOHANG)).map_err(RuntimeError::sys("waiting for the container"))?;
+        Ok(self.record(status))
+    }
+
+    /// Sends `signal` to PID 1.
+    pub fn kill(&self, signal: Signal) -> Result<()> {
+        if self.exit.is_some() {
+            return Ok(());
+        }
+        kill(self.pid, signal).map_err(RuntimeError::sys("signalling the container"))
+    }
+
+    /// Freezes (`true`) or thaws every process of the container.
+    pub fn pause(&self, paused: bool) -> Result<()> {
+        self.cgroup.freeze(paused)
+    }
+}

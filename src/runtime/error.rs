@@ -1,0 +1,45 @@
+//! Errors of the container runtime: each names the action that failed and what it acted on.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("{action} {path}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{action} failed")]
+    Sys {
+        action: &'static str,
+        #[source]
+        source: nix::Error,
+    },
+    #[error("container {id}: setup inside the container failed: {message}")]
+    Init { id: String, message: String },
+    #[error("container {id} already exists")]
+    Exists { id: String },
+    #[error("container {id} does not exist")]
+    NotFound { id: String },
+    #[error("container {id} is {state}, expected {expected}")]
+    State { id: String, state: String, expected: &'static str },
+    #[error("invalid container spec: {0}")]
+    Spec(String),
+    #[error("cgroup {path}: {message}")]
+    Cgroup { path: PathBuf, message: String },
+}
+
+impl RuntimeError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> RuntimeError {
+        let path = path.into();
+        move |source| RuntimeError::Io { action, path, source }
+    }
+
+    pub fn sys(action: &'static str) -> impl FnOnce(nix::Error) -> RuntimeError {
+        move |source| RuntimeError::Sys { action, source }
+    }
+}
+
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;

@@ -1,0 +1,292 @@
+//! Assembling the container's `/` inside its new mount namespace (run by the init stage):
+//! overlayfs (or a plain directory), /proc, /dev with its standard nodes, /sys read-only,
+//! Docker's masked and read-only paths, the spec's binds and tmpfs mounts, then
+//! `pivot_root` with the old root detached.
+//!
+//! Every mount target is opened with `openat2(RESOLVE_IN_ROOT)` and mounted through its
+//! descriptor (`/proc/self/fd/N`), so a symlink planted in an image (`/data -> /../../etc`)
+//! resolves inside the root and can never make a mount land on the host.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
+
+use nix::fcntl::OFlag;
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
+use nix::unistd::{chdir, pivot_root};
+
+use super::spec::{ContainerSpec, Mount, RootFs};
+use super::sys::open_in_root;
+
+/// Paths hidden from the container (Docker's list).
+const MASKED: &[&str] = &[
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+];
+/// Paths the container may read but not write (Docker's list).
+const READ_ONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
+/// (name, major, minor) of the character devices every container gets.
+const DEVICES: &[(&str, u64, u64)] =
+    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
+
+/// A failed setup step, reported to the parent through the status pipe.
+#[derive(Debug)]
+pub struct SetupError(pub String);
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn err<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> SetupError {
+    move |e| SetupError(format!("{what}: {e}"))
+}
+
+type Result<T> = std::result::Result<T, SetupError>;
+
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+/// Opens `path` inside `root`, creating missing directories on the way (never following a
+/// symlink out of the root). With `file`, the last component is created as an empty file.
+fn ensure(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd> {
+    let path = path.trim_start_matches('/');
+    // Symlinks are followed, but RESOLVE_IN_ROOT keeps every step inside the root.
+    let o_path = OFlag::O_PATH.bits();
+    if let Ok(fd) = open_in_root(root, path, o_path, 0) {
+        return Ok(fd);
+    }
+    let mut current = String::new();
+    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let parent = if current.is_empty() { ".".to_string() } else { current.clone() };
+        current = if current.is_empty() { part.to_string() } else { format!("{current}/{part}") };
+        if open_in_root(root, &current, o_path, 0).is_ok() {
+            continue;
+        }
+        let parent_fd = open_in_root(root, &parent, (OFlag::O_DIRECTORY | OFlag::O_RDONLY).bits(), 0)
+            .map_err(err(format!("cannot open /{parent} in the container")))?;
+        let last = i + 1 == parts.len();
+        if last && file {
+            let fd = nix::fcntl::openat(
+                &parent_fd,
+                *part,
+                OFlag::O_CREAT | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+                Mode::from_bits_truncate(0o644),
+            )
+            .map_err(err(format!("cannot create /{current} in the container")))?;
+            drop(fd);
+        } else {
+            match mkdirat(&parent_fd, *part, Mode::from_bits_truncate(0o755)) {
+                Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+                Err(e) => return Err(SetupError(format!("cannot create /{current} in the container: {e}"))),
+            }
+        }
+    }
+    open_in_root(root, path, o_path, 0).map_err(err(format!("cannot open /{path} in the container")))
+}
+
+fn mount_at(
+    source: Option<&str>,
+    target: &OwnedFd,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<()> {
+    let target_path = fd_path(target);
+    mount(source, target_path.as_str(), fstype, flags, data).map_err(err(format!(
+        "cannot mount {} ({})",
+        source.unwrap_or("-"),
+        fstype.unwrap_or("bind")
+    )))
+}
+
+/// Re-opens `path` (so the descriptor refers to what is now mounted there) and makes it read-only.
+fn remount_read_only(root: &OwnedFd, path: &str, extra: MsFlags) -> Result<()> {
+    let fd = ensure(root, path, false)?;
+    mount_at(None, &fd, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra, None)
+}
+
+/// Builds the whole root under `rootfs` (a directory of the container's state dir) and
+/// switches into it. Runs in the container's fresh mount namespace.
+pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .map_err(err("cannot make the mount namespace private"))?;
+    let rootfs = state_dir.join("rootfs");
+    match &spec.root {
+        RootFs::Overlay { lowers } => {
+            if lowers.is_empty() {
+                return Err(SetupError("an overlay root needs at least one lower directory".into()));
+            }
+            let lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
+            let data = format!(
+                "lowerdir={},upperdir={},workdir={}",
+                lower.join(":"),
+                state_dir.join("upper").display(),
+                state_dir.join("work").display()
+            );
+            mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
+                .map_err(err(format!("cannot mount the overlay root ({data})")))?;
+        }
+        RootFs::Directory(dir) => {
+            mount(Some(dir), &rootfs, None::<&str>, MsFlags::MS_BIND | MsFlags::MS_REC, None::<&str>)
+                .map_err(err(format!("cannot bind the root directory {}", dir.display())))?;
+        }
+    }
+    let root = nix::fcntl::open(&rootfs, OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(err("cannot open the root"))?;
+
+    let nosuid_noexec_nodev = MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC | MsFlags::MS_NODEV;
+    let proc_dir = ensure(&root, "/proc", false)?;
+    mount_at(Some("proc"), &proc_dir, Some("proc"), nosuid_noexec_nodev, None)?;
+
+    mount_dev(&root, spec)?;
+
+    let sys = ensure(&root, "/sys", false)?;
+    let sys_flags = nosuid_noexec_nodev | if spec.privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
+    if mount_at(Some("sysfs"), &sys, Some("sysfs"), sys_flags, None).is_err() {
+        // Without a network namespace of its own, sysfs cannot be mounted: bind the host's.
+        mount_at(Some("/sys"), &sys, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+        if !spec.privileged {
+            remount_read_only(&root, "/sys", MsFlags::MS_REC)?;
+        }
+    }
+
+    for m in &spec.mounts {
+        match m {
+            Mount::Bind { source, target, read_only } => {
+                let is_dir = source.is_dir();
+                let fd = ensure(&root, target, !is_dir)?;
+                let src = source.display().to_string();
+                mount_at(Some(&src), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+                let fd = ensure(&root, target, false)?;
+                mount_at(None, &fd, None, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None)?;
+                if *read_only {
+                    remount_read_only(&root, target, MsFlags::MS_REC)?;
+                }
+            }
+            Mount::Tmpfs { target, size, mode } => {
+                let fd = ensure(&root, target, false)?;
+                let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
+                if let Some(size) = size {
+                    data.push_str(&format!(",size={size}"));
+                }
+                mount_at(Some("tmpfs"), &fd, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&data))?;
+            }
+        }
+    }
+
+    if !spec.privileged {
+        for path in MASKED {
+            let Ok(fd) =
+                open_in_root(&root, path.trim_start_matches('/'), (OFlag::O_PATH | OFlag::O_NOFOLLOW).bits(), 0)
+            else {
+                continue;
+            };
+            let is_dir =
+                nix::sys::stat::fstat(&fd).map(|st| st.st_mode & libc::S_IFMT == libc::S_IFDIR).unwrap_or(false);
+            if is_dir {
+                mount_at(Some("tmpfs"), &fd, Some("tmpfs"), MsFlags::MS_RDONLY, Some("size=0"))?;
+            } else {
+                mount_at(Some("/dev/null"), &fd, None, MsFlags::MS_BIND, None)?;
+            }
+        }
+        for path in READ_ONLY {
+            let Ok(fd) =
+                open_in_root(&root, path.trim_start_matches('/'), (OFlag::O_PATH | OFlag::O_NOFOLLOW).bits(), 0)
+            else {
+                continue;
+            };
+            mount_at(Some(&fd_path(&fd)), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+            remount_read_only(&root, path, MsFlags::MS_REC | nosuid_noexec_nodev)?;
+        }
+    }
+
+    chdir(&rootfs).map_err(err("cannot enter the root"))?;
+    pivot_root(".", ".").map_err(err("pivot_root failed"))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(err("cannot detach the old root"))?;
+    chdir("/").map_err(err("cannot enter the new root"))?;
+    if spec.readonly_root {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+            None::<&str>,
+        )
+        .map_err(err("cannot make the root read-only"))?;
+    }
+    Ok(())
+}
+
+/// /dev as a small tmpfs with only the standard nodes, /dev/pts, /dev/shm and /dev/mqueue.
+fn mount_dev(root: &OwnedFd, spec: &ContainerSpec) -> Result<()> {
+    let dev = ensure(root, "/dev", false)?;
+    mount_at(
+        Some("tmpfs"),
+        &dev,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
+        Some("mode=755,size=65536k"),
+    )?;
+    let dev = ensure(root, "/dev", false)?;
+    let dev_dir = nix::fcntl::openat(&dev, ".", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(err("cannot open /dev"))?;
+    for (name, major, minor) in DEVICES {
+        mknodat(
+            &dev_dir,
+            *name,
+            SFlag::S_IFCHR,
+            Mode::from_bits_truncate(0o666),
+            nix::sys::stat::makedev(*major, *minor),
+        )
+        .map_err(err(format!("cannot create /dev/{name}")))?;
+    }
+    for (link, target) in [
+        ("fd", "/proc/self/fd"),
+        ("stdin", "/proc/self/fd/0"),
+        ("stdout", "/proc/self/fd/1"),
+        ("stderr", "/proc/self/fd/2"),
+        ("core", "/proc/kcore"),
+        ("ptmx", "pts/ptmx"),
+    ] {
+        nix::unistd::symlinkat(target, &dev_dir, link).map_err(err(format!("cannot create /dev/{link}")))?;
+    }
+    let pts = ensure(root, "/dev/pts", false)?;
+    mount_at(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    let shm = ensure(root, "/dev/shm", false)?;
+    let shm_data = format!("mode=1777,size={}", spec.shm_size.unwrap_or(64 << 20));
+    mount_at(
+        Some("shm"),
+        &shm,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        Some(&shm_data),
+    )?;
+    let mqueue = ensure(root, "/dev/mqueue", false)?;
+    mount_at(
+        Some("mqueue"),
+        &mqueue,
+        Some("mqueue"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        None,
+    )?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! What a container is made of, independent of Compose: the root filesystem, the process,
+//! mounts, limits, capabilities and namespaces. The supervisor builds one from a service;
+//! the init stage receives it (as JSON over a pipe) and applies it inside the new namespaces.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ContainerSpec {
+    /// Unique on the machine; names the state directory and the cgroup.
+    pub id: String,
+    pub root: RootFs,
+    pub process: ProcessSpec,
+    pub hostname: Option<String>,
+    pub domainname: Option<String>,
+    /// Applied in order after the root is assembled; targets are paths inside the container.
+    pub mounts: Vec<Mount>,
+    pub limits: Limits,
+    /// Capabilities of the process (names like `CAP_NET_ADMIN`); `None` means Docker's default set.
+    pub capabilities: Option<Vec<String>>,
+    pub network: NetworkMode,
+    pub readonly_root: bool,
+    /// Size of /dev/shm in bytes (Docker's default is 64 MiB).
+    pub shm_size: Option<u64>,
+    /// Docker's default seccomp filter; `false` for `security_opt: seccomp=unconfined`.
+    pub seccomp: bool,
+    /// Full access to devices and /proc, /sys, no masked paths, all capabilities.
+    pub privileged: bool,
+}
+
+/// The container's `/`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum RootFs {
+    /// Image layers (lowest first) under a per-container writable layer, joined by overlayfs.
+    Overlay { lowers: Vec<PathBuf> },
+    /// A plain directory used as it is.
+    Directory(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessSpec {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    /// Working directory inside the container.
+    pub cwd: String,
+    /// `name`, `uid`, `name:group` or `uid:gid`, resolved against the container's
+    /// /etc/passwd and /etc/group; `None` is root.
+    pub user: Option<String>,
+    /// Extra groups (`group_add`), names or numbers.
+    pub additional_groups: Vec<String>,
+    pub rlimits: Vec<Rlimit>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Rlimit {
+    /// `nofile`, `nproc`, … (Compose's names).
+    pub name: String,
+    pub soft: u64,
+    pub hard: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Mount {
+    /// A host file or directory at `target`.
+    Bind { source: PathBuf, target: String, read_only: bool },
+    /// A fresh tmpfs.
+    Tmpfs { target: String, size: Option<u64>, mode: Option<u32> },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    pub memory: Option<u64>,
+    /// Memory + swap; `Some(-1)` for unlimited swap.
+    pub memory_swap: Option<i64>,
+    /// CPUs as a fraction (`1.5`), applied as a CFS quota over a 100 ms period.
+    pub cpus: Option<f64>,
+    /// Relative weight, Docker's scale (2–262144, default 1024).
+    pub cpu_shares: Option<u64>,
+    pub pids: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// A new network namespace with only loopback (up).
+    None,
+    /// The host's network namespace.
+    Host,
+    /// Join an existing namespace (a /proc/PID/ns/net or a bind-mounted netns file).
+    Join(PathBuf),
+}
+
+impl ContainerSpec {
+    /// A spec with Docker's defaults for everything but the root and the command.
+    pub fn new(id: impl Into<String>, root: RootFs, args: Vec<String>) -> ContainerSpec {
+        ContainerSpec {
+            id: id.into(),
+            root,
+            process: ProcessSpec {
+                args,
+                env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+                cwd: "/".into(),
+                user: None,
+                additional_groups: Vec::new(),
+                rlimits: Vec::new(),
+            },
+            hostname: None,
+            domainname: None,
+            mounts: Vec::new(),
+            limits: Limits::default(),
+            capabilities: None,
+            network: NetworkMode::None,
+            readonly_root: false,
+            shm_size: None,
+            seccomp: true,
+            privileged: false,
+        }
+    }
+}

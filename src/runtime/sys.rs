@@ -1,0 +1,114 @@
+//! The raw system calls the runtime needs that nix does not wrap safely: cloning into new
+//! namespaces, `openat2` confined to a root, `close_range`, `setdomainname`, and bringing
+//! loopback up. Every `unsafe` block of the runtime lives here, with its reason.
+
+use std::ffi::CString;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use nix::errno::Errno;
+use nix::sched::CloneFlags;
+use nix::unistd::Pid;
+
+/// Clones the calling process into new namespaces; the child runs `child` and exits with its
+/// return value. Called only with a `child` that does async-signal-safe work (fd shuffling
+/// and `execve`), because the caller may be multi-threaded.
+pub fn clone_process(flags: CloneFlags, child: Box<dyn FnMut() -> isize + '_>) -> nix::Result<Pid> {
+    let mut stack = vec![0u8; 64 * 1024];
+    // SAFETY: without CLONE_VM the child gets a copy-on-write copy of our memory, so the
+    // stack and closure stay valid in it; the closure only does async-signal-safe calls
+    // before execve or _exit, which is what fork in a threaded process allows.
+    unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }
+}
+
+/// Makes `fd` survive `execve` (clears FD_CLOEXEC). Async-signal-safe.
+pub fn keep_on_exec(fd: RawFd) -> isize {
+    // SAFETY: fcntl on an fd number has no memory effects; an invalid fd only returns EBADF.
+    unsafe { libc::fcntl(fd, libc::F_SETFD, 0) as isize }
+}
+
+/// Duplicates `from` onto `to` (clearing close-on-exec on `to`). Async-signal-safe.
+pub fn dup_onto(from: RawFd, to: RawFd) -> isize {
+    if from == to {
+        return keep_on_exec(to);
+    }
+    // SAFETY: dup2 only manipulates the fd table; invalid fds give EBADF.
+    unsafe { libc::dup2(from, to) as isize }
+}
+
+/// `execve` with prepared arguments; returns only on failure. Async-signal-safe.
+pub fn exec(path: &CString, argv: &[*const libc::c_char], envp: &[*const libc::c_char]) -> isize {
+    // SAFETY: argv and envp are NULL-terminated arrays of pointers into CStrings that the
+    // caller keeps alive across this call.
+    unsafe { libc::execve(path.as_ptr(), argv.as_ptr(), envp.as_ptr()) as isize }
+}
+
+/// Ends the calling (child) process without running destructors or atexit handlers.
+pub fn exit_now(code: i32) -> ! {
+    // SAFETY: _exit never returns and touches no process state that could be inconsistent.
+    unsafe { libc::_exit(code) }
+}
+
+/// Opens `path` below the directory `root` as if `root` were `/`: `..` and absolute symlinks
+/// cannot leave it (RESOLVE_IN_ROOT), and /proc magic links are refused.
+pub fn open_in_root(root: &OwnedFd, path: &str, flags: libc::c_int, mode: libc::mode_t) -> nix::Result<OwnedFd> {
+    let c_path = CString::new(path).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: open_how is plain data for which all-zero is valid (and required for
+    // fields this code does not set).
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = mode as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: the pointers refer to live locals of the right types and sizes; the kernel
+    // only reads them.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root.as_raw_fd(),
+            c_path.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    let fd = Errno::result(fd)?;
+    // SAFETY: openat2 returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Closes every descriptor from `first` up (CVE-2024-21626: nothing of hoist's may reach
+/// the container).
+pub fn close_from(first: u32) -> nix::Result<()> {
+    // SAFETY: close_range only closes descriptors; callers hold no Rust objects owning them.
+    let ret = unsafe { libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32) };
+    Errno::result(ret).map(drop)
+}
+
+pub fn set_domainname(name: &str) -> nix::Result<()> {
+    // SAFETY: the pointer and length describe `name`'s bytes, which the kernel only reads.
+    let ret = unsafe { libc::setdomainname(name.as_ptr().cast(), name.len()) };
+    Errno::result(ret).map(drop)
+}
+
+/// Sets the loopback interface of the current network namespace up.
+pub fn loopback_up() -> nix::Result<()> {
+    use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
+    let sock = socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None)?;
+    // SAFETY: ifreq is plain data; zeroed is a valid value for it.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills the flags field of the ifreq we pass, which lives on our stack.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) })?;
+    // SAFETY: the union holds the flags the kernel just wrote.
+    unsafe { req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short };
+    // SAFETY: as above; the kernel reads the name and flags.
+    Errno::result(unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) })?;
+    Ok(())
+}
+
+/// Takes ownership of a descriptor number the parent placed for the init stage.
+pub fn take_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the fd numbers 3 and 4 are set up by the parent for the init stage alone, and
+    // nothing else in this fresh process owns them.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}

@@ -1,0 +1,338 @@
+//! The container runtime on the real kernel, as root, with a busybox root filesystem.
+//! Each test states one behaviour and checks it from inside the container. These tests
+//! need root and busybox-static: without them they fail in CI (`CI=true`) and say so
+//! elsewhere.
+
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use hoist::runtime::{ContainerSpec, Exit, Limits, Mount, RootFs, Runtime, Stdio};
+use nix::sys::signal::Signal;
+
+/// Whether this machine can run the tests; panics in CI when it cannot.
+fn can_run() -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let busybox = Path::new("/bin/busybox").exists();
+    if root && busybox {
+        return true;
+    }
+    let why = if !root { "they need root" } else { "/bin/busybox is missing (apt-get install busybox-static)" };
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "runtime tests cannot run in CI: {why}");
+    eprintln!("NOTE: runtime tests not run: {why}");
+    false
+}
+
+/// A temporary state root and a busybox image directory.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    image: PathBuf,
+    runtime: Runtime,
+}
+
+fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("state");
+    let image = tmp.path().join("image");
+    for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
+        std::fs::create_dir_all(image.join(dir)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", image.join("bin/busybox")).unwrap();
+    let list = std::process::Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", image.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(image.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
+        .unwrap();
+    std::fs::write(image.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    let runtime = Runtime::new(&root, PathBuf::from(env!("CARGO_BIN_EXE_hoist")));
+    Fixture { _tmp: tmp, root, image, runtime }
+}
+
+impl Fixture {
+    fn spec(&self, id: &str, script: &str) -> ContainerSpec {
+        let mut spec = ContainerSpec::new(
+            format!("hoist-test-{id}-{}", std::process::id()),
+            RootFs::Overlay { lowers: vec![self.image.clone()] },
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+        );
+        spec.hostname = Some("web".into());
+        spec
+    }
+
+    /// Creates, starts and waits for a container; returns its exit and its output.
+    fn run(&self, spec: &ContainerSpec) -> (Exit, String) {
+        let (read, write) = nix::unistd::pipe().unwrap();
+        let stdio = Stdio { stdin: None, stdout: Some(dup(&write)), stderr: Some(write) };
+        let mut container = self.runtime.create(spec, stdio).unwrap_or_else(|e| panic!("create: {e:#?}"));
+        container.start().unwrap_or_else(|e| panic!("start: {e:#?}"));
+        let mut output = String::new();
+        std::fs::File::from(read).read_to_string(&mut output).unwrap();
+        let exit = container.wait().unwrap();
+        self.runtime.delete(&spec.id).unwrap();
+        assert_nothing_left(&self.root, &spec.id, container.pid());
+        (exit, output)
+    }
+}
+
+fn dup(fd: &OwnedFd) -> OwnedFd {
+    fd.try_clone().unwrap()
+}
+
+/// No mount, cgroup, process or state of container `id` remains.
+fn assert_nothing_left(root: &Path, id: &str, pid: i32) {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(id), "a mount of {id} is left:\n{mounts}");
+    assert!(!root.join("containers").join(id).exists(), "state of {id} is left");
+    assert!(!Path::new(&format!("/proc/{pid}")).exists() || is_zombie_free(pid), "process {pid} is left");
+    let cgroups = walk_cgroups(Path::new("/sys/fs/cgroup"), id);
+    assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+}
+
+fn is_zombie_free(pid: i32) -> bool {
+    // A recycled pid belongs to someone else; ours would be in the hoist-test cgroup.
+    !std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default().contains("hoist-test")
+}
+
+fn walk_cgroups(dir: &Path, id: &str) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return found };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            if path.file_name().is_some_and(|n| n.to_string_lossy() == id) {
+                found.push(path.clone());
+            }
+            found.extend(walk_cgroups(&path, id));
+        }
+    }
+    found
+}
+
+#[test]
+fn pid1_is_the_command_and_the_host_is_invisible() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let spec = f.spec(
+        "isolation",
+        "echo pid=$$; hostname; ls /proc | grep -c '^[0-9]'; grep -c ' /work\\| /home' /proc/self/mountinfo; true",
+    );
+    let (exit, out) = f.run(&spec);
+    assert_eq!(exit.status(), 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pid=1", "{out}");
+    assert_eq!(lines[1], "web");
+    let processes: u32 = lines[2].parse().unwrap();
+    assert!(processes <= 3, "host processes visible: {out}");
+    assert_eq!(lines[3], "0", "host mounts visible: {out}");
+}
+
+#[test]
+fn exit_codes_come_back() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let (exit, _) = f.run(&f.spec("exit", "exit 42"));
+    assert_eq!((exit.code, exit.signal, exit.oom_killed), (Some(42), None, false));
+}
+
+#[test]
+fn proc_is_masked_and_read_only_where_docker_does() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    // Masked files read as empty, masked directories list nothing; which of them exist
+    // depends on the kernel, so every one that the host has is checked.
+    let files: Vec<&str> =
+        ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/proc/sched_debug", "/proc/latency_stats"]
+            .into_iter()
+            .filter(|p| Path::new(p).exists())
+            .collect();
+    let dirs: Vec<&str> = ["/proc/acpi", "/proc/scsi", "/sys/firmware", "/sys/devices/virtual/powercap"]
+        .into_iter()
+        .filter(|p| Path::new(p).exists())
+        .collect();
+    let mut script = String::new();
+    for file in &files {
+        script.push_str(&format!("echo {file}=$(wc -c < {file}); "));
+    }
+    for dir in &dirs {
+        script.push_str(&format!("echo {dir}=$(ls -A {dir} | wc -l); "));
+    }
+    script.push_str("cat /proc/kcore > /dev/null 2>&1 && echo READ-KCORE; ");
+    script.push_str(
+        "echo h > /proc/sysrq-trigger && echo WROTE-SYSRQ; echo 1 > /proc/sys/kernel/panic && echo WROTE-SYS; true",
+    );
+    let (_, out) = f.run(&f.spec("masked", &script));
+    for path in files.iter().chain(dirs.iter()) {
+        assert!(out.contains(&format!("{path}=0")), "{path} is not masked:\n{out}");
+    }
+    assert!(!out.contains("READ-KCORE") || files.contains(&"/proc/kcore"), "{out}");
+    assert!(!out.contains("WROTE"), "{out}");
+}
+
+#[test]
+fn capabilities_are_dockers_default_set_and_follow_cap_add() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let (_, out) = f.run(&f.spec("caps", "grep CapEff /proc/self/status"));
+    assert_eq!(out.trim(), "CapEff:\t00000000a80425fb", "Docker's default set");
+    let mut spec = f.spec("capadd", "grep CapEff /proc/self/status");
+    spec.capabilities =
+        Some(hoist::runtime::caps::effective_set(&["NET_ADMIN".into()], &["MKNOD".into()], false).unwrap());
+    let (_, out) = f.run(&spec);
+    assert_eq!(out.trim(), "CapEff:\t00000000a00435fb", "plus NET_ADMIN (bit 12), minus MKNOD (bit 27)");
+}
+
+#[test]
+fn seccomp_refuses_new_user_namespaces_and_keyrings() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let (_, out) = f.run(&f.spec("seccomp", "unshare -U true 2>&1; echo status=$?"));
+    assert!(out.contains("Operation not permitted") && out.contains("status=1"), "{out}");
+    let mut spec = f.spec("unconfined", "unshare -U true 2>&1; echo status=$?");
+    spec.seccomp = false;
+    spec.capabilities = Some(hoist::runtime::caps::effective_set(&["SYS_ADMIN".into()], &[], false).unwrap());
+    let (_, out) = f.run(&spec);
+    assert!(out.contains("status=0"), "without the filter and with SYS_ADMIN it works: {out}");
+}
+
+#[test]
+fn a_memory_hog_dies_as_an_oom_kill() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec = f.spec("oom", "head -c 200000000 /dev/zero | tail > /dev/null");
+    spec.limits = Limits { memory: Some(32 << 20), memory_swap: Some(32 << 20), ..Limits::default() };
+    let (exit, out) = f.run(&spec);
+    assert!(exit.oom_killed, "expected an OOM kill, got {exit:?}: {out}");
+}
+
+#[test]
+fn a_pids_limit_stops_a_fork_bomb() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec = f.spec("pids", "for i in $(seq 40); do sleep 2 & done 2>&1 | head -1; echo done");
+    spec.limits = Limits { pids: Some(10), ..Limits::default() };
+    let (_, out) = f.run(&spec);
+    assert!(out.contains("can't fork") || out.contains("Resource temporarily unavailable"), "{out}");
+}
+
+#[test]
+fn binds_read_only_and_persistent() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let volume = f.root.join("volumes/data");
+    std::fs::create_dir_all(&volume).unwrap();
+    let config = f.root.join("config");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(config.join("app.conf"), "setting=1\n").unwrap();
+    let mut spec =
+        f.spec("binds", "echo kept > /data/file; cat /config/app.conf; echo x > /config/app.conf || echo RO-REFUSED");
+    spec.mounts = vec![
+        Mount::Bind { source: volume.clone(), target: "/data".into(), read_only: false },
+        Mount::Bind { source: config.clone(), target: "/config".into(), read_only: true },
+    ];
+    let (_, out) = f.run(&spec);
+    assert!(out.contains("setting=1") && out.contains("RO-REFUSED"), "{out}");
+    assert_eq!(std::fs::read_to_string(config.join("app.conf")).unwrap(), "setting=1\n");
+    // A new container on the same volume sees what the deleted one wrote.
+    let mut spec = f.spec("binds2", "cat /data/file");
+    spec.mounts = vec![Mount::Bind { source: volume, target: "/data".into(), read_only: false }];
+    let (_, out) = f.run(&spec);
+    assert_eq!(out.trim(), "kept");
+}
+
+#[test]
+fn a_symlink_in_the_image_cannot_send_a_bind_to_the_host() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let host_dir = f.root.join("host-secret");
+    std::fs::create_dir_all(&host_dir).unwrap();
+    // /data -> /etc/../../<host_dir>: followed on the host, it would reach host_dir.
+    let inside = format!("/etc/../../..{}", host_dir.display());
+    std::os::unix::fs::symlink(&inside, f.image.join("data")).unwrap();
+    std::fs::create_dir_all(f.image.join(host_dir.strip_prefix("/").unwrap())).unwrap();
+    let source = f.root.join("volume");
+    std::fs::create_dir_all(&source).unwrap();
+    let mut spec = f.spec("symlink", "echo pwned > /data/pwned; ls /data");
+    spec.mounts = vec![Mount::Bind { source: source.clone(), target: "/data".into(), read_only: false }];
+    let (_, out) = f.run(&spec);
+    assert!(out.contains("pwned"), "{out}");
+    assert!(std::fs::read_dir(&host_dir).unwrap().next().is_none(), "the bind landed on the host");
+    assert!(source.join("pwned").exists(), "the bind landed inside the root, through the symlink");
+}
+
+#[test]
+fn sigterm_reaches_pid1_and_kill_9_leaves_nothing() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let spec = f.spec("sigterm", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done");
+    let (read, write) = nix::unistd::pipe().unwrap();
+    let mut c = f.runtime.create(&spec, Stdio { stdout: Some(write), ..Stdio::default() }).unwrap();
+    c.start().unwrap();
+    let mut first = [0u8; 6];
+    std::fs::File::from(read).read_exact(&mut first).unwrap();
+    c.kill(Signal::SIGTERM).unwrap();
+    assert_eq!(c.wait().unwrap().code, Some(7));
+    f.runtime.delete(&spec.id).unwrap();
+    assert_nothing_left(&f.root, &spec.id, c.pid());
+
+    let spec = f.spec("kill9", "sleep 100 & sleep 100");
+    let mut c = f.runtime.create(&spec, Stdio::default()).unwrap();
+    c.start().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(c.pid()), Signal::SIGKILL).unwrap();
+    let exit = c.wait().unwrap();
+    assert_eq!(exit.signal, Some(9));
+    f.runtime.delete(&spec.id).unwrap();
+    f.runtime.delete(&spec.id).unwrap(); // idempotent
+    assert_nothing_left(&f.root, &spec.id, c.pid());
+}
+
+#[test]
+fn delete_before_start_and_after_a_lost_handle() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let spec = f.spec("created", "echo never");
+    let c = f.runtime.create(&spec, Stdio::default()).unwrap();
+    let pid = c.pid();
+    drop(c); // as if hoist had crashed: only the state on disk remains
+    assert_eq!(f.runtime.list(), vec![spec.id.clone()]);
+    f.runtime.delete(&spec.id).unwrap();
+    assert_nothing_left(&f.root, &spec.id, pid);
+}
+
+#[test]
+fn a_bad_command_is_reported_at_start() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec = f.spec("badcmd", "");
+    spec.process.args = vec!["no-such-program".into()];
+    let err = f.runtime.create(&spec, Stdio::default()).unwrap_err().to_string();
+    assert!(err.contains("executable file not found in $PATH: no-such-program"), "{err}");
+    assert!(!f.root.join("containers").join(&spec.id).exists());
+}
