@@ -7,7 +7,6 @@
 //! non-dumpable at once, so the hoist binary behind /proc/1/exe cannot be opened by other
 //! processes (CVE-2019-5736); once the command runs, /proc/1/exe is the command itself.
 
-use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -15,8 +14,9 @@ use std::path::{Path, PathBuf};
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{umask, Mode};
 
+use super::process::{self, Confinement};
 use super::spec::{ContainerSpec, NetworkMode};
-use super::{caps, rootfs, seccomp, sys, users};
+use super::{caps, rootfs, sys};
 
 /// The hidden first argument that makes the hoist binary run as a container's init stage.
 pub const INIT_ARG: &str = "__hoist-container-init";
@@ -64,46 +64,15 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Never, 
     if let Some(name) = &spec.domainname {
         sys::set_domainname(name).map_err(|e| format!("cannot set domainname {name:?}: {e}"))?;
     }
-    let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
-    let who = users::resolve(spec.process.user.as_deref(), &spec.process.additional_groups, &passwd, &group)?;
-    for limit in &spec.process.rlimits {
-        set_rlimit(&limit.name, limit.soft, limit.hard)?;
-    }
-    std::fs::create_dir_all(&spec.process.cwd)
-        .and_then(|()| std::env::set_current_dir(&spec.process.cwd))
-        .map_err(|e| format!("cannot enter working directory {}: {e}", spec.process.cwd))?;
-
-    let cap_names = spec.capabilities.clone().unwrap_or_else(|| caps::DEFAULT.iter().map(|s| s.to_string()).collect());
-    caps::limit_bounding(&cap_names)?;
-    let gids: Vec<nix::unistd::Gid> = who.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&gids).map_err(|e| format!("cannot set supplementary groups: {e}"))?;
-    let gid = nix::unistd::Gid::from_raw(who.gid);
-    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("cannot switch to group {}: {e}", who.gid))?;
-    let uid = nix::unistd::Uid::from_raw(who.uid);
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("cannot switch to user {}: {e}", who.uid))?;
-    caps::apply(&cap_names, who.uid)?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs: {e}"))?;
-    umask(Mode::from_bits_truncate(0o022));
-
-    let mut env = spec.process.env.clone();
-    if !env.iter().any(|e| e.starts_with("HOME=")) {
-        env.push(format!("HOME={}", who.home));
-    }
-    if !env.iter().any(|e| e.starts_with("HOSTNAME=")) {
-        if let Some(h) = &spec.hostname {
-            env.push(format!("HOSTNAME={h}"));
-        }
-    }
-    let program = find_program(&spec.process.args, &env)?;
-    let filters = if spec.seccomp && !spec.privileged {
-        seccomp::default_filters(cap_names.iter().any(|c| c == "CAP_SYS_ADMIN"))?
-    } else {
-        Vec::new()
+    let capabilities =
+        spec.capabilities.clone().unwrap_or_else(|| caps::DEFAULT.iter().map(|s| s.to_string()).collect());
+    let confinement = Confinement {
+        capabilities: &capabilities,
+        seccomp: spec.seccomp,
+        privileged: spec.privileged,
+        hostname: spec.hostname.as_deref(),
     };
-    let c_program = cstring(program.to_string_lossy().as_ref())?;
-    let c_args: Vec<CString> = spec.process.args.iter().map(|a| cstring(a)).collect::<Result<_, _>>()?;
-    let c_env: Vec<CString> = env.iter().map(|e| cstring(e)).collect::<Result<_, _>>()?;
+    let prepared = process::prepare(&spec.process, &confinement)?;
 
     status.write_all(b"R").map_err(|e| format!("cannot report readiness: {e}"))?;
     let mut go = [0u8; 1];
@@ -113,18 +82,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Never, 
         _ => sys::exit_now(0),
     }
     drop(control);
-    sys::close_from(STATUS_FD as u32 + 1).map_err(|e| format!("cannot close inherited descriptors: {e}"))?;
-    seccomp::install(&filters)?;
-    let mut argv: Vec<*const libc::c_char> = c_args.iter().map(|a| a.as_ptr()).collect();
-    argv.push(std::ptr::null());
-    let mut envp: Vec<*const libc::c_char> = c_env.iter().map(|e| e.as_ptr()).collect();
-    envp.push(std::ptr::null());
-    sys::exec(&c_program, &argv, &envp);
-    Err(format!("cannot execute {}: {}", program.display(), std::io::Error::last_os_error()))
-}
-
-fn cstring(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"))
+    Err(process::exec(prepared, STATUS_FD as u32))
 }
 
 fn read_spec(control: &mut File) -> Result<ContainerSpec, String> {
@@ -133,50 +91,6 @@ fn read_spec(control: &mut File) -> Result<ContainerSpec, String> {
     let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
     control.read_exact(&mut buf).map_err(|e| format!("cannot read the spec: {e}"))?;
     serde_json::from_slice(&buf).map_err(|e| format!("invalid spec: {e}"))
-}
-
-/// The command's executable: a path as given, or the first match in the container's PATH.
-fn find_program(args: &[String], env: &[String]) -> Result<PathBuf, String> {
-    let name = args.first().ok_or("the container has no command")?;
-    if name.contains('/') {
-        return Ok(PathBuf::from(name));
-    }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
-    for dir in path.split(':') {
-        let candidate = Path::new(dir).join(name);
-        if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() && !candidate.is_dir() {
-            return Ok(candidate);
-        }
-    }
-    Err(format!("executable file not found in $PATH: {name}"))
-}
-
-fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), String> {
-    use nix::sys::resource::{getrlimit, setrlimit, Resource};
-    let resource = match name {
-        "nofile" => Resource::RLIMIT_NOFILE,
-        "nproc" => Resource::RLIMIT_NPROC,
-        "core" => Resource::RLIMIT_CORE,
-        "memlock" => Resource::RLIMIT_MEMLOCK,
-        "stack" => Resource::RLIMIT_STACK,
-        "fsize" => Resource::RLIMIT_FSIZE,
-        "cpu" => Resource::RLIMIT_CPU,
-        "as" => Resource::RLIMIT_AS,
-        "data" => Resource::RLIMIT_DATA,
-        "locks" => Resource::RLIMIT_LOCKS,
-        "msgqueue" => Resource::RLIMIT_MSGQUEUE,
-        "nice" => Resource::RLIMIT_NICE,
-        "rtprio" => Resource::RLIMIT_RTPRIO,
-        "sigpending" => Resource::RLIMIT_SIGPENDING,
-        other => return Err(format!("unknown ulimit {other:?}")),
-    };
-    // Raising a hard limit needs CAP_SYS_RESOURCE, which hoist may not have: stay under it.
-    let (_, current_hard) = getrlimit(resource).map_err(|e| format!("cannot read ulimit {name}: {e}"))?;
-    let hard = hard.min(current_hard);
-    setrlimit(resource, soft.min(hard), hard).map_err(|e| format!("cannot set ulimit {name}: {e}"))
 }
 
 /// Where the state directory's path comes from: the parent passes it as the argument after

@@ -17,6 +17,7 @@ pub mod cgroup;
 mod container;
 pub mod error;
 pub mod init;
+mod process;
 mod rootfs;
 mod seccomp;
 pub mod spec;
