@@ -7,7 +7,7 @@ use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
-use hoist::runtime::{ContainerSpec, Exit, Limits, Mount, RootFs, Runtime, Stdio};
+use hoist::runtime::{ContainerSpec, EtcFiles, Exit, Limits, Mount, ProcessSpec, RootFs, Runtime, Stdio};
 use nix::sys::signal::Signal;
 
 /// Whether this machine can run the tests; panics in CI when it cannot.
@@ -65,7 +65,7 @@ impl Fixture {
 
     /// Creates, starts and waits for a container; returns its exit and its output.
     fn run(&self, spec: &ContainerSpec) -> (Exit, String) {
-        let (read, write) = nix::unistd::pipe().unwrap();
+        let (read, write) = pipe().unwrap();
         let stdio = Stdio { stdin: None, stdout: Some(dup(&write)), stderr: Some(write) };
         let mut container = self.runtime.create(spec, stdio).unwrap_or_else(|e| panic!("create: {e:#?}"));
         container.start().unwrap_or_else(|e| panic!("start: {e:#?}"));
@@ -76,6 +76,21 @@ impl Fixture {
         assert_nothing_left(&self.root, &spec.id, container.pid());
         (exit, output)
     }
+}
+
+/// Whatever a test leaves behind (it failed half-way) is deleted with the fixture.
+impl Drop for Fixture {
+    fn drop(&mut self) {
+        for id in self.runtime.list() {
+            let _ = self.runtime.delete(&id);
+        }
+    }
+}
+
+/// A close-on-exec pipe: tests run in parallel, and a leaked write end would keep another
+/// test's reader from ever seeing EOF.
+fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
 }
 
 fn dup(fd: &OwnedFd) -> OwnedFd {
@@ -288,7 +303,7 @@ fn sigterm_reaches_pid1_and_kill_9_leaves_nothing() {
     }
     let f = fixture();
     let spec = f.spec("sigterm", "trap 'exit 7' TERM; echo ready; while true; do sleep 0.05; done");
-    let (read, write) = nix::unistd::pipe().unwrap();
+    let (read, write) = pipe().unwrap();
     let mut c = f.runtime.create(&spec, Stdio { stdout: Some(write), ..Stdio::default() }).unwrap();
     c.start().unwrap();
     let mut first = [0u8; 6];
@@ -335,4 +350,257 @@ fn a_bad_command_is_reported_at_start() {
     let err = f.runtime.create(&spec, Stdio::default()).unwrap_err().to_string();
     assert!(err.contains("executable file not found in $PATH: no-such-program"), "{err}");
     assert!(!f.root.join("containers").join(&spec.id).exists());
+}
+
+/// Reads a pty master until the terminal side is closed (EIO) or EOF.
+fn read_console(master: OwnedFd) -> String {
+    let mut file = std::fs::File::from(master);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match file.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).replace("\r\n", "\n")
+}
+
+/// Starts a container that prints "ready" and then sleeps; returns it once it is ready.
+fn start_sleeper(f: &Fixture, spec: &ContainerSpec) -> hoist::runtime::Container {
+    let (read, write) = pipe().unwrap();
+    let mut c = f.runtime.create(spec, Stdio { stdout: Some(write), ..Stdio::default() }).unwrap();
+    c.start().unwrap();
+    let mut ready = [0u8; 6];
+    std::fs::File::from(read).read_exact(&mut ready).unwrap();
+    c
+}
+
+fn process(args: &[&str]) -> ProcessSpec {
+    let mut spec = ContainerSpec::new("x", RootFs::Directory(PathBuf::new()), Vec::new()).process;
+    spec.args = args.iter().map(|a| a.to_string()).collect();
+    spec
+}
+
+/// Runs `args` in container `id` with piped stdio; returns the exit, stdout and stderr.
+fn exec_piped(f: &Fixture, id: &str, args: &[&str], input: &[u8]) -> (Exit, String, String) {
+    let (in_r, in_w) = pipe().unwrap();
+    let (out_r, out_w) = pipe().unwrap();
+    let (err_r, err_w) = pipe().unwrap();
+    let stdio = Stdio { stdin: Some(in_r), stdout: Some(out_w), stderr: Some(err_w) };
+    let mut p = f.runtime.exec(id, &process(args), stdio).unwrap_or_else(|e| panic!("exec: {e}"));
+    let input = input.to_vec();
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let _ = std::fs::File::from(in_w).write_all(&input);
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = std::fs::File::from(err_r).read_to_string(&mut s);
+        s
+    });
+    let mut out = String::new();
+    std::fs::File::from(out_r).read_to_string(&mut out).unwrap();
+    writer.join().unwrap();
+    let exit = p.wait().unwrap();
+    (exit, out, err_reader.join().unwrap())
+}
+
+#[test]
+fn exec_sees_the_same_filesystem_processes_and_network() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let spec = f.spec("exec", "echo made-by-pid1 > /tmp/mark; echo ready; exec sleep 100");
+    let c = start_sleeper(&f, &spec);
+    let script = "cat /tmp/mark; cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname; \
+        for ns in mnt pid net uts ipc; do [ \"$(readlink /proc/self/ns/$ns)\" = \"$(readlink /proc/1/ns/$ns)\" ] && echo same-$ns; done; \
+        echo to-stderr >&2; exit 7";
+    let (exit, out, err) = exec_piped(&f, &spec.id, &["/bin/sh", "-c", script], b"");
+    assert_eq!(exit.code, Some(7), "{out}{err}");
+    assert_eq!(out, "made-by-pid1\nsleep 100 \nweb\nsame-mnt\nsame-pid\nsame-net\nsame-uts\nsame-ipc\n");
+    assert_eq!(err, "to-stderr\n");
+
+    // stdin reaches the command and its EOF ends it; a large stream arrives intact.
+    let data: Vec<u8> = (0..2_000_000u32).map(|i| (i % 251) as u8).collect();
+    let (exit, out, _) = exec_piped(&f, &spec.id, &["/bin/sh", "-c", "cat | md5sum"], &data);
+    assert_eq!(exit.code, Some(0));
+    let expected = String::from_utf8(
+        std::process::Command::new("/bin/busybox")
+            .args(["sh", "-c", "md5sum"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write;
+                child.stdin.take().unwrap().write_all(&data)?;
+                child.wait_with_output()
+            })
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(out, expected);
+
+    // A signal sent to the exec'd process reaches the command.
+    let (read, write) = pipe().unwrap();
+    let mut p = f
+        .runtime
+        .exec(
+            &spec.id,
+            &process(&["/bin/sh", "-c", "trap 'exit 9' TERM; echo up; while true; do sleep 0.05; done"]),
+            Stdio { stdout: Some(write), ..Stdio::default() },
+        )
+        .unwrap();
+    let mut up = [0u8; 3];
+    std::fs::File::from(read).read_exact(&mut up).unwrap();
+    p.kill(Signal::SIGTERM).unwrap();
+    assert_eq!(p.wait().unwrap().code, Some(9));
+
+    let err = f.runtime.exec(&spec.id, &process(&["no-such-program"]), Stdio::default()).unwrap_err().to_string();
+    assert!(err.contains("executable file not found in $PATH: no-such-program"), "{err}");
+
+    let pid = c.pid();
+    f.runtime.delete(&spec.id).unwrap();
+    assert_nothing_left(&f.root, &spec.id, pid);
+    let err = f.runtime.exec(&spec.id, &process(&["true"]), Stdio::default()).unwrap_err().to_string();
+    assert!(err.contains("does not exist"), "{err}");
+}
+
+#[test]
+fn a_terminal_for_the_command_and_for_exec() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec = f.spec("tty", "tty; stty size; echo ready; exec sleep 100");
+    spec.process.terminal = true;
+    let mut c = f.runtime.create(&spec, Stdio::default()).unwrap();
+    let master = c.take_console().expect("a console");
+    hoist::runtime::terminal::set_window_size(&master, 40, 100).unwrap();
+    c.start().unwrap();
+    let mut file = std::fs::File::from(master);
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("ready") {
+        let n = file.read(&mut buf).unwrap();
+        assert!(n > 0, "console closed early: {seen:?}");
+        seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+    }
+    assert_eq!(seen.replace("\r\n", "\n"), "/dev/pts/0\n40 100\nready\n");
+
+    let mut tty_process = process(&["/bin/sh", "-c", "read line; tty; stty size; exit 3"]);
+    tty_process.terminal = true;
+    let mut p = f.runtime.exec(&spec.id, &tty_process, Stdio::default()).unwrap();
+    let master = p.take_console().expect("a console");
+    hoist::runtime::terminal::set_window_size(&master, 30, 90).unwrap();
+    {
+        use std::io::Write;
+        std::fs::File::from(master.try_clone().unwrap()).write_all(b"go\n").unwrap();
+    }
+    let out = read_console(master);
+    assert_eq!(p.wait().unwrap().code, Some(3));
+    // The terminal echoes what was typed; the exec got a pty of its own.
+    assert_eq!(out, "go\n/dev/pts/1\n30 90\n");
+    drop(file);
+    f.runtime.delete(&spec.id).unwrap();
+    assert_nothing_left(&f.root, &spec.id, c.pid());
+}
+
+#[test]
+fn the_built_in_init_reaps_zombies_and_forwards_signals() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    // An orphan's zombie stays when PID 1 is a command that never waits (sleep); the
+    // built-in init reaps it.
+    for (init, zombies, pid1) in [(false, "1", "sleep"), (true, "0", "hoist")] {
+        let mut spec = f.spec(if init { "init" } else { "noinit" }, "(sleep 0.01 &); echo ready; exec sleep 100");
+        spec.init = init;
+        let c = start_sleeper(&f, &spec);
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let script = "grep -l '^State:.*Z' /proc/[0-9]*/status | wc -l; cat /proc/1/comm";
+        let (_, out, _) = exec_piped(&f, &spec.id, &["/bin/sh", "-c", script], b"");
+        assert_eq!(out, format!("{zombies}\n{pid1}\n"), "init: {init}");
+        f.runtime.delete(&spec.id).unwrap();
+        assert_nothing_left(&f.root, &spec.id, c.pid());
+    }
+
+    let mut spec = f.spec("initsig", "trap 'exit 5' TERM; echo ready; while true; do sleep 0.05; done");
+    spec.init = true;
+    let mut c = start_sleeper(&f, &spec);
+    c.kill(Signal::SIGTERM).unwrap();
+    assert_eq!(c.wait().unwrap().code, Some(5));
+    f.runtime.delete(&spec.id).unwrap();
+    assert_nothing_left(&f.root, &spec.id, c.pid());
+}
+
+#[test]
+fn the_container_cannot_reach_the_hoist_binary_or_its_descriptors() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    // PID 1 with init: true is the hoist binary; it is non-dumpable, so its exe is closed
+    // to the container (CVE-2019-5736), and no descriptor of hoist is inherited (CVE-2024-21626).
+    let mut spec = f.spec(
+        "exe",
+        "ls /proc/self/fd | tr '\\n' ' '; echo; (echo x >> /proc/1/exe) 2>/dev/null && echo wrote || echo refused; \
+         (cat /proc/1/exe > /dev/null) 2>/dev/null && echo read || echo refused",
+    );
+    spec.init = true;
+    let (_, out) = f.run(&spec);
+    assert_eq!(out, "0 1 2 3 \nrefused\nrefused\n");
+    let (_, out, _) = {
+        let spec = f.spec("execfd", "echo ready; exec sleep 100");
+        start_sleeper(&f, &spec);
+        let r = exec_piped(&f, &spec.id, &["/bin/ls", "/proc/self/fd"], b"");
+        f.runtime.delete(&spec.id).unwrap();
+        r
+    };
+    assert_eq!(out, "0\n1\n2\n3\n");
+}
+
+#[test]
+fn hosts_hostname_and_resolv_conf_are_the_containers_own() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec =
+        f.spec("etc", "cat /etc/hostname; grep -c localhost /etc/hosts; grep db /etc/hosts; cat /etc/resolv.conf");
+    spec.etc_files = Some(EtcFiles {
+        hosts: vec![("10.0.0.5".into(), vec!["db".into(), "db.internal".into()])],
+        nameservers: vec!["10.9.9.9".into()],
+        search: vec!["example.test".into()],
+        options: vec!["ndots:2".into()],
+    });
+    let (_, out) = f.run(&spec);
+    assert_eq!(out, "web\n2\n10.0.0.5\tdb db.internal\nnameserver 10.9.9.9\nsearch example.test\noptions ndots:2\n");
+    assert!(!f.image.join("etc/hosts").exists(), "the image was modified");
+}
+
+#[test]
+fn a_named_volume_is_filled_from_the_image_once_and_keeps_data() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    std::fs::create_dir_all(f.image.join("data/sub")).unwrap();
+    std::fs::write(f.image.join("data/sub/seed.txt"), "seed\n").unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", f.image.join("data/link")).unwrap();
+    let volume = f.root.join("volumes/data");
+    std::fs::create_dir_all(&volume).unwrap();
+    let mount = Mount::Volume { source: volume.clone(), target: "/data".into(), read_only: false, copy_up: true };
+    let mut spec = f.spec("vol1", "echo one >> /data/log; cat /data/sub/seed.txt");
+    spec.mounts.push(mount.clone());
+    assert_eq!(f.run(&spec).1, "seed\n");
+    assert_eq!(std::fs::read_link(volume.join("link")).unwrap(), Path::new("/etc/passwd"));
+    // The image changed, but the volume is not empty: nothing is copied again.
+    std::fs::write(f.image.join("data/sub/seed.txt"), "changed\n").unwrap();
+    let mut spec = f.spec("vol2", "echo two >> /data/log; cat /data/log /data/sub/seed.txt");
+    spec.mounts.push(mount);
+    assert_eq!(f.run(&spec).1, "one\ntwo\nseed\n");
 }

@@ -74,14 +74,8 @@ impl GlobalOptions {
 
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn run() -> i32 {
-    let args: Vec<String> = std::env::args().collect();
-    if args.get(1).map(String::as_str) == Some(crate::runtime::init::INIT_ARG) {
-        // Not a command: the runtime started this process as a container's init stage.
-        match crate::runtime::init::state_dir_from_args(&args) {
-            Some(dir) => crate::runtime::init::main(&dir),
-            None => return 2,
-        }
-    }
+    // Not a command when the runtime started this binary as a container's init or exec stage.
+    crate::runtime::run_stage_if_requested(&std::env::args().collect::<Vec<_>>());
     let cli = Cli::parse();
     logging::init(cli.global.verbose);
     let result = match &cli.command {

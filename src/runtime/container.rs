@@ -5,13 +5,14 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd, RawFd};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::sched::CloneFlags;
 use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{socketpair, AddressFamily, SockFlag, SockType};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{pipe2, Pid};
 
@@ -20,7 +21,7 @@ use super::error::{Result, RuntimeError};
 use super::init::INIT_ARG;
 use super::spec::{ContainerSpec, NetworkMode, RootFs};
 use super::state::{self, State};
-use super::sys;
+use super::{etc_files, sys, terminal};
 
 /// Where containers keep their state, and which binary runs their init stage.
 #[derive(Debug, Clone)]
@@ -64,7 +65,116 @@ pub struct Container {
     cgroup: Cgroup,
     control: Option<File>,
     status: File,
+    console: Option<OwnedFd>,
     exit: Option<Exit>,
+}
+
+/// A freshly spawned init or exec stage: the hoist binary, with stdio on fds 0–2, the
+/// control pipe on 3, the status pipe on 4 and, for a terminal, the console socket on 5.
+pub(super) struct Stage {
+    pub pid: Pid,
+    pub control: File,
+    pub status: File,
+    pub console_socket: Option<OwnedFd>,
+}
+
+fn namespaces(spec: &ContainerSpec) -> CloneFlags {
+    let mut flags =
+        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    if spec.network == NetworkMode::None {
+        flags |= CloneFlags::CLONE_NEWNET;
+    }
+    flags
+}
+
+/// Starts `binary stage_arg dir` in new namespaces `flags` with its descriptors in place.
+pub(super) fn spawn_stage(
+    binary: &Path,
+    stage_arg: &str,
+    dir: &Path,
+    stdio: Stdio,
+    terminal: bool,
+    flags: CloneFlags,
+) -> Result<Stage> {
+    let (control_r, control_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
+    let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
+    let null = || File::options().read(true).write(true).open("/dev/null").map(OwnedFd::from);
+    let open_null = |fd: Option<OwnedFd>| -> Result<OwnedFd> {
+        match fd {
+            Some(fd) if !terminal => Ok(fd),
+            _ => null().map_err(RuntimeError::io("cannot open", "/dev/null")),
+        }
+    };
+    let mut child_fds: Vec<OwnedFd> = vec![
+        lift(&open_null(stdio.stdin)?)?,
+        lift(&open_null(stdio.stdout)?)?,
+        lift(&open_null(stdio.stderr)?)?,
+        lift(&control_r)?,
+        lift(&status_w)?,
+    ];
+    drop((control_r, status_w));
+    let mut console_socket = None;
+    if terminal {
+        let (ours, theirs) = socketpair(AddressFamily::Unix, SockType::Stream, None, SockFlag::SOCK_CLOEXEC)
+            .map_err(RuntimeError::sys("creating the console socket"))?;
+        child_fds.push(lift(&theirs)?);
+        console_socket = Some(ours);
+    }
+    let raw_fds: Vec<RawFd> = child_fds.iter().map(|fd| fd.as_raw_fd()).collect();
+
+    let cstr = |s: &str| CString::new(s).map_err(|_| RuntimeError::Spec(format!("{s:?} contains a NUL byte")));
+    let program = cstr(&binary.to_string_lossy())?;
+    let args = [program.clone(), cstr(stage_arg)?, cstr(&dir.to_string_lossy())?];
+    let env = [cstr("PATH=/usr/sbin:/usr/bin:/sbin:/bin")?];
+    let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
+    argv.push(std::ptr::null());
+    let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
+    envp.push(std::ptr::null());
+
+    let child = Box::new(|| {
+        for (target, fd) in raw_fds.iter().enumerate() {
+            if sys::dup_onto(*fd, target as RawFd) < 0 {
+                sys::exit_now(126);
+            }
+        }
+        // Descriptors the caller opened without close-on-exec must not reach the stage.
+        if sys::close_from(raw_fds.len() as u32).is_err() {
+            sys::exit_now(126);
+        }
+        sys::exec(&program, &argv, &envp);
+        sys::exit_now(127)
+    });
+    let pid = sys::clone_process(flags, child).map_err(RuntimeError::sys("cloning the container process"))?;
+    drop(child_fds);
+    Ok(Stage { pid, control: File::from(control_w), status: File::from(status_r), console_socket })
+}
+
+/// Sends a length-prefixed JSON message to a stage.
+pub(super) fn send_message(control: &mut File, message: &impl serde::Serialize) -> std::io::Result<()> {
+    let json = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    control.write_all(&(json.len() as u32).to_le_bytes())?;
+    control.write_all(&json)
+}
+
+/// Reads what [`send_message`] sent.
+pub(super) fn read_message<T: serde::de::DeserializeOwned>(control: &mut File) -> std::result::Result<T, String> {
+    let mut len = [0u8; 4];
+    control.read_exact(&mut len).map_err(|e| format!("cannot read the request: {e}"))?;
+    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
+    control.read_exact(&mut buf).map_err(|e| format!("cannot read the request: {e}"))?;
+    serde_json::from_slice(&buf).map_err(|e| format!("invalid request: {e}"))
+}
+
+fn save_spec(dir: &Path, spec: &ContainerSpec) -> Result<()> {
+    let text = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
+    std::fs::write(dir.join("spec.json"), text).map_err(RuntimeError::io("cannot write", dir.join("spec.json")))
+}
+
+/// The spec a container was created with.
+pub(super) fn load_spec(dir: &Path) -> Result<ContainerSpec> {
+    let path = dir.join("spec.json");
+    let text = std::fs::read(&path).map_err(RuntimeError::io("cannot read", &path))?;
+    serde_json::from_slice(&text).map_err(|e| RuntimeError::Spec(format!("{}: {e}", path.display())))
 }
 
 /// Moves a descriptor above the ones the child rearranges (0–4), close-on-exec.
@@ -78,7 +188,7 @@ impl Runtime {
         Runtime { containers_dir: state_root.join("containers"), init_binary }
     }
 
-    fn dir(&self, id: &str) -> PathBuf {
+    pub(super) fn dir(&self, id: &str) -> PathBuf {
         self.containers_dir.join(id)
     }
 
@@ -112,74 +222,36 @@ impl Runtime {
         for sub in subdirs {
             std::fs::create_dir(dir.join(sub)).map_err(RuntimeError::io("cannot create", dir.join(sub)))?;
         }
+        etc_files::write(spec, dir)?;
         let cgroup = Cgroup::create(&spec.id, &spec.limits)?;
         // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
         state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;
 
-        let (control_r, control_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
-        let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
-        let null = || File::options().read(true).write(true).open("/dev/null").map(OwnedFd::from);
-        let open_null = |fd: Option<OwnedFd>| -> Result<OwnedFd> {
-            match fd {
-                Some(fd) => Ok(fd),
-                None => null().map_err(RuntimeError::io("cannot open", "/dev/null")),
-            }
-        };
-        let child_fds: Vec<OwnedFd> = vec![
-            lift(&open_null(stdio.stdin)?)?,
-            lift(&open_null(stdio.stdout)?)?,
-            lift(&open_null(stdio.stderr)?)?,
-            lift(&control_r)?,
-            lift(&status_w)?,
-        ];
-        drop((control_r, status_w));
-        let raw_fds: Vec<RawFd> = child_fds.iter().map(|fd| fd.as_raw_fd()).collect();
-
-        let cstr = |s: &str| CString::new(s).map_err(|_| RuntimeError::Spec(format!("{s:?} contains a NUL byte")));
-        let program = cstr(&self.init_binary.to_string_lossy())?;
-        let args = [program.clone(), cstr(INIT_ARG)?, cstr(&dir.to_string_lossy())?];
-        let env = [cstr("PATH=/usr/sbin:/usr/bin:/sbin:/bin")?];
-        let mut argv: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
-        argv.push(std::ptr::null());
-        let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
-        envp.push(std::ptr::null());
-
-        let mut flags =
-            CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
-        if spec.network == NetworkMode::None {
-            flags |= CloneFlags::CLONE_NEWNET;
-        }
-        let child = Box::new(|| {
-            for (target, fd) in raw_fds.iter().enumerate() {
-                if sys::dup_onto(*fd, target as RawFd) < 0 {
-                    sys::exit_now(126);
-                }
-            }
-            sys::exec(&program, &argv, &envp);
-            sys::exit_now(127)
-        });
-        let pid = sys::clone_process(flags, child).map_err(RuntimeError::sys("cloning the container process"))?;
-        drop(child_fds);
-
+        let stage = spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec))?;
         let mut container = Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),
-            pid,
+            pid: stage.pid,
             cgroup,
-            control: Some(File::from(control_w)),
-            status: File::from(status_r),
+            control: Some(stage.control),
+            status: stage.status,
+            console: None,
             exit: None,
         };
+        let pid = stage.pid;
         let start_time = state::process_start_time(pid.as_raw()).unwrap_or(0);
         state::save(
             dir,
             &State { id: spec.id.clone(), pid: pid.as_raw(), start_time, cgroup: container.cgroup.clone() },
         )?;
+        save_spec(dir, spec)?;
         container.cgroup.add(pid.as_raw())?;
 
-        let json = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
         let control = container.control.as_mut().ok_or_else(|| RuntimeError::Spec("control pipe closed".into()))?;
-        let sent = control.write_all(&(json.len() as u32).to_le_bytes()).and_then(|()| control.write_all(&json));
+        let sent = send_message(control, spec);
+        if let Some(socket) = &stage.console_socket {
+            container.console = terminal::receive_fd(socket.as_fd()).ok();
+        }
         match container.read_status()? {
             Some(b'R') => Ok(container),
             Some(_) | None => {
@@ -258,6 +330,11 @@ impl Container {
 
     pub fn state_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The master side of the container's pty (`process.terminal`), once.
+    pub fn take_console(&mut self) -> Option<OwnedFd> {
+        self.console.take()
     }
 
     fn read_status(&mut self) -> Result<Option<u8>> {

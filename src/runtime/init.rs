@@ -2,6 +2,8 @@
 //! namespaces and execs the hoist binary with [`INIT_ARG`]; it reads its [`ContainerSpec`]
 //! from fd 3, builds the root, switches identity and privileges, reports "ready" on fd 4,
 //! waits for "start" on fd 3, and execs the service's command, which thus becomes PID 1.
+//! With `init: true` it forks the command instead and stays as a small init that reaps
+//! zombies and forwards signals ([`reaper`]).
 //!
 //! This process is single-threaded and fresh, so it may allocate freely. It marks itself
 //! non-dumpable at once, so the hoist binary behind /proc/1/exe cannot be opened by other
@@ -9,14 +11,16 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sched::{setns, unshare, CloneFlags};
 use nix::sys::stat::{umask, Mode};
+use nix::unistd::{ForkResult, Pid};
 
+use super::container::read_message;
 use super::process::{self, Confinement};
 use super::spec::{ContainerSpec, NetworkMode};
-use super::{caps, rootfs, sys};
+use super::{reaper, rootfs, sys, terminal};
 
 /// The hidden first argument that makes the hoist binary run as a container's init stage.
 pub const INIT_ARG: &str = "__hoist-container-init";
@@ -25,26 +29,36 @@ pub const CONTROL_FD: i32 = 3;
 /// "R" when ready; `E<message>` on failure; closed by a successful exec.
 pub const STATUS_FD: i32 = 4;
 
-/// Runs the init stage; never returns.
-pub fn main(state_dir: &Path) -> ! {
+/// The control and status pipes of an init or exec stage. A successful exec of the
+/// command closes the status pipe (close-on-exec): that is how the parent learns of it.
+pub(super) fn stage_pipes() -> (File, File) {
     let control = File::from(sys::take_fd(CONTROL_FD));
-    let mut status = File::from(sys::take_fd(STATUS_FD));
-    // A successful exec closes the status pipe: that is how the parent learns of it.
+    let status = File::from(sys::take_fd(STATUS_FD));
     let _ = nix::fcntl::fcntl(&status, nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC));
-    let result = run(state_dir, control, &mut status);
-    let message = match result {
-        Ok(never) => match never {},
-        Err(message) => message,
-    };
-    let _ = status.write_all(format!("E{message}").as_bytes());
-    sys::exit_now(1)
+    (control, status)
 }
 
-enum Never {}
+/// Runs the init stage; never returns.
+pub fn main(state_dir: &Path) -> ! {
+    let (control, mut status) = stage_pipes();
+    match run(state_dir, control, &mut status) {
+        Ok(command) => {
+            // The reaper keeps no end of the status pipe: the command's exec closes the last one.
+            drop(status);
+            reaper::supervise(command, true)
+        }
+        Err(message) => {
+            let _ = status.write_all(format!("E{message}").as_bytes());
+            sys::exit_now(1)
+        }
+    }
+}
 
-fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Never, String> {
+/// Sets up the container and execs the command; returns only as the built-in init (with
+/// the command's pid) or with the reason setup failed.
+fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("cannot mark the init stage non-dumpable: {e}"))?;
-    let spec = read_spec(&mut control)?;
+    let spec: ContainerSpec = read_message(&mut control)?;
     // The parent moved us into the container's cgroup before sending the spec.
     unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
     match &spec.network {
@@ -64,15 +78,14 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Never, 
     if let Some(name) = &spec.domainname {
         sys::set_domainname(name).map_err(|e| format!("cannot set domainname {name:?}: {e}"))?;
     }
-    let capabilities =
-        spec.capabilities.clone().unwrap_or_else(|| caps::DEFAULT.iter().map(|s| s.to_string()).collect());
-    let confinement = Confinement {
-        capabilities: &capabilities,
-        seccomp: spec.seccomp,
-        privileged: spec.privileged,
-        hostname: spec.hostname.as_deref(),
+    let console = if spec.process.terminal {
+        let (master, terminal) = terminal::open_in_container()?;
+        terminal::send_fd(sys::borrow_fd(terminal::CONSOLE_FD), &master)?;
+        Some(terminal)
+    } else {
+        None
     };
-    let prepared = process::prepare(&spec.process, &confinement)?;
+    let prepared = process::prepare(&spec.process, &Confinement::of(&spec))?;
 
     status.write_all(b"R").map_err(|e| format!("cannot report readiness: {e}"))?;
     let mut go = [0u8; 1];
@@ -82,19 +95,21 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Never, 
         _ => sys::exit_now(0),
     }
     drop(control);
-    Err(process::exec(prepared, STATUS_FD as u32))
-}
-
-fn read_spec(control: &mut File) -> Result<ContainerSpec, String> {
-    let mut len = [0u8; 4];
-    control.read_exact(&mut len).map_err(|e| format!("cannot read the spec: {e}"))?;
-    let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-    control.read_exact(&mut buf).map_err(|e| format!("cannot read the spec: {e}"))?;
-    serde_json::from_slice(&buf).map_err(|e| format!("invalid spec: {e}"))
-}
-
-/// Where the state directory's path comes from: the parent passes it as the argument after
-/// [`INIT_ARG`].
-pub fn state_dir_from_args(args: &[String]) -> Option<PathBuf> {
-    args.get(2).map(PathBuf::from)
+    if !spec.init {
+        if let Some(terminal) = &console {
+            terminal::become_session_leader(terminal)?;
+        }
+        return Err(process::exec(prepared, STATUS_FD as u32));
+    }
+    let old_mask = reaper::block_signals()?;
+    match sys::fork().map_err(|e| format!("cannot fork the command: {e}"))? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            reaper::restore_signals(&old_mask)?;
+            if let Some(terminal) = &console {
+                terminal::become_session_leader(terminal)?;
+            }
+            Err(process::exec(prepared, STATUS_FD as u32))
+        }
+    }
 }

@@ -8,6 +8,7 @@
 //!   sends spec ───────────────────────────► drops privileges, reports ready
 //! Container::start ── start byte ─────────► execve(command): the command is PID 1
 //! Container::wait / kill / pause; Runtime::delete (idempotent, from state on disk)
+//! Runtime::exec ── exec stage: setns into PID 1's namespaces, fork ──► command
 //! ```
 //!
 //! All `unsafe` code of the runtime is in [`sys`].
@@ -15,16 +16,34 @@
 pub mod caps;
 pub mod cgroup;
 mod container;
+mod copy;
 pub mod error;
+mod etc_files;
+mod exec;
 pub mod init;
 mod process;
+mod reaper;
 mod rootfs;
 mod seccomp;
 pub mod spec;
 pub mod state;
 mod sys;
+pub mod terminal;
 pub mod users;
 
 pub use container::{Container, Exit, Runtime, Stdio};
 pub use error::RuntimeError;
-pub use spec::{ContainerSpec, Limits, Mount, NetworkMode, RootFs};
+pub use exec::ExecProcess;
+pub use spec::{ContainerSpec, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs};
+
+/// Runs the init or exec stage when the hoist binary was started as one (its first
+/// argument is [`init::INIT_ARG`] or [`exec::EXEC_ARG`], the second the container's state
+/// directory); returns otherwise. Call it first thing in `main`.
+pub fn run_stage_if_requested(args: &[String]) {
+    let Some(dir) = args.get(2).map(std::path::Path::new) else { return };
+    match args.get(1).map(String::as_str) {
+        Some(init::INIT_ARG) => init::main(dir),
+        Some(exec::EXEC_ARG) => exec::main(dir),
+        _ => {}
+    }
+}

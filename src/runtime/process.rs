@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{umask, Mode};
 use seccompiler::BpfProgram;
 
-use super::spec::ProcessSpec;
+use super::spec::{ContainerSpec, ProcessSpec};
 use super::{caps, seccomp, sys, users};
 
 /// Everything `execve` needs, computed while the process may still allocate and fail softly.
@@ -22,10 +22,24 @@ pub struct Prepared {
 
 /// Security settings of the container that every process in it shares.
 pub struct Confinement<'a> {
-    pub capabilities: &'a [String],
+    pub capabilities: Vec<String>,
     pub seccomp: bool,
     pub privileged: bool,
     pub hostname: Option<&'a str>,
+}
+
+impl Confinement<'_> {
+    pub fn of(spec: &ContainerSpec) -> Confinement<'_> {
+        Confinement {
+            capabilities: spec
+                .capabilities
+                .clone()
+                .unwrap_or_else(|| caps::DEFAULT.iter().map(|s| s.to_string()).collect()),
+            seccomp: spec.seccomp,
+            privileged: spec.privileged,
+            hostname: spec.hostname.as_deref(),
+        }
+    }
 }
 
 /// Switches identity and privileges for `process` (inside the container's root) and
@@ -41,14 +55,14 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
         .and_then(|()| std::env::set_current_dir(&process.cwd))
         .map_err(|e| format!("cannot enter working directory {}: {e}", process.cwd))?;
 
-    caps::limit_bounding(confinement.capabilities)?;
+    caps::limit_bounding(&confinement.capabilities)?;
     let gids: Vec<nix::unistd::Gid> = who.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
     nix::unistd::setgroups(&gids).map_err(|e| format!("cannot set supplementary groups: {e}"))?;
     let gid = nix::unistd::Gid::from_raw(who.gid);
     nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("cannot switch to group {}: {e}", who.gid))?;
     let uid = nix::unistd::Uid::from_raw(who.uid);
     nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("cannot switch to user {}: {e}", who.uid))?;
-    caps::apply(confinement.capabilities, who.uid)?;
+    caps::apply(&confinement.capabilities, who.uid)?;
     nix::sys::prctl::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs: {e}"))?;
     umask(Mode::from_bits_truncate(0o022));
 

@@ -17,6 +17,7 @@ use nix::unistd::{chdir, pivot_root};
 
 use super::spec::{ContainerSpec, Mount, RootFs};
 use super::sys::open_in_root;
+use super::{copy, etc_files};
 
 /// Paths hidden from the container (Docker's list).
 const MASKED: &[&str] = &[
@@ -163,19 +164,15 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
         }
     }
 
-    for m in &spec.mounts {
+    for m in etc_files::mounts(spec, state_dir).iter().chain(&spec.mounts) {
         match m {
-            Mount::Bind { source, target, read_only } => {
-                let is_dir = source.is_dir();
-                let fd = ensure(&root, target, !is_dir)?;
-                let src = source.display().to_string();
-                mount_at(Some(&src), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-                let fd = ensure(&root, target, false)?;
-                mount_at(None, &fd, None, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None)?;
-                if *read_only {
-                    remount_read_only(&root, target, MsFlags::MS_REC)?;
+            Mount::Volume { source, target, read_only, copy_up } => {
+                if *copy_up && copy::is_empty(source) {
+                    fill_volume(&root, source, target)?;
                 }
+                bind(&root, source, target, *read_only)?;
             }
+            Mount::Bind { source, target, read_only } => bind(&root, source, target, *read_only)?,
             Mount::Tmpfs { target, size, mode } => {
                 let fd = ensure(&root, target, false)?;
                 let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
@@ -228,6 +225,28 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
         .map_err(err("cannot make the root read-only"))?;
     }
     Ok(())
+}
+
+fn bind(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -> Result<()> {
+    let fd = ensure(root, target, !source.is_dir())?;
+    let src = source.display().to_string();
+    mount_at(Some(&src), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
+    let fd = ensure(root, target, false)?;
+    mount_at(None, &fd, None, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None)?;
+    if read_only {
+        remount_read_only(root, target, MsFlags::MS_REC)?;
+    }
+    Ok(())
+}
+
+/// Copies what the image has at `target` (if it is a directory) into the empty volume.
+fn fill_volume(root: &OwnedFd, volume: &Path, target: &str) -> Result<()> {
+    let dir_flags = (OFlag::O_DIRECTORY | OFlag::O_RDONLY).bits();
+    let Ok(from) = open_in_root(root, target.trim_start_matches('/'), dir_flags, 0) else { return Ok(()) };
+    let to = nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
+        .map_err(err(format!("cannot open volume {}", volume.display())))?;
+    copy::copy_tree(&from, &to)
+        .map_err(|e| SetupError(format!("cannot fill volume {} from {target}: {e}", volume.display())))
 }
 
 /// /dev as a small tmpfs with only the standard nodes, /dev/pts, /dev/shm and /dev/mqueue.

@@ -27,6 +27,22 @@ pub struct ContainerSpec {
     pub seccomp: bool,
     /// Full access to devices and /proc, /sys, no masked paths, all capabilities.
     pub privileged: bool,
+    /// A small built-in init is PID 1: it reaps zombies and forwards signals to the command.
+    pub init: bool,
+    /// /etc/hosts, /etc/hostname and /etc/resolv.conf written for this container and
+    /// bound over the image's; `None` leaves the image's files alone.
+    pub etc_files: Option<EtcFiles>,
+}
+
+/// What goes into the container's /etc/hosts and /etc/resolv.conf.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EtcFiles {
+    /// Extra /etc/hosts lines after the loopback ones: an address and its names.
+    pub hosts: Vec<(String, Vec<String>)>,
+    /// Nameservers; empty means the host's, minus loopback ones the container cannot reach.
+    pub nameservers: Vec<String>,
+    pub search: Vec<String>,
+    pub options: Vec<String>,
 }
 
 /// The container's `/`.
@@ -50,6 +66,8 @@ pub struct ProcessSpec {
     /// Extra groups (`group_add`), names or numbers.
     pub additional_groups: Vec<String>,
     pub rlimits: Vec<Rlimit>,
+    /// A pseudo-terminal instead of the given stdio: the caller gets its master side.
+    pub terminal: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,6 +82,9 @@ pub struct Rlimit {
 pub enum Mount {
     /// A host file or directory at `target`.
     Bind { source: PathBuf, target: String, read_only: bool },
+    /// A named volume's directory at `target`. When the directory is empty and `copy_up`
+    /// is set, the image's content at `target` is copied into it first, as Docker does.
+    Volume { source: PathBuf, target: String, read_only: bool, copy_up: bool },
     /// A fresh tmpfs.
     Tmpfs { target: String, size: Option<u64>, mode: Option<u32> },
 }
@@ -103,6 +124,7 @@ impl ContainerSpec {
                 user: None,
                 additional_groups: Vec::new(),
                 rlimits: Vec::new(),
+                terminal: false,
             },
             hostname: None,
             domainname: None,
@@ -114,6 +136,8 @@ impl ContainerSpec {
             shm_size: None,
             seccomp: true,
             privileged: false,
+            init: false,
+            etc_files: Some(EtcFiles::default()),
         }
     }
 }

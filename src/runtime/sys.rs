@@ -112,3 +112,67 @@ pub fn take_fd(fd: RawFd) -> OwnedFd {
     // nothing else in this fresh process owns them.
     unsafe { OwnedFd::from_raw_fd(fd) }
 }
+
+/// Restores the default action of `signal` (to die by it, as the command did).
+pub fn default_signal(signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet};
+    let action = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
+    // SAFETY: installing the default disposition runs no code of ours.
+    unsafe { sigaction(signal, &action) }.map(drop)
+}
+
+/// Unlocks a pseudo-terminal master and opens its peer (the terminal side) through the
+/// master itself (TIOCGPTPEER), so no path under /dev/pts is ever looked up.
+pub fn open_pty_peer(master: &OwnedFd) -> nix::Result<OwnedFd> {
+    let unlock: libc::c_int = 0;
+    // SAFETY: TIOCSPTLCK reads one int from the pointer, which points to a live local.
+    Errno::result(unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSPTLCK, &unlock) })?;
+    // SAFETY: TIOCGPTPEER takes open flags by value and returns a new descriptor.
+    let fd = Errno::result(unsafe {
+        libc::ioctl(master.as_raw_fd(), libc::TIOCGPTPEER, libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC)
+    })?;
+    // SAFETY: the ioctl returned a new descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Makes `terminal` the controlling terminal of the calling session leader.
+pub fn set_controlling_terminal(terminal: RawFd) -> nix::Result<()> {
+    // SAFETY: TIOCSCTTY takes an int argument by value; no memory is passed.
+    Errno::result(unsafe { libc::ioctl(terminal, libc::TIOCSCTTY, 0) }).map(drop)
+}
+
+/// The (rows, columns) of a terminal.
+pub fn window_size(terminal: &impl std::os::fd::AsFd) -> nix::Result<(u16, u16)> {
+    // SAFETY: winsize is plain data; zeroed is a valid value.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes one winsize into the local we pass.
+    Errno::result(unsafe { libc::ioctl(terminal.as_fd().as_raw_fd(), libc::TIOCGWINSZ, &mut size) })?;
+    Ok((size.ws_row, size.ws_col))
+}
+
+/// Sets the (rows, columns) of a terminal; its foreground process group gets SIGWINCH.
+pub fn set_window_size(terminal: &impl std::os::fd::AsFd, rows: u16, columns: u16) -> nix::Result<()> {
+    let size = libc::winsize { ws_row: rows, ws_col: columns, ws_xpixel: 0, ws_ypixel: 0 };
+    // SAFETY: TIOCSWINSZ reads one winsize from the local we pass.
+    Errno::result(unsafe { libc::ioctl(terminal.as_fd().as_raw_fd(), libc::TIOCSWINSZ, &size) }).map(drop)
+}
+
+/// Takes ownership of a descriptor received with SCM_RIGHTS.
+pub fn take_received_fd(fd: RawFd) -> OwnedFd {
+    // SAFETY: the kernel installed this descriptor in our table for this message alone.
+    unsafe { OwnedFd::from_raw_fd(fd) }
+}
+
+/// Forks the calling process. Only for the init and exec stages, which are single-threaded.
+pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
+    // SAFETY: the stages run no threads, so the child starts with a consistent copy of
+    // every lock and allocator state and may do anything the parent could.
+    unsafe { nix::unistd::fork() }
+}
+
+/// Borrows a descriptor number set up by the parent for a stage (e.g. the console socket).
+pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: the parent placed this descriptor for the stage, which never closes it
+    // before exec (close_from) or exit.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
+}
