@@ -604,3 +604,40 @@ fn a_named_volume_is_filled_from_the_image_once_and_keeps_data() {
     spec.mounts.push(mount);
     assert_eq!(f.run(&spec).1, "one\ntwo\nseed\n");
 }
+
+#[test]
+fn an_oci_bundle_describes_the_same_container() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec = f.spec("oci", "true");
+    spec.capabilities = Some(vec!["CAP_CHOWN".into(), "CAP_KILL".into()]);
+    spec.limits = Limits { memory: Some(64 << 20), pids: Some(50), ..Limits::default() };
+    spec.network = hoist::runtime::NetworkMode::Host;
+    spec.mounts.push(Mount::Tmpfs { target: "/scratch".into(), size: Some(1 << 20), mode: None });
+    let dir = f.root.join("bundle");
+    let bundle = hoist::runtime::oci::write_bundle(&spec, &dir).unwrap();
+    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    // The overlay root is mounted for the other runtime and shows the image.
+    assert!(dir.join("rootfs/bin/busybox").exists());
+    assert_eq!(config["root"]["path"], dir.join("rootfs").display().to_string());
+    assert_eq!(config["process"]["args"], serde_json::json!(["/bin/sh", "-c", "true"]));
+    assert_eq!(config["hostname"], "web");
+    let mut caps: Vec<String> = serde_json::from_value(config["process"]["capabilities"]["effective"].clone()).unwrap();
+    caps.sort();
+    assert_eq!(caps, ["CAP_CHOWN", "CAP_KILL"]);
+    let namespaces: Vec<&str> =
+        config["linux"]["namespaces"].as_array().unwrap().iter().map(|n| n["type"].as_str().unwrap()).collect();
+    assert!(!namespaces.contains(&"network") && namespaces.contains(&"pid"), "{namespaces:?}");
+    assert_eq!(config["linux"]["resources"]["memory"]["limit"], 64 << 20);
+    assert_eq!(config["linux"]["resources"]["pids"]["limit"], 50);
+    let targets: Vec<&str> =
+        config["mounts"].as_array().unwrap().iter().map(|m| m["destination"].as_str().unwrap()).collect();
+    for target in ["/proc", "/dev/pts", "/etc/hosts", "/etc/resolv.conf", "/scratch"] {
+        assert!(targets.contains(&target), "{target} missing from {targets:?}");
+    }
+    bundle.remove().unwrap();
+    assert!(!dir.exists());
+    assert!(!std::fs::read_to_string("/proc/self/mountinfo").unwrap().contains(&dir.display().to_string()));
+}

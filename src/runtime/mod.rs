@@ -21,6 +21,7 @@ pub mod error;
 mod etc_files;
 mod exec;
 pub mod init;
+pub mod oci;
 mod process;
 mod reaper;
 mod rootfs;
