@@ -17,6 +17,7 @@
 //! * [`cli`] is the thin command-line layer; it is the only code that prints to stdout.
 
 pub mod cli;
+pub mod image;
 pub mod plan;
 pub mod project;
 pub mod runtime;

@@ -1,0 +1,172 @@
+//! `hoist image load`: images from a `docker save` tarball (docker-archive), an oci-archive
+//! tarball, or an OCI image layout directory. A tarball is unpacked with the same safe
+//! unpacker as layers, into the store's work area, and then read as a directory.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::digest::Digest;
+use super::error::{ImageError, Result};
+use super::import::{image_from_manifest, unpack_all};
+use super::manifest::{select_platform, Descriptor, ImageConfigFile, Manifest, ManifestOrIndex, Platform};
+use super::reference::Reference;
+use super::store::{ImageRecord, Store};
+use super::unpack;
+
+/// An image that was loaded and the names it got.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub image: ImageRecord,
+    pub references: Vec<Reference>,
+}
+
+/// Loads every image of the archive or layout at `path`.
+pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
+    if path.is_dir() {
+        return load_dir(store, path);
+    }
+    let work = store.temp_dir()?;
+    let file = File::open(path).map_err(ImageError::io("cannot open", path))?;
+    let plain = unpack::decompress(file).map_err(ImageError::io("cannot read", path))?;
+    unpack::unpack(plain, work.path())?;
+    load_dir(store, work.path())
+}
+
+fn load_dir(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
+    if dir.join("manifest.json").exists() {
+        load_docker_archive(store, dir)
+    } else if dir.join("index.json").exists() {
+        load_oci_layout(store, dir)
+    } else {
+        Err(ImageError::format(
+            dir.display(),
+            "neither a docker-archive (manifest.json) nor an OCI layout (index.json)",
+        ))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ArchiveEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+/// A file named inside the archive, which must stay inside it.
+fn inside(dir: &Path, name: &str) -> Result<PathBuf> {
+    let relative = Path::new(name);
+    if relative.is_absolute() || relative.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(ImageError::UnsafeEntry { entry: name.to_string(), why: "it points outside the archive".into() });
+    }
+    Ok(dir.join(relative))
+}
+
+fn store_file(store: &Store, path: &Path, expected: Option<&Digest>) -> Result<(Digest, u64)> {
+    let file = File::open(path).map_err(ImageError::io("cannot open", path))?;
+    store.write_blob(file, expected, &path.display().to_string())
+}
+
+fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
+    let manifest_path = dir.join("manifest.json");
+    let text = std::fs::read(&manifest_path).map_err(ImageError::io("cannot read", &manifest_path))?;
+    let entries: Vec<ArchiveEntry> =
+        serde_json::from_slice(&text).map_err(|e| ImageError::format(manifest_path.display(), e))?;
+    let mut loaded = Vec::new();
+    for entry in entries {
+        let (config_digest, _) = store_file(store, &inside(dir, &entry.config)?, None)?;
+        let config_bytes = store.read_blob(&config_digest)?;
+        let config: ImageConfigFile = serde_json::from_slice(&config_bytes)
+            .map_err(|e| ImageError::format(format!("{} in the archive", entry.config), e))?;
+        if config.rootfs.diff_ids.len() != entry.layers.len() {
+            return Err(ImageError::format(
+                &entry.config,
+                format!("{} diff_ids for {} layers", config.rootfs.diff_ids.len(), entry.layers.len()),
+            ));
+        }
+        let mut blobs = Vec::new();
+        let mut size = 0;
+        for layer in &entry.layers {
+            let (digest, len) = store_file(store, &inside(dir, layer)?, None)?;
+            size += len;
+            blobs.push(digest);
+        }
+        let pairs: Vec<(&Digest, &Digest)> = blobs.iter().zip(config.rootfs.diff_ids.iter()).collect();
+        unpack_all(store, &pairs)?;
+        let references =
+            entry.repo_tags.unwrap_or_default().iter().map(|tag| Reference::parse(tag)).collect::<Result<Vec<_>>>()?;
+        let image = ImageRecord {
+            id: config_digest,
+            manifest: None,
+            layers: config.rootfs.diff_ids.clone(),
+            size,
+            platform: Platform { architecture: config.architecture.clone(), os: config.os.clone(), variant: None },
+            config: config.config,
+        };
+        store.save_image(&image, &references)?;
+        loaded.push(Loaded { image, references });
+    }
+    Ok(loaded)
+}
+
+fn read_layout_blob(store: &Store, dir: &Path, descriptor: &Descriptor) -> Result<Vec<u8>> {
+    let path = dir.join("blobs/sha256").join(descriptor.digest.hex());
+    store_file(store, &path, Some(&descriptor.digest))?;
+    store.read_blob(&descriptor.digest)
+}
+
+/// The names an OCI layout gives a manifest: containerd's full name, or a `ref.name` that
+/// is a whole reference (a bare tag names no repository).
+fn layout_references(descriptor: &Descriptor) -> Vec<Reference> {
+    let full = descriptor.annotations.get("io.containerd.image.name");
+    let short = descriptor.annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains([':', '/']));
+    full.or(short).and_then(|name| Reference::parse(name).ok()).into_iter().collect()
+}
+
+fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
+    let index_path = dir.join("index.json");
+    let text = std::fs::read(&index_path).map_err(ImageError::io("cannot read", &index_path))?;
+    let index: ManifestOrIndex =
+        serde_json::from_slice(&text).map_err(|e| ImageError::format(index_path.display(), e))?;
+    let mut loaded = Vec::new();
+    for top in index.manifests.unwrap_or_default() {
+        let references = layout_references(&top);
+        let mut descriptor = top.clone();
+        let mut bytes = read_layout_blob(store, dir, &descriptor)?;
+        let parsed: ManifestOrIndex =
+            serde_json::from_slice(&bytes).map_err(|e| ImageError::format(descriptor.digest.to_string(), e))?;
+        if let Some(manifests) = parsed.manifests {
+            let host = Platform::host();
+            descriptor = select_platform(&manifests, &host)
+                .ok_or_else(|| ImageError::NoPlatform {
+                    reference: dir.display().to_string(),
+                    platform: host.to_string(),
+                    available: platforms(&manifests),
+                })?
+                .clone();
+            bytes = read_layout_blob(store, dir, &descriptor)?;
+        }
+        let manifest: Manifest =
+            serde_json::from_slice(&bytes).map_err(|e| ImageError::format(descriptor.digest.to_string(), e))?;
+        read_layout_blob(store, dir, &manifest.config)?;
+        for layer in &manifest.layers {
+            let path = dir.join("blobs/sha256").join(layer.digest.hex());
+            store_file(store, &path, Some(&layer.digest))?;
+        }
+        let image = image_from_manifest(store, &manifest, Some(descriptor.digest.clone()), &references)?;
+        loaded.push(Loaded { image, references });
+    }
+    Ok(loaded)
+}
+
+pub fn platforms(manifests: &[Descriptor]) -> String {
+    let names: Vec<String> = manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}

@@ -1,0 +1,138 @@
+//! Image references, parsed and normalized as Docker does: `mysql` is
+//! `docker.io/library/mysql:latest`, `host:5000/team/app@sha256:…` keeps its registry and digest.
+
+use super::digest::Digest;
+use super::error::ImageError;
+
+pub const DEFAULT_REGISTRY: &str = "docker.io";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// `docker.io`, `ghcr.io`, `127.0.0.1:5000`…
+    pub registry: String,
+    /// `library/mysql`, `team/app`.
+    pub repository: String,
+    pub tag: Option<String>,
+    pub digest: Option<Digest>,
+}
+
+impl Reference {
+    pub fn parse(text: &str) -> Result<Reference, ImageError> {
+        let bad = |why: &str| ImageError::BadReference { reference: text.to_string(), why: why.to_string() };
+        if text.is_empty() {
+            return Err(bad("it is empty"));
+        }
+        let (rest, digest) = match text.split_once('@') {
+            Some((rest, digest)) => {
+                (rest, Some(Digest::parse(digest).map_err(|_| bad("the digest is not sha256:<64 hex>"))?))
+            }
+            None => (text, None),
+        };
+        // A tag follows the last ':' only when no '/' comes after it (host:port/repo).
+        let (name, tag) = match rest.rsplit_once(':') {
+            Some((name, tag)) if !tag.contains('/') => (name, Some(tag.to_string())),
+            _ => (rest, None),
+        };
+        if let Some(tag) = &tag {
+            let valid = !tag.is_empty()
+                && tag.len() <= 128
+                && tag.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+                && !tag.starts_with(['.', '-']);
+            if !valid {
+                return Err(bad("the tag may only hold letters, digits, '_', '.' and '-'"));
+            }
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+                (first.to_string(), rest.to_string())
+            }
+            _ => (DEFAULT_REGISTRY.to_string(), name.to_string()),
+        };
+        let repository = if registry == DEFAULT_REGISTRY && !repository.contains('/') {
+            format!("library/{repository}")
+        } else {
+            repository
+        };
+        let component_ok = |c: &str| {
+            !c.is_empty()
+                && c.chars().all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || "._-".contains(ch))
+                && c.starts_with(|ch: char| ch.is_ascii_alphanumeric())
+                && c.ends_with(|ch: char| ch.is_ascii_alphanumeric())
+        };
+        if !repository.split('/').all(component_ok) {
+            return Err(bad("the repository must be lowercase letters, digits and separators"));
+        }
+        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
+        Ok(Reference { registry, repository, tag, digest })
+    }
+
+    /// The registry host to talk to (Docker Hub's API lives at registry-1.docker.io).
+    pub fn api_host(&self) -> &str {
+        if self.registry == DEFAULT_REGISTRY {
+            "registry-1.docker.io"
+        } else {
+            &self.registry
+        }
+    }
+
+    /// A tag or digest to ask the registry for.
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(digest), _) => digest.to_string(),
+            (None, Some(tag)) => tag.clone(),
+            (None, None) => "latest".into(),
+        }
+    }
+
+    /// Whether plain HTTP is allowed: only for the local machine, as Docker does.
+    pub fn is_local(&self) -> bool {
+        let host = self.registry.rsplit_once(':').map_or(self.registry.as_str(), |(h, _)| h);
+        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+    }
+}
+
+impl std::fmt::Display for Reference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.registry, self.repository)?;
+        if let Some(tag) = &self.tag {
+            write!(f, ":{tag}")?;
+        }
+        if let Some(digest) = &self.digest {
+            write!(f, "@{digest}")?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalizes_like_docker() {
+        let cases = [
+            ("mysql", "docker.io/library/mysql:latest"),
+            ("mysql:8.4", "docker.io/library/mysql:8.4"),
+            ("bitnami/redis", "docker.io/bitnami/redis:latest"),
+            ("ghcr.io/org/app:1.2", "ghcr.io/org/app:1.2"),
+            ("localhost/app", "localhost/app:latest"),
+            ("127.0.0.1:5000/team/app:v1", "127.0.0.1:5000/team/app:v1"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(Reference::parse(input).unwrap().to_string(), expected, "{input}");
+        }
+        let digest = format!("sha256:{}", "a".repeat(64));
+        let r = Reference::parse(&format!("host:5000/repo@{digest}")).unwrap();
+        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("host:5000", "repo", None));
+        assert_eq!(r.manifest_ref(), digest);
+        assert!(Reference::parse("127.0.0.1:5000/x").unwrap().is_local());
+        assert!(!Reference::parse("example.com/x").unwrap().is_local());
+    }
+
+    #[test]
+    fn rejects_bad_references() {
+        for bad in ["", "UPPER/case", "repo:bad tag", "repo@sha256:123", "a//b"] {
+            assert!(Reference::parse(bad).is_err(), "{bad}");
+        }
+    }
+}
