@@ -354,3 +354,73 @@ fn loads_docker_save_and_oci_archives() {
     assert!(tree(&w.root.join("images/layers")).is_empty());
     assert!(tree(&w.root.join("images/blobs/sha256")).is_empty());
 }
+
+#[test]
+fn the_command_line_pulls_loads_lists_and_removes() {
+    if !images::registry_tools() {
+        return;
+    }
+    let registry = Registry::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let manifest = images::image(&layout, &[busybox_layer()], "amd64", &["sh"]);
+    images::finish_layout(&layout, manifest, "one");
+    registry.seed(&layout, "one", "test/busybox:1", None, false);
+    let archive = tmp.path().join("saved.tar");
+    let out = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "copy", &format!("oci:{}:one", layout.display())])
+        .arg(format!("docker-archive:{}:example/saved:v1", archive.display()))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let project = tmp.path().join("project");
+    std::fs::create_dir(&project).unwrap();
+    std::fs::write(
+        project.join("compose.yaml"),
+        format!(
+            "services:\n  web:\n    image: {}/test/busybox:1\n  db:\n    image: {}/test/busybox:1\n",
+            registry.address, registry.address
+        ),
+    )
+    .unwrap();
+    let hoist_root = tmp.path().join("root");
+    let root = hoist_root.display().to_string();
+    let env = [("HOIST_ROOT", root.as_str())];
+    let run = |args: &[&str]| {
+        let out = common::hoist(&project, args, &env);
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    let (code, _, err) = run(&["pull"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(err.contains("pulled sha256:"), "{err}");
+    let (code, out, err) = run(&["image", "load", "-i", archive.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(out, "Loaded image: docker.io/example/saved:v1\n");
+    let (_, out, _) = run(&["images"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(lines[0].starts_with("REPOSITORY"), "{out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with(&format!("{}/test/busybox", registry.address)) && l.contains(" 1 ")),
+        "{out}"
+    );
+    assert!(lines.iter().any(|l| l.starts_with("example/saved") && l.contains(" v1 ")), "{out}");
+    let (code, out, err) = run(&["image", "rm", "example/saved:v1"]);
+    assert_eq!(code, Some(0), "{err}");
+    // Both names point at the same image: the first removal only untags.
+    assert_eq!(out, "Untagged: example/saved:v1\n");
+    let (code, _, err) = run(&["image", "rm", "no/such:image"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("image no/such:image not found"), "{err}");
+    let (code, _, err) = run(&["pull", "nosuch"]);
+    assert_eq!(code, Some(1));
+    assert!(err.contains("no such service: nosuch"), "{err}");
+    let (code, _, _) = run(&["image", "prune"]);
+    assert_eq!(code, Some(0));
+    assert!(hoist_root.join("lib/images/layers").read_dir().unwrap().next().is_some(), "prune removed a used layer");
+}

@@ -5,6 +5,7 @@
 //! 2 the command line itself was wrong (clap's usage error).
 
 mod config;
+mod images;
 mod logging;
 
 use std::collections::BTreeMap;
@@ -52,6 +53,13 @@ pub struct GlobalOptions {
 pub enum Command {
     /// Validate the project and print its resolved configuration
     Config(config::ConfigArgs),
+    /// Pull the images of the project's services
+    Pull(images::PullArgs),
+    /// List images
+    Images(images::ImagesArgs),
+    /// Manage images: load, ls, rm, prune
+    #[command(subcommand)]
+    Image(images::ImageCommand),
 }
 
 impl GlobalOptions {
@@ -80,6 +88,9 @@ pub fn run() -> i32 {
     logging::init(cli.global.verbose);
     let result = match &cli.command {
         Command::Config(args) => config::run(&cli.global, args),
+        Command::Pull(args) => images::pull(&cli.global, args),
+        Command::Images(args) => images::list(args),
+        Command::Image(command) => images::image(command),
     };
     match result {
         Ok(()) => 0,

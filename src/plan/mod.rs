@@ -1,7 +1,9 @@
 //! From a resolved project to what must happen: the service dependency graph (start and
 //! stop order, the services an `up SVC…` touches) and the configuration hash that tells
-//! whether a running container still matches its service.
+//! whether a running container still matches its service, and a service's process settings
+//! over its image's defaults.
 
+pub mod defaults;
 pub mod graph;
 pub mod hash;
 
