@@ -171,7 +171,7 @@ fn pulls_single_and_layered_images_from_a_real_registry() {
     let base = busybox_layer();
     let single = images::image(layout.path(), std::slice::from_ref(&base), "amd64", &["sh"]);
     images::finish_layout(layout.path(), single, "one");
-    registry.seed(layout.path(), "one", "test/busybox:1", None, false);
+    registry.seed(layout.path(), "one", "test/busybox:1", None, &[]);
 
     // Three layers: the second adds files, the third deletes one and makes /data opaque.
     let layout3 = tempfile::tempdir().unwrap();
@@ -190,10 +190,38 @@ fn pulls_single_and_layered_images_from_a_real_registry() {
     ]);
     let three = images::image(layout3.path(), &[base.clone(), second, third], "amd64", &["sh"]);
     images::finish_layout(layout3.path(), three, "three");
-    registry.seed(layout3.path(), "three", "test/layers:3", None, false);
+    registry.seed(layout3.path(), "three", "test/layers:3", None, &[]);
+
+    // The same image as a Docker schema 2 manifest, and with zstd layers.
+    registry.seed(layout.path(), "one", "test/docker-format:1", None, &["--format", "v2s2"]);
+    registry.seed(layout.path(), "one", "test/zstd:1", None, &["--dest-compress-format", "zstd"]);
 
     let w = world();
     let one = pull(&w.store, &reference(&registry, "test/busybox:1"), &PullOptions::default()).unwrap();
+    for name in ["test/docker-format:1", "test/zstd:1"] {
+        let other = pull(&w.store, &reference(&registry, name), &PullOptions::default()).unwrap();
+        assert_eq!(other.layers, one.layers, "{name}");
+    }
+    // A fresh store keeps the Docker manifest it was given.
+    let docker = world();
+    let image = pull(&docker.store, &reference(&registry, "test/docker-format:1"), &PullOptions::default()).unwrap();
+    let stored = docker.store.read_blob(&image.manifest.unwrap()).unwrap();
+    assert!(String::from_utf8_lossy(&stored).contains("application/vnd.docker.distribution.manifest.v2+json"));
+
+    // Concurrent pulls of one image into one store do not collide.
+    let concurrent = world();
+    std::thread::scope(|scope| {
+        let pulls: Vec<_> = (0..3)
+            .map(|_| {
+                scope
+                    .spawn(|| pull(&concurrent.store, &reference(&registry, "test/busybox:1"), &PullOptions::default()))
+            })
+            .collect();
+        for p in pulls {
+            assert_eq!(p.join().unwrap().unwrap().id, one.id);
+        }
+    });
+    assert!(tree(&concurrent.root.join("images/tmp")).is_empty());
     assert_eq!(one.layers.len(), 1);
     assert_eq!(one.config.env.as_deref(), Some(&["PATH=/bin".to_string(), "FROM_IMAGE=yes".to_string()][..]));
     let three = pull(&w.store, &reference(&registry, "test/layers:3"), &PullOptions::default()).unwrap();
@@ -226,7 +254,7 @@ fn picks_the_host_platform_from_an_index() {
         images::image(layout.path(), &[base.clone(), layer(&[Entry::File("arm", b"")])], "arm64", &["echo", "arm64"]);
     let index = images::platform_index(layout.path(), &[(arm64, "arm64"), (amd64, "amd64")]);
     images::finish_layout(layout.path(), index, "multi");
-    registry.seed(layout.path(), "multi", "test/multi:1", None, true);
+    registry.seed(layout.path(), "multi", "test/multi:1", None, &["--all"]);
 
     let w = world();
     let image = pull(&w.store, &reference(&registry, "test/multi:1"), &PullOptions::default()).unwrap();
@@ -247,7 +275,7 @@ fn basic_auth_registry_needs_the_right_password() {
     let layout = tempfile::tempdir().unwrap();
     let manifest = images::image(layout.path(), &[busybox_layer()], "amd64", &["sh"]);
     images::finish_layout(layout.path(), manifest, "one");
-    registry.seed(layout.path(), "one", "private/app:1", Some("alice:s3cret"), false);
+    registry.seed(layout.path(), "one", "private/app:1", Some("alice:s3cret"), &[]);
 
     let w = world();
     let r = reference(&registry, "private/app:1");
@@ -286,7 +314,7 @@ fn a_tampered_blob_is_rejected_and_nothing_is_left() {
         hoist::image::Digest::parse(m["layers"][0]["digest"].as_str().unwrap()).unwrap()
     };
     images::finish_layout(layout.path(), manifest, "one");
-    registry.seed(layout.path(), "one", "test/tampered:1", None, false);
+    registry.seed(layout.path(), "one", "test/tampered:1", None, &[]);
     // Flip a byte of the layer blob in the registry's own storage.
     let data = registry
         .storage
@@ -365,7 +393,7 @@ fn the_command_line_pulls_loads_lists_and_removes() {
     let layout = tmp.path().join("layout");
     let manifest = images::image(&layout, &[busybox_layer()], "amd64", &["sh"]);
     images::finish_layout(&layout, manifest, "one");
-    registry.seed(&layout, "one", "test/busybox:1", None, false);
+    registry.seed(&layout, "one", "test/busybox:1", None, &[]);
     let archive = tmp.path().join("saved.tar");
     let out = std::process::Command::new("skopeo")
         .args(["--insecure-policy", "copy", &format!("oci:{}:one", layout.display())])

@@ -254,6 +254,13 @@ impl<R: Read> Read for Counting<'_, R> {
 
 /// Pulls `reference` into `store` and records it under that name.
 pub fn pull(store: &Store, reference: &Reference, options: &PullOptions) -> Result<ImageRecord> {
+    let (manifest, manifest_digest) = fetch(store, reference, options)?;
+    image_from_manifest(store, &manifest, Some(manifest_digest), std::slice::from_ref(reference))
+}
+
+/// Downloads the manifest and every blob of `reference` for the wanted platform into the
+/// store (verified), without unpacking; returns the manifest and its digest.
+pub fn fetch(store: &Store, reference: &Reference, options: &PullOptions) -> Result<(Manifest, Digest)> {
     let plain_http = reference.is_local() || options.insecure_registries.iter().any(|r| r == &reference.registry);
     let scheme = if plain_http { "http" } else { "https" };
     let mut config = ureq::Agent::config_builder()
@@ -314,5 +321,5 @@ pub fn pull(store: &Store, reference: &Reference, options: &PullOptions) -> Resu
     if let Some(e) = first_error.into_inner().ok().flatten() {
         return Err(e);
     }
-    image_from_manifest(store, &manifest, Some(manifest_digest), std::slice::from_ref(reference))
+    Ok((manifest, manifest_digest))
 }

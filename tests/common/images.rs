@@ -177,13 +177,12 @@ impl Registry {
         registry
     }
 
-    /// Copies `oci:<layout>:<tag>` to `<registry>/<repository>` with skopeo.
-    pub fn seed(&self, layout: &Path, tag: &str, repository: &str, creds: Option<&str>, all: bool) {
+    /// Copies `oci:<layout>:<tag>` to `<registry>/<repository>` with skopeo (`extra`: more
+    /// skopeo copy options, e.g. `--all`, `--format v2s2`, `--dest-compress-format zstd`).
+    pub fn seed(&self, layout: &Path, tag: &str, repository: &str, creds: Option<&str>, extra: &[&str]) {
         let mut cmd = Command::new("skopeo");
         cmd.args(["--insecure-policy", "copy", "--dest-tls-verify=false"]);
-        if all {
-            cmd.arg("--all");
-        }
+        cmd.args(extra);
         if let Some(creds) = creds {
             cmd.args(["--dest-creds", creds]);
         }
@@ -216,4 +215,12 @@ pub fn registry_tools() -> bool {
     assert!(std::env::var("CI").as_deref() != Ok("true"), "image tests cannot run in CI: {why}");
     eprintln!("NOTE: registry tests not run: {why}");
     false
+}
+
+/// An uncompressed layer holding the host directory `source` at `inside` (symlinks kept).
+pub fn layer_from_dir(source: &Path, inside: &str) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    builder.append_dir_all(inside, source).unwrap();
+    builder.into_inner().unwrap()
 }
