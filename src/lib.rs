@@ -21,6 +21,7 @@
 
 pub mod cli;
 pub mod image;
+pub mod network;
 pub mod plan;
 pub mod project;
 pub mod roots;

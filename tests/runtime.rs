@@ -3,6 +3,8 @@
 //! need root and busybox-static: without them they fail in CI (`CI=true`) and say so
 //! elsewhere.
 
+mod common;
+
 use std::io::Read;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -10,17 +12,8 @@ use std::path::{Path, PathBuf};
 use hoist::runtime::{ContainerSpec, EtcFiles, Exit, Limits, Mount, ProcessSpec, RootFs, Runtime, Stdio};
 use nix::sys::signal::Signal;
 
-/// Whether this machine can run the tests; panics in CI when it cannot.
 fn can_run() -> bool {
-    let root = nix::unistd::geteuid().is_root();
-    let busybox = Path::new("/bin/busybox").exists();
-    if root && busybox {
-        return true;
-    }
-    let why = if !root { "they need root" } else { "/bin/busybox is missing (apt-get install busybox-static)" };
-    assert!(std::env::var("CI").as_deref() != Ok("true"), "runtime tests cannot run in CI: {why}");
-    eprintln!("NOTE: runtime tests not run: {why}");
-    false
+    common::can_run_as_root("runtime")
 }
 
 /// A temporary state root and a busybox image directory.
@@ -35,19 +28,7 @@ fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("state");
     let image = tmp.path().join("image");
-    for dir in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
-        std::fs::create_dir_all(image.join(dir)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", image.join("bin/busybox")).unwrap();
-    let list = std::process::Command::new("/bin/busybox").arg("--list").output().unwrap();
-    for applet in String::from_utf8_lossy(&list.stdout).lines() {
-        if applet != "busybox" {
-            std::os::unix::fs::symlink("busybox", image.join("bin").join(applet)).unwrap();
-        }
-    }
-    std::fs::write(image.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
-        .unwrap();
-    std::fs::write(image.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    common::busybox_root(&image);
     let runtime = Runtime::new(&root, PathBuf::from(env!("CARGO_BIN_EXE_hoist")));
     Fixture { _tmp: tmp, root, image, runtime }
 }

@@ -97,3 +97,34 @@ pub fn run_fixture_group(group: &str, default_args: &[&str], expect_success: boo
     }
     assert!(failures.is_empty(), "{} of {} fixtures failed:\n\n{}", failures.len(), dirs.len(), failures.join("\n\n"));
 }
+
+/// A busybox root filesystem at `dir`: busybox with every applet, /etc/passwd and /etc/group.
+pub fn busybox_root(dir: &Path) -> PathBuf {
+    for sub in ["bin", "etc", "tmp", "proc", "sys", "dev", "root"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    std::fs::copy("/bin/busybox", dir.join("bin/busybox")).expect("/bin/busybox (apt-get install busybox-static)");
+    let list = Command::new("/bin/busybox").arg("--list").output().unwrap();
+    for applet in String::from_utf8_lossy(&list.stdout).lines() {
+        if applet != "busybox" {
+            std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet)).unwrap();
+        }
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534::/:/bin/false\n")
+        .unwrap();
+    std::fs::write(dir.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").unwrap();
+    dir.to_path_buf()
+}
+
+/// Whether this machine can run tests that need root and busybox; panics in CI when not.
+pub fn can_run_as_root(what: &str) -> bool {
+    let root = nix::unistd::geteuid().is_root();
+    let busybox = Path::new("/bin/busybox").exists();
+    if root && busybox {
+        return true;
+    }
+    let why = if !root { "they need root" } else { "/bin/busybox is missing (apt-get install busybox-static)" };
+    assert!(std::env::var("CI").as_deref() != Ok("true"), "{what} tests cannot run in CI: {why}");
+    eprintln!("NOTE: {what} tests not run: {why}");
+    false
+}

@@ -1,0 +1,132 @@
+//! Bridges and endpoints on the kernel: a network is a bridge holding its gateway address;
+//! an endpoint is a veth pair whose container end (`eth0`, `eth1`…) is created inside the
+//! container's network namespace with its address and, unless the network is internal, a
+//! default route via the gateway. Link names are derived from what they belong to, so a
+//! crashed hoist's links can always be found and removed again.
+
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use super::error::{NetworkError, Result};
+use super::ipam::{Ipam, NetworkRecord, Pool};
+use super::netlink::Netlink;
+use super::subnet::Subnet;
+
+/// A stable, collision-safe interface name (at most 15 characters).
+fn link_name(prefix: &str, key: &str) -> String {
+    let hash = Sha256::digest(key.as_bytes());
+    let hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{}", &hex[..15 - prefix.len()])
+}
+
+pub fn bridge_name(network_key: &str) -> String {
+    link_name("hst-", network_key)
+}
+
+pub fn veth_name(network_key: &str, endpoint: &str) -> String {
+    link_name("hsv-", &format!("{network_key}/{endpoint}"))
+}
+
+/// What a network should look like.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkSpec {
+    /// `<project>_<network>`.
+    pub key: String,
+    pub subnet: Option<Subnet>,
+    pub internal: bool,
+}
+
+/// Creates the network's bridge (and IPAM record) unless they exist; idempotent.
+pub fn ensure_network(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> Result<NetworkRecord> {
+    let mut netlink = Netlink::open()?;
+    let host_routes: Vec<Subnet> =
+        netlink.routes()?.into_iter().map(|(destination, prefix)| Subnet::new(destination, prefix)).collect();
+    let bridge = bridge_name(&spec.key);
+    // Our own bridge's route is not a conflict for our own record.
+    let record = Ipam::new(state_root).ensure(&spec.key, &bridge, spec.subnet, spec.internal, pool, &host_routes)?;
+    let index = match netlink.link_index(&bridge)? {
+        Some(index) => index,
+        None => {
+            netlink.create_bridge(&bridge)?;
+            let index = netlink
+                .link_index(&bridge)?
+                .ok_or_else(|| NetworkError::Setup(format!("bridge {bridge} vanished after creation")))?;
+            netlink.add_address(index, record.gateway, record.subnet.prefix)?;
+            index
+        }
+    };
+    netlink.set_up(index)?;
+    Ok(record)
+}
+
+/// Removes the network's bridge and record; idempotent, works after a crash.
+pub fn remove_network(state_root: &Path, key: &str) -> Result<()> {
+    let ipam = Ipam::new(state_root);
+    let mut netlink = Netlink::open()?;
+    if let Some(record) = ipam.get(key)? {
+        for endpoint in record.leases.keys() {
+            remove_veth(&mut netlink, key, endpoint)?;
+        }
+    }
+    if let Some(index) = netlink.link_index(&bridge_name(key))? {
+        netlink.delete_link(index)?;
+    }
+    ipam.remove(key)
+}
+
+fn remove_veth(netlink: &mut Netlink, network_key: &str, endpoint: &str) -> Result<()> {
+    match netlink.link_index(&veth_name(network_key, endpoint))? {
+        // Deleting one end removes the pair.
+        Some(index) => match netlink.delete_link(index) {
+            Err(NetworkError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENODEV) => Ok(()),
+            other => other,
+        },
+        None => Ok(()),
+    }
+}
+
+/// One container's attachment to one network.
+pub struct EndpointSpec<'a> {
+    pub network: &'a NetworkRecord,
+    /// Stable name of the endpoint (`web-1`): its lease and host-side link follow it.
+    pub endpoint: &'a str,
+    /// The container's network namespace (e.g. /proc/PID/ns/net).
+    pub netns: &'a std::fs::File,
+    /// `eth0`, `eth1`…
+    pub interface: &'a str,
+    pub address: Option<Ipv4Addr>,
+    /// Install the default route through this network (the container's first network).
+    pub default_route: bool,
+}
+
+/// Connects a container to a network; returns its address there.
+pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
+    let network = spec.network;
+    let address = Ipam::new(state_root).lease(&network.key, spec.endpoint, spec.address)?;
+    let mut host = Netlink::open()?;
+    let bridge = host.link_index(&network.bridge)?.ok_or_else(|| {
+        NetworkError::Setup(format!("network {}: bridge {} does not exist", network.key, network.bridge))
+    })?;
+    let veth = veth_name(&network.key, spec.endpoint);
+    // A leftover from a crash would make the creation fail.
+    remove_veth(&mut host, &network.key, spec.endpoint)?;
+    host.create_veth(&veth, bridge, spec.interface, spec.netns.as_fd())?;
+    let mut inside = Netlink::open_in(spec.netns.as_fd())?;
+    let index = inside.link_index(spec.interface)?.ok_or_else(|| {
+        NetworkError::Setup(format!("{} did not appear in the container's network namespace", spec.interface))
+    })?;
+    inside.add_address(index, address, network.subnet.prefix)?;
+    inside.set_up(index)?;
+    if spec.default_route && !network.internal {
+        inside.add_default_route(network.gateway)?;
+    }
+    Ok(address)
+}
+
+/// Disconnects an endpoint (its address stays leased for a restart); idempotent.
+pub fn detach(network_key: &str, endpoint: &str) -> Result<()> {
+    remove_veth(&mut Netlink::open()?, network_key, endpoint)
+}

@@ -1,0 +1,16 @@
+//! Private networks for containers: a Linux bridge per Compose network, a veth pair per
+//! container endpoint (its container end created directly in the container's network
+//! namespace), addresses from a persisted IPAM, an embedded DNS server per network that
+//! answers service names, aliases and links from the project's live state, and published
+//! ports through one in-process forwarder. Everything goes through netlink; nothing shells
+//! out to `ip` or `iptables`.
+
+pub mod dns;
+pub mod error;
+pub mod ipam;
+pub mod links;
+pub mod netlink;
+pub mod ports;
+pub mod subnet;
+
+pub use error::NetworkError;

@@ -1,0 +1,158 @@
+//! Published ports: one in-process forwarder (tokio tasks, never a process per port) from
+//! host addresses to container addresses, for TCP and UDP. Every listener is bound before
+//! anything is forwarded, so a port that is already taken is reported before any container
+//! starts; a host port of 0 gets an ephemeral port, which [`Forwarder::published`] reports.
+//! Host loopback clients are served directly (no `route_localnet`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::Mutex;
+use tokio::task::JoinHandle;
+
+use super::error::{NetworkError, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// One port to publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Publish {
+    /// Host address and port (port 0: an ephemeral one).
+    pub host: SocketAddr,
+    pub target: SocketAddr,
+    pub protocol: Protocol,
+}
+
+/// A published port as bound.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Published {
+    pub host: SocketAddr,
+    pub target: SocketAddr,
+    pub protocol: Protocol,
+}
+
+/// The running forwards of one container; stopped when dropped.
+pub struct Forwarder {
+    tasks: Vec<JoinHandle<()>>,
+    published: Vec<Published>,
+}
+
+impl Forwarder {
+    pub fn published(&self) -> &[Published] {
+        &self.published
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+const UDP_IDLE: Duration = Duration::from_secs(60);
+const BUFFER: usize = 256 * 1024;
+
+enum Bound {
+    Tcp(TcpListener),
+    Udp(UdpSocket),
+}
+
+/// Binds every port (failing on the first that is taken, with nothing left bound), then
+/// starts forwarding.
+pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
+    let mut bound = Vec::new();
+    for port in ports {
+        let what = || format!("{}/{} -> {}", port.host, port.protocol, port.target);
+        let socket = match port.protocol {
+            Protocol::Tcp => Bound::Tcp(
+                TcpListener::bind(port.host).await.map_err(|source| NetworkError::Publish { what: what(), source })?,
+            ),
+            Protocol::Udp => Bound::Udp(
+                UdpSocket::bind(port.host).await.map_err(|source| NetworkError::Publish { what: what(), source })?,
+            ),
+        };
+        let host = match &socket {
+            Bound::Tcp(l) => l.local_addr(),
+            Bound::Udp(s) => s.local_addr(),
+        }
+        .map_err(|source| NetworkError::Publish { what: what(), source })?;
+        bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
+    }
+    let mut forwarder = Forwarder { tasks: Vec::new(), published: Vec::new() };
+    for (published, socket) in bound {
+        let task = match socket {
+            Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, published.target)),
+            Bound::Udp(socket) => tokio::spawn(forward_udp(socket, published.target)),
+        };
+        forwarder.tasks.push(task);
+        forwarder.published.push(published);
+    }
+    Ok(forwarder)
+}
+
+async fn forward_tcp(listener: TcpListener, target: SocketAddr) {
+    loop {
+        let Ok((mut client, _)) = listener.accept().await else { continue };
+        tokio::spawn(async move {
+            let Ok(mut upstream) = TcpStream::connect(target).await else { return };
+            let _ = client.set_nodelay(true);
+            let _ = upstream.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER).await;
+        });
+    }
+}
+
+/// Each client address gets its own socket towards the container, so replies find their way
+/// back; idle ones are dropped.
+async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
+    let socket = Arc::new(socket);
+    let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let mut buf = vec![0u8; 65536];
+    loop {
+        let Ok((n, client)) = socket.recv_from(&mut buf).await else { continue };
+        let existing = sessions.lock().await.get(&client).cloned();
+        let upstream = match existing {
+            Some(upstream) => upstream,
+            None => {
+                let bind: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
+                let Ok(upstream) = UdpSocket::bind(bind).await else { continue };
+                if upstream.connect(target).await.is_err() {
+                    continue;
+                }
+                let upstream = Arc::new(upstream);
+                sessions.lock().await.insert(client, upstream.clone());
+                let (reply_socket, reply_upstream, sessions) = (socket.clone(), upstream.clone(), sessions.clone());
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65536];
+                    while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, reply_upstream.recv(&mut buf)).await {
+                        if reply_socket.send_to(&buf[..n], client).await.is_err() {
+                            break;
+                        }
+                    }
+                    sessions.lock().await.remove(&client);
+                });
+                upstream
+            }
+        };
+        let _ = upstream.send(&buf[..n]).await;
+    }
+}

@@ -1,0 +1,336 @@
+//! Private networks on the real kernel, with busybox containers: bridges, veths, IPAM, the
+//! embedded DNS server, published ports. Traffic stays on this machine: containers the
+//! tests create, 127.0.0.1, and a stub DNS resolver the tests run on 127.0.0.1.
+
+mod common;
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+
+use hoist::network::dns::{self, NameTable};
+use hoist::network::ipam::{Ipam, NetworkRecord, Pool};
+use hoist::network::links::{self, EndpointSpec, NetworkSpec};
+use hoist::network::netlink::Netlink;
+use hoist::network::ports::{self, Protocol, Publish};
+use hoist::runtime::{Container, ContainerSpec, EtcFiles, RootFs, Runtime, Stdio};
+
+/// A state root, a busybox image, a tokio runtime for the DNS servers and forwarders, and
+/// everything the test made, torn down on drop (also when the test fails).
+struct World {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    image: PathBuf,
+    runtime: Runtime,
+    tokio: tokio::runtime::Runtime,
+    names: NameTable,
+    networks: Vec<String>,
+    dns: Vec<dns::DnsServer>,
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        self.dns.clear();
+        for id in self.runtime.list() {
+            let _ = self.runtime.delete(&id);
+        }
+        for key in &self.networks {
+            let _ = links::remove_network(&self.root, key);
+        }
+    }
+}
+
+fn world() -> World {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("state");
+    let image = common::busybox_root(&tmp.path().join("image"));
+    let runtime = Runtime::new(&root, PathBuf::from(env!("CARGO_BIN_EXE_hoist")));
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    World { _tmp: tmp, root, image, runtime, tokio, names: NameTable::default(), networks: Vec::new(), dns: Vec::new() }
+}
+
+/// A test-unique network key.
+fn key(name: &str) -> String {
+    format!("t{}_{name}", std::process::id())
+}
+
+impl World {
+    /// Creates a network with its DNS server (forwarding to `upstreams`).
+    fn network(&mut self, name: &str, upstreams: Vec<SocketAddr>) -> NetworkRecord {
+        let spec = NetworkSpec { key: key(name), subnet: None, internal: false };
+        let record = links::ensure_network(&self.root, &spec, Pool::default()).unwrap();
+        self.networks.push(record.key.clone());
+        let bind = SocketAddr::from((record.gateway, 53));
+        let server = self.tokio.block_on(dns::serve(bind, &record.key, self.names.clone(), upstreams)).unwrap();
+        self.dns.push(server);
+        record
+    }
+
+    /// Creates a container attached to `networks` (first one: default route and resolver),
+    /// registers its `names` on each, starts it and waits for it to print "ready".
+    fn container(
+        &self,
+        id: &str,
+        script: &str,
+        networks: &[&NetworkRecord],
+        names: &[&str],
+    ) -> (Container, Ipv4Addr, File) {
+        let mut spec = ContainerSpec::new(
+            format!("hoist-nettest-{id}-{}", std::process::id()),
+            RootFs::Overlay { lowers: vec![self.image.clone()] },
+            vec!["/bin/sh".into(), "-c".into(), script.into()],
+        );
+        spec.hostname = Some(id.into());
+        spec.etc_files = Some(EtcFiles { nameservers: vec![networks[0].gateway.to_string()], ..EtcFiles::default() });
+        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let stdio = Stdio { stdout: Some(write.try_clone().unwrap()), stderr: Some(write), ..Stdio::default() };
+        let mut container = self.runtime.create(&spec, stdio).unwrap();
+        let netns = File::open(format!("/proc/{}/ns/net", container.pid())).unwrap();
+        let mut first = None;
+        for (i, network) in networks.iter().enumerate() {
+            let endpoint = EndpointSpec {
+                network,
+                endpoint: id,
+                netns: &netns,
+                interface: &format!("eth{i}"),
+                address: None,
+                default_route: i == 0,
+            };
+            let address = links::attach(&self.root, &endpoint).unwrap();
+            let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+            self.names.add(&network.key, &names, address);
+            first.get_or_insert(address);
+        }
+        container.start().unwrap();
+        let mut output = File::from(read);
+        let mut ready = [0u8; 6];
+        output.read_exact(&mut ready).unwrap();
+        assert_eq!(&ready, b"ready\n");
+        (container, first.unwrap(), output)
+    }
+
+    /// Runs `script` in a one-off container on `network`; returns what it printed.
+    fn run(&self, id: &str, script: &str, network: &NetworkRecord) -> String {
+        let (mut c, address, mut output) = self.container(id, &format!("echo ready; {script}"), &[network], &[]);
+        let mut out = String::new();
+        output.read_to_string(&mut out).unwrap();
+        c.wait().unwrap();
+        self.runtime.delete(c.id()).unwrap();
+        links::detach(&network.key, id).unwrap();
+        self.names.remove_address(&network.key, address);
+        out
+    }
+}
+
+const WEB: &str =
+    "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && echo ready && exec httpd -f -p 80 -h /www";
+
+fn can_run() -> bool {
+    common::can_run_as_root("network")
+}
+
+/// Links and records that hoist's networking leaves on the host.
+fn hoist_links() -> Vec<String> {
+    Netlink::open()
+        .unwrap()
+        .link_names()
+        .unwrap()
+        .into_iter()
+        .filter(|n| n.starts_with("hst-") || n.starts_with("hsv-"))
+        .collect()
+}
+
+#[test]
+fn services_reach_each_other_by_name_alias_and_link_alias_and_nothing_else_does() {
+    if !can_run() {
+        return;
+    }
+    let mut w = world();
+    let default = w.network("default", Vec::new());
+    let other = w.network("other", Vec::new());
+    let (_web, web_ip, _) = w.container("web", WEB, &[&default], &["web", "webalias", "proj-web-1"]);
+    let (client, client_ip, mut client_out) =
+        w.container("client", "echo ready; read go; for n in web webalias linkalias proj-web-1; do wget -qO- http://$n/; done; echo x | nc web 80 | head -c 15; echo", &[&default], &["client"]);
+    // `links: [web:linkalias]` of the client: only the client sees that name.
+    w.names.add_private(&default.key, client_ip, "linkalias", web_ip);
+    // Wake the client up: its stdin is /dev/null, so "read" returns at once; the names were
+    // registered before it was started, except the link alias, which the private table serves.
+    let mut out = String::new();
+    client_out.read_to_string(&mut out).unwrap();
+    drop(client);
+    assert_eq!(out, "hello-from-web\nhello-from-web\nhello-from-web\nhello-from-web\nHTTP/1.1 400 Ba\n");
+
+    // Others on the same network do not see the link alias.
+    let out = w.run(
+        "neighbour",
+        "nslookup linkalias 2>&1 | tail -n +3 | grep -c Address; nslookup web | tail -n +3",
+        &default,
+    );
+    assert!(out.starts_with("0\n") && out.contains(&format!("Address: {web_ip}")), "{out}");
+    // A container on another network neither resolves nor reaches web.
+    let out = w.run("stranger", &format!("nslookup web >/dev/null 2>&1 && echo resolved || echo unresolved; wget -T 2 -qO- http://{web_ip}/ 2>/dev/null || echo unreachable"), &other);
+    assert_eq!(out, "unresolved\nunreachable\n");
+}
+
+#[test]
+fn two_projects_with_the_same_names_stay_apart() {
+    if !can_run() {
+        return;
+    }
+    let mut w = world();
+    let a = w.network("projecta", Vec::new());
+    let b = w.network("projectb", Vec::new());
+    let (_a_web, a_ip, _) = w.container("a-web", WEB, &[&a], &["web"]);
+    let (_b_web, b_ip, _) = w.container("b-web", WEB, &[&b], &["web"]);
+    assert_ne!(a_ip, b_ip);
+    assert_eq!(w.run("a-client", "wget -qO- http://web/", &a), "hello-from-a-web\n");
+    assert_eq!(w.run("b-client", "wget -qO- http://web/", &b), "hello-from-b-web\n");
+    let out = w.run("b-snoop", &format!("wget -T 2 -qO- http://{a_ip}/ 2>/dev/null || echo unreachable"), &b);
+    assert_eq!(out, "unreachable\n");
+}
+
+#[test]
+fn a_replica_set_answers_one_name_with_every_address() {
+    if !can_run() {
+        return;
+    }
+    let mut w = world();
+    let net = w.network("replicas", Vec::new());
+    let mut addresses = Vec::new();
+    let mut keep = Vec::new();
+    for i in 1..=3 {
+        let (c, ip, _) = w.container(&format!("worker-{i}"), WEB, &[&net], &["worker"]);
+        addresses.push(ip);
+        keep.push(c);
+    }
+    let out = w.run("asker", "nslookup worker | grep '^Address' | tail -n +2 | sort", &net);
+    let mut expected: Vec<String> = addresses.iter().map(|a| format!("Address: {a}")).collect();
+    expected.sort();
+    assert_eq!(out.lines().collect::<Vec<_>>(), expected);
+    // A stopped replica drops out of the answer.
+    w.names.remove_address(&net.key, addresses[0]);
+    let out = w.run("asker2", "nslookup worker | grep -c '^Address'", &net);
+    assert_eq!(out, "3\n"); // the server's own line plus two replicas
+}
+
+#[test]
+fn other_names_are_forwarded_to_the_hosts_resolvers() {
+    if !can_run() {
+        return;
+    }
+    // A stub resolver on 127.0.0.1 stands in for the host's: it answers every A question
+    // with 192.0.2.55.
+    let stub = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let stub_address = stub.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = stub.recv_from(&mut buf) {
+            let Ok(query) = hickory_proto::op::Message::from_vec(&buf[..n]) else { continue };
+            let mut answer = hickory_proto::op::Message::new();
+            answer.set_id(query.id()).set_message_type(hickory_proto::op::MessageType::Response);
+            for q in query.queries() {
+                answer.add_query(q.clone());
+                answer.add_answer(hickory_proto::rr::Record::from_rdata(
+                    q.name().clone(),
+                    60,
+                    hickory_proto::rr::RData::A(hickory_proto::rr::rdata::A(Ipv4Addr::new(192, 0, 2, 55))),
+                ));
+            }
+            let _ = stub.send_to(&answer.to_vec().unwrap(), from);
+        }
+    });
+    let mut w = world();
+    let net = w.network("forward", vec![stub_address]);
+    let out = w.run("resolver", "nslookup example.test | tail -n +3", &net);
+    assert!(out.contains("Address: 192.0.2.55"), "{out}");
+}
+
+/// Answers every datagram to `port` inside `container`'s network namespace with "got-" + it.
+fn udp_echo_in(container: &Container, port: u16) {
+    let netns = File::open(format!("/proc/{}/ns/net", container.pid())).unwrap();
+    let (bound, ready) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind(("0.0.0.0", port)).unwrap();
+        // Ends (and lets the namespace go) once the test has stopped sending.
+        socket.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+        bound.send(()).unwrap();
+        let mut buf = [0u8; 512];
+        while let Ok((n, from)) = socket.recv_from(&mut buf) {
+            let _ = socket.send_to(&[b"got-", &buf[..n]].concat(), from);
+        }
+    });
+    ready.recv().unwrap();
+}
+
+#[test]
+fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
+    if !can_run() {
+        return;
+    }
+    let mut w = world();
+    let net = w.network("ports", Vec::new());
+    let (_web, web_ip, _) = w.container("pweb", WEB, &[&net], &["web"]);
+    // Busybox has no UDP server: a thread of this test that joined the container's network
+    // namespace answers on its address instead.
+    let (udp_container, udp_ip, _) = w.container("pudp", "echo ready; exec sleep 100", &[&net], &["udp"]);
+    udp_echo_in(&udp_container, 9000);
+    let forwarder = w
+        .tokio
+        .block_on(ports::publish(&[
+            Publish { host: "127.0.0.1:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+            Publish { host: "127.0.0.1:0".parse().unwrap(), target: (udp_ip, 9000).into(), protocol: Protocol::Udp },
+        ]))
+        .unwrap();
+    let tcp = forwarder.published()[0].host;
+    let mut stream = std::net::TcpStream::connect(tcp).unwrap();
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(response.starts_with("HTTP/1.") && response.ends_with("hello-from-pweb\n"), "{response}");
+
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    udp.send_to(b"ping\n", forwarder.published()[1].host).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, _) = udp.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"got-ping\n");
+
+    // The same host port again: refused, and nothing of the request stays bound.
+    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let err = w
+        .tokio
+        .block_on(ports::publish(&[
+            Publish { host: free, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+            Publish { host: tcp, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+        ]))
+        .err()
+        .expect("a taken port is refused")
+        .to_string();
+    assert!(err.contains(&format!("cannot publish {tcp}/tcp")) && err.contains("in use"), "{err}");
+    assert!(std::net::TcpListener::bind(free).is_ok(), "a port of the failed request stayed bound");
+}
+
+#[test]
+fn fifty_setup_and_teardown_cycles_leave_nothing() {
+    if !can_run() {
+        return;
+    }
+    let w = world();
+    let before = hoist_links();
+    for cycle in 0..50 {
+        let spec = NetworkSpec { key: key(&format!("cycle{}", cycle % 3)), subnet: None, internal: false };
+        let net = links::ensure_network(&w.root, &spec, Pool::default()).unwrap();
+        let (mut c, _, _) = w.container(&format!("cyc{cycle}"), "echo ready; exec sleep 100", &[&net], &[]);
+        c.kill(nix::sys::signal::Signal::SIGKILL).unwrap();
+        c.wait().unwrap();
+        w.runtime.delete(c.id()).unwrap();
+        links::remove_network(&w.root, &net.key).unwrap();
+    }
+    assert_eq!(hoist_links(), before);
+    assert!(Ipam::new(&w.root).all().unwrap().is_empty());
+    assert!(w.runtime.list().is_empty());
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains("hoist-nettest-cyc"), "mounts left");
+}
