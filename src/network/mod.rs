@@ -11,6 +11,7 @@ pub mod ipam;
 pub mod links;
 pub mod netlink;
 pub mod ports;
+mod splice;
 pub mod subnet;
 
 pub use error::NetworkError;

@@ -69,7 +69,6 @@ impl Drop for Forwarder {
 }
 
 const UDP_IDLE: Duration = Duration::from_secs(60);
-const BUFFER: usize = 256 * 1024;
 
 enum Bound {
     Tcp(TcpListener),
@@ -111,12 +110,14 @@ pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
 
 async fn forward_tcp(listener: TcpListener, target: SocketAddr) {
     loop {
-        let Ok((mut client, _)) = listener.accept().await else { continue };
+        let Ok((client, _)) = listener.accept().await else { continue };
         tokio::spawn(async move {
-            let Ok(mut upstream) = TcpStream::connect(target).await else { return };
+            let Ok(upstream) = TcpStream::connect(target).await else { return };
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
-            let _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut upstream, BUFFER, BUFFER).await;
+            if let Err(e) = super::splice::relay(client, upstream).await {
+                tracing::debug!(%target, "published connection ended: {e}");
+            }
         });
     }
 }
