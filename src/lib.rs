@@ -26,3 +26,4 @@ pub mod plan;
 pub mod project;
 pub mod roots;
 pub mod runtime;
+pub mod supervisor;

@@ -58,7 +58,7 @@ pub fn store() -> anyhow::Result<Store> {
     Ok(Store::open(&roots.state)?)
 }
 
-fn insecure_registries() -> Vec<String> {
+pub fn insecure_registries() -> Vec<String> {
     std::env::var("HOIST_INSECURE_REGISTRIES")
         .unwrap_or_default()
         .split(',')

@@ -6,7 +6,10 @@
 
 mod config;
 mod images;
+mod lifecycle;
 mod logging;
+mod logs;
+mod status;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -26,14 +29,15 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The Compose global options.
+/// The Compose global options. `-f`, `-p` and `-v` go before the command, as with
+/// `docker compose`, so that commands keep their own `-f` (follow), `-p` and `-v`.
 #[derive(Debug, clap::Args)]
 pub struct GlobalOptions {
     /// Compose file; repeat to merge later files over earlier ones [env: COMPOSE_FILE]
-    #[arg(short = 'f', long = "file", global = true, value_name = "FILE")]
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
     pub files: Vec<PathBuf>,
     /// Project name [env: COMPOSE_PROJECT_NAME]
-    #[arg(short = 'p', long = "project-name", global = true, value_name = "NAME")]
+    #[arg(short = 'p', long = "project-name", value_name = "NAME")]
     pub project_name: Option<String>,
     /// Directory relative paths are resolved against (default: the first file's directory)
     #[arg(long, global = true, value_name = "DIR")]
@@ -45,7 +49,7 @@ pub struct GlobalOptions {
     #[arg(long = "profile", global = true, value_name = "NAME")]
     pub profiles: Vec<String>,
     /// More diagnostics on stderr (-v debug, -vv trace); RUST_LOG overrides
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
@@ -60,6 +64,35 @@ pub enum Command {
     /// Manage images: load, ls, rm, prune
     #[command(subcommand)]
     Image(images::ImageCommand),
+    /// Create and start the project's containers
+    Up(lifecycle::UpArgs),
+    /// Stop and remove the project's containers and networks
+    Down(lifecycle::DownArgs),
+    /// List the project's containers
+    Ps(status::PsArgs),
+    /// Show container output
+    Logs(logs::LogsArgs),
+    /// Start stopped services
+    Start(lifecycle::ServicesArgs),
+    /// Stop services
+    Stop(lifecycle::ServicesArgs),
+    /// Restart services
+    Restart(lifecycle::ServicesArgs),
+    /// Send a signal to services' containers
+    Kill(lifecycle::KillArgs),
+    /// Pause services
+    Pause(lifecycle::ServicesArgs),
+    /// Unpause services
+    Unpause(lifecycle::ServicesArgs),
+    /// Print the host address of a published port
+    Port(status::PortArgs),
+    /// List projects
+    Ls,
+    /// Print the project's container events
+    Events(status::EventsArgs),
+    /// Runs a project's supervisor (started by `up`)
+    #[command(name = "__supervise", hide = true)]
+    Supervise { project: String },
 }
 
 impl GlobalOptions {
@@ -86,14 +119,54 @@ pub fn run() -> i32 {
     crate::runtime::run_stage_if_requested(&std::env::args().collect::<Vec<_>>());
     let cli = Cli::parse();
     logging::init(cli.global.verbose);
+    use crate::supervisor::protocol::Command as Control;
+    let global = &cli.global;
     let result = match &cli.command {
-        Command::Config(args) => config::run(&cli.global, args),
-        Command::Pull(args) => images::pull(&cli.global, args),
+        Command::Config(args) => config::run(global, args),
+        Command::Pull(args) => images::pull(global, args),
         Command::Images(args) => images::list(args),
         Command::Image(command) => images::image(command),
+        Command::Up(args) => return finish(lifecycle::up(global, args).map(Outcome::Code)),
+        Command::Down(args) => lifecycle::down(global, args),
+        Command::Ps(args) => status::ps(global, args),
+        Command::Logs(args) => logs::run(global, args),
+        Command::Start(args) => lifecycle::control(global, Control::Start { services: args.services.clone() }),
+        Command::Stop(args) => {
+            lifecycle::control(global, Control::Stop { services: args.services.clone(), timeout: args.timeout })
+        }
+        Command::Restart(args) => {
+            lifecycle::control(global, Control::Restart { services: args.services.clone(), timeout: args.timeout })
+        }
+        Command::Kill(args) => lifecycle::control(
+            global,
+            Control::Kill { services: args.services.clone(), signal: args.signal.clone() },
+        ),
+        Command::Pause(args) => {
+            lifecycle::control(global, Control::Pause { services: args.services.clone(), paused: true })
+        }
+        Command::Unpause(args) => {
+            lifecycle::control(global, Control::Pause { services: args.services.clone(), paused: false })
+        }
+        Command::Port(args) => status::port(global, args),
+        Command::Ls => status::ls(),
+        Command::Events(args) => status::events(global, args),
+        Command::Supervise { project } => {
+            crate::supervisor::daemon::main(lifecycle::roots(), project).map_err(anyhow::Error::from)
+        }
     };
+    finish(result.map(|()| Outcome::Done))
+}
+
+/// What a command's success says about the exit code.
+pub enum Outcome {
+    Done,
+    Code(i32),
+}
+
+fn finish(result: anyhow::Result<Outcome>) -> i32 {
     match result {
-        Ok(()) => 0,
+        Ok(Outcome::Done) => 0,
+        Ok(Outcome::Code(code)) => code,
         Err(err) => {
             if is_broken_pipe(&err) {
                 return 0;

@@ -6,6 +6,8 @@
 pub mod defaults;
 pub mod graph;
 pub mod hash;
+pub mod reconcile;
+pub mod spec;
 
 pub use graph::{GraphError, ServiceGraph};
 pub use hash::config_hash;

@@ -1,0 +1,261 @@
+//! `hoist up`, `down`, `start`, `stop`, `restart`, `kill`, `pause`, `unpause`: build the
+//! plan (validating everything and pulling missing images before anything starts), hand it
+//! to the project's supervisor, and for an attached `up` follow the logs until Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+
+use super::{logs, GlobalOptions};
+use crate::image::registry::{self, PullOptions};
+use crate::image::{Reference, Store};
+use crate::plan::{spec, ServiceGraph};
+use crate::roots::Roots;
+use crate::supervisor::client::{self, Liveness};
+use crate::supervisor::protocol::{Command, UpOptions};
+use crate::supervisor::records::{ProjectRecord, State};
+use crate::supervisor::{teardown, ProjectPaths};
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Detached: return once the services are started, leaving the supervisor running
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Wait until services are running and healthy (implies --detach)
+    #[arg(long)]
+    pub wait: bool,
+    /// Do not start the services the named ones depend on
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Recreate containers even when their configuration is unchanged
+    #[arg(long, conflicts_with = "no_recreate")]
+    pub force_recreate: bool,
+    /// Never recreate existing containers
+    #[arg(long)]
+    pub no_recreate: bool,
+    /// Remove containers of services no longer in the project
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Scale SERVICE to NUM replicas (overrides `scale`)
+    #[arg(long, value_name = "SERVICE=NUM")]
+    pub scale: Vec<String>,
+    /// Pull images: always, missing (default) or never
+    #[arg(long, value_name = "POLICY", default_value = "missing")]
+    pub pull: String,
+    /// Stop the project when any container stops (attached only)
+    #[arg(long, conflicts_with = "detach")]
+    pub abort_on_container_exit: bool,
+    /// Return the exit code of SERVICE's container (implies --abort-on-container-exit)
+    #[arg(long, value_name = "SERVICE", conflicts_with = "detach")]
+    pub exit_code_from: Option<String>,
+    /// Plain log prefixes
+    #[arg(long)]
+    pub no_color: bool,
+    /// Stop timeout in seconds when the project is stopped
+    #[arg(short, long)]
+    pub timeout: Option<u64>,
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Also remove the project's named volumes
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Also remove containers of services no longer in the project (always done)
+    #[arg(long)]
+    pub remove_orphans: bool,
+    /// Stop timeout in seconds
+    #[arg(short, long)]
+    pub timeout: Option<u64>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServicesArgs {
+    /// Stop timeout in seconds
+    #[arg(short, long)]
+    pub timeout: Option<u64>,
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// Signal to send
+    #[arg(short, long, default_value = "SIGKILL")]
+    pub signal: String,
+    pub services: Vec<String>,
+}
+
+pub fn roots() -> Roots {
+    Roots::new(std::env::var_os("HOIST_ROOT").map(PathBuf::from))
+}
+
+/// The project's paths (its name from the files, or `-p`).
+pub fn project_paths(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
+    let name = match &global.project_name {
+        Some(name) => name.clone(),
+        None => global.load()?.project.name,
+    };
+    Ok(ProjectPaths::new(&roots(), &name))
+}
+
+pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
+    let loaded = global.load()?;
+    for warning in &loaded.warnings {
+        tracing::warn!("{warning}");
+    }
+    let mut project = loaded.project;
+    for scale in &args.scale {
+        let (service, count) = scale.split_once('=').with_context(|| format!("--scale: expected SERVICE=NUM, found {scale:?}"))?;
+        let count: u32 = count.parse().with_context(|| format!("--scale {scale}: expected a number of replicas"))?;
+        project
+            .services
+            .get_mut(service)
+            .with_context(|| format!("--scale {scale}: no such service {service}"))?
+            .scale = Some(count);
+    }
+    let graph = ServiceGraph::new(&project)?;
+    let selection = graph.select(&args.services, !args.no_deps)?;
+    let order: Vec<String> = selection.start_layers().concat();
+    let roots = roots();
+    let store = Store::open(&roots.state)?;
+    let lookup = |image: &str| image_for(&store, image, &args.pull);
+    // Everything is checked here, before the first container starts.
+    let plan = spec::build(&project, &order, &lookup, &roots.state)?;
+    let paths = ProjectPaths::new(&roots, &project.name);
+    let binary = std::env::current_exe().context("cannot find the hoist binary")?;
+    client::ensure_running(&paths, &binary)?;
+    let options = UpOptions {
+        services: order.clone(),
+        force_recreate: args.force_recreate,
+        no_recreate: args.no_recreate,
+        remove_orphans: args.remove_orphans,
+        wait: args.wait,
+        config_files: loaded.files.iter().map(|f| f.display().to_string()).collect(),
+    };
+    let response = client::request(&paths, Command::Up { plan: Box::new(plan), options })?;
+    for message in &response.messages {
+        eprintln!(" {message}");
+    }
+    if args.detach || args.wait {
+        return Ok(0);
+    }
+    attach(&paths, &order, args)
+}
+
+/// An image from the store, pulled first when the policy says so.
+fn image_for(store: &Store, image: &str, policy: &str) -> Result<(crate::image::ImageRecord, Vec<PathBuf>), String> {
+    let existing = store.resolve(image).ok();
+    let record = match (policy, existing) {
+        ("never", None) => return Err(format!("image {image} is not in the store and --pull never forbids pulling it")),
+        ("always", _) | (_, None) => {
+            let reference = Reference::parse(image).map_err(|e| e.to_string())?;
+            eprintln!(" Pulling {image}");
+            let options = PullOptions { insecure_registries: super::images::insecure_registries(), ..PullOptions::default() };
+            registry::pull(store, &reference, &options).map_err(|e| e.to_string())?
+        }
+        (_, Some(record)) => record,
+    };
+    let lowers = store.lowers(&record);
+    Ok((record, lowers))
+}
+
+/// Attached `up`: logs of every container until Ctrl-C (then a graceful stop; a second
+/// Ctrl-C kills) or, with --abort-on-container-exit, until a container stops.
+fn attach(paths: &ProjectPaths, services: &[String], args: &UpArgs) -> anyhow::Result<i32> {
+    let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let mut followers = logs::Followers::new(paths, services, !args.no_color);
+    let interrupted = tokio.block_on(async {
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok(true),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            followers.print_new()?;
+            if abort {
+                if let Some(record) = ProjectRecord::load(paths)? {
+                    if record.containers.values().any(|c| c.state == State::Exited && services.contains(&c.service)) {
+                        followers.print_new()?;
+                        return Ok::<bool, anyhow::Error>(false);
+                    }
+                }
+            }
+        }
+    })?;
+    eprintln!("{}", if interrupted { "Gracefully stopping... (press Ctrl+C again to force)" } else { "Aborting on container exit..." });
+    let stop = std::thread::spawn({
+        let paths = paths.clone();
+        let timeout = args.timeout;
+        move || client::request(&paths, Command::Stop { services: Vec::new(), timeout })
+    });
+    let forced = tokio.block_on(async {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => true,
+            _ = async { while !stop.is_finished() { tokio::time::sleep(Duration::from_millis(20)).await; } } => false,
+        }
+    });
+    if forced {
+        client::request(paths, Command::Kill { services: Vec::new(), signal: "SIGKILL".into() })?;
+    }
+    followers.print_new()?;
+    if interrupted {
+        return Ok(130);
+    }
+    let record = ProjectRecord::load(paths)?.unwrap_or_default();
+    let code = match &args.exit_code_from {
+        Some(service) => record.containers.values().find(|c| &c.service == service).and_then(|c| c.exit_code).unwrap_or(0),
+        None => record.containers.values().filter(|c| c.state == State::Exited).find_map(|c| c.exit_code).unwrap_or(0),
+    };
+    Ok(code)
+}
+
+pub fn down(global: &GlobalOptions, args: &DownArgs) -> anyhow::Result<()> {
+    let paths = project_paths(global)?;
+    let messages = match client::liveness(&paths) {
+        Liveness::Running { pid } => {
+            let messages = client::request(&paths, Command::Down { timeout: args.timeout, volumes: args.volumes })?.messages;
+            wait_gone(pid);
+            let _ = std::fs::remove_dir_all(&paths.run_dir);
+            messages
+        }
+        Liveness::Dead { pid } => {
+            eprintln!("The supervisor of project {} (pid {pid}) is gone; removing what it left from the records on disk", paths.project);
+            teardown::offline(&paths, args.volumes)?
+        }
+        Liveness::Absent => teardown::offline(&paths, args.volumes)?,
+    };
+    for message in messages {
+        eprintln!(" {message}");
+    }
+    Ok(())
+}
+
+fn wait_gone(pid: i32) {
+    for _ in 0..1000 {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The supervisor's paths, failing clearly when the project is not up.
+fn running(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
+    let paths = project_paths(global)?;
+    match client::liveness(&paths) {
+        Liveness::Running { .. } => Ok(paths),
+        Liveness::Dead { pid } => bail!(
+            "the supervisor of project {} (pid {pid}) is not running any more; `hoist down` cleans up, `hoist up` starts again",
+            paths.project
+        ),
+        Liveness::Absent => bail!("project {} is not up; start it with `hoist up`", paths.project),
+    }
+}
+
+pub fn control(global: &GlobalOptions, command: Command) -> anyhow::Result<()> {
+    let paths = running(global)?;
+    client::request(&paths, command)?;
+    Ok(())
+}

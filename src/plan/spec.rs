@@ -1,0 +1,526 @@
+//! The desired state of a project, ready for the supervisor: every service turned into a
+//! container spec template (root, process, mounts, limits…) with its networks, ports,
+//! healthcheck, restart policy, dependencies and hooks. Built once by the CLI, where bad
+//! input can still be reported before anything starts, and handed to the supervisor as JSON.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::defaults::effective;
+use crate::image::manifest::ImageHealthcheck;
+use crate::image::ImageRecord;
+use crate::network::ports::Protocol;
+use crate::network::subnet::Subnet;
+use crate::project::model::{Condition, Healthcheck, Hook, MountType, Project, Service};
+use crate::runtime::spec::Rlimit;
+use crate::runtime::{ContainerSpec, EtcFiles, Limits, Mount, ProcessSpec, RootFs};
+
+/// The service extension that runs a service on the host's own read-only /usr instead of an
+/// image (`x-hoist: {root: host-usr}`): offline projects and the quickstart need no registry.
+pub const EXTENSION: &str = "x-hoist";
+
+#[derive(Debug, thiserror::Error)]
+#[error("service {service}: {field}: {message}")]
+pub struct PlanError {
+    pub service: String,
+    pub field: &'static str,
+    pub message: String,
+}
+
+fn error(service: &str, field: &'static str, message: impl Into<String>) -> PlanError {
+    PlanError { service: service.to_string(), field, message: message.into() }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectPlan {
+    pub project: String,
+    pub networks: Vec<NetworkPlan>,
+    /// Host names of the named volumes the project uses.
+    pub volumes: Vec<String>,
+    /// In start order.
+    pub services: Vec<ServicePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkPlan {
+    /// The project's name for it (`default`, `backend`).
+    pub name: String,
+    /// The name on the host (`<project>_<name>` unless set): the network's key.
+    pub key: String,
+    pub subnet: Option<Subnet>,
+    pub internal: bool,
+    /// Made by someone else: looked up, never created or removed.
+    pub external: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum NetworkMode {
+    /// The service's networks (the default).
+    Networks,
+    None,
+    Host,
+    /// Share the network namespace of another service's first container.
+    Service(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Key of the network.
+    pub network: String,
+    pub aliases: Vec<String>,
+    pub ipv4_address: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PortPlan {
+    /// Host address and port; port 0 asks for an ephemeral one.
+    pub host: SocketAddr,
+    pub target: u16,
+    pub protocol: Protocol,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HealthPlan {
+    pub args: Vec<String>,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub retries: u32,
+    pub start_period: Duration,
+    pub start_interval: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestartPolicy {
+    No,
+    Always,
+    OnFailure { max_retries: Option<u32> },
+    UnlessStopped,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DependencyPlan {
+    pub service: String,
+    pub condition: Condition,
+    /// Restart this service when the dependency is restarted.
+    pub restart: bool,
+    pub required: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServicePlan {
+    pub name: String,
+    pub replicas: u32,
+    /// `container_name`: only with one replica.
+    pub container_name: Option<String>,
+    /// The service's config hash: a container made from another hash is recreated.
+    pub hash: String,
+    /// The template of the service's containers (`id` is set per replica).
+    pub spec: ContainerSpec,
+    pub network_mode: NetworkMode,
+    pub networks: Vec<Attachment>,
+    /// `links`: (service, alias) pairs the containers resolve privately.
+    pub links: Vec<(String, String)>,
+    pub ports: Vec<PortPlan>,
+    pub healthcheck: Option<HealthPlan>,
+    pub restart: RestartPolicy,
+    pub depends_on: Vec<DependencyPlan>,
+    pub stop_signal: String,
+    pub stop_grace_period: Duration,
+    pub post_start: Vec<ProcessSpec>,
+    pub pre_stop: Vec<ProcessSpec>,
+    /// Log rotation: bytes per file and files kept.
+    pub log_max_size: Option<u64>,
+    pub log_max_files: u32,
+}
+
+impl ServicePlan {
+    /// The container name of replica `index` (1-based), Compose's `<project>-<service>-<n>`.
+    pub fn container_name(&self, project: &str, index: u32) -> String {
+        match &self.container_name {
+            Some(name) => name.clone(),
+            None => format!("{project}-{}-{index}", self.name),
+        }
+    }
+}
+
+/// How a service's image is found: the store's record for an image reference.
+pub type ImageLookup<'a> = dyn Fn(&str) -> Result<(ImageRecord, Vec<PathBuf>), String> + 'a;
+
+/// Builds the plan of `services` (all when empty, in the given order) of `project`.
+/// `state_root` is where named volumes and root skeletons live.
+pub fn build(
+    project: &Project,
+    services: &[String],
+    images: &ImageLookup,
+    state_root: &Path,
+) -> Result<ProjectPlan, PlanError> {
+    let mut plan = ProjectPlan { project: project.name.clone(), networks: Vec::new(), volumes: Vec::new(), services: Vec::new() };
+    for (name, network) in &project.networks {
+        let subnet = match network.ipam.iter().find_map(|pool| pool.subnet.as_deref()) {
+            Some(text) => Some(Subnet::parse(text).map_err(|e| error(name, "ipam.config.subnet", e))?),
+            None => None,
+        };
+        plan.networks.push(NetworkPlan {
+            name: name.clone(),
+            key: network.name.clone(),
+            subnet,
+            internal: network.internal,
+            external: network.external,
+        });
+    }
+    for volume in project.volumes.values() {
+        plan.volumes.push(volume.name.clone());
+    }
+    for name in services {
+        let service = &project.services[name];
+        plan.services.push(service_plan(project, name, service, images, state_root)?);
+    }
+    Ok(plan)
+}
+
+fn service_plan(
+    project: &Project,
+    name: &str,
+    service: &Service,
+    images: &ImageLookup,
+    state_root: &Path,
+) -> Result<ServicePlan, PlanError> {
+    let (root, defaults, mut mounts) = root_of(name, service, images, state_root)?;
+    let effective = effective(name, service, &defaults).map_err(|e| error(name, "command", e.to_string()))?;
+    let mut spec = ContainerSpec::new(String::new(), root, effective.args.clone());
+    spec.process.env = effective.env.clone();
+    spec.process.cwd = effective.working_dir.clone();
+    spec.process.user = effective.user.clone();
+    spec.process.additional_groups = service.group_add.clone();
+    spec.process.rlimits = service
+        .ulimits
+        .iter()
+        .map(|(limit, u)| Rlimit { name: limit.clone(), soft: u.soft.max(0) as u64, hard: u.hard.max(0) as u64 })
+        .collect();
+    spec.hostname = service.hostname.clone();
+    spec.domainname = service.domainname.clone();
+    spec.readonly_root = service.read_only;
+    spec.privileged = service.privileged;
+    spec.init = service.init.unwrap_or(false);
+    spec.shm_size = service.shm_size;
+    spec.seccomp = !service.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    if !service.cap_add.is_empty() || !service.cap_drop.is_empty() {
+        let caps = crate::runtime::caps::effective_set(&service.cap_add, &service.cap_drop, service.privileged)
+            .map_err(|e| error(name, "cap_add", e))?;
+        spec.capabilities = Some(caps);
+    }
+    spec.limits = limits(service);
+    mounts.extend(volume_mounts(project, name, service, state_root)?);
+    spec.mounts = mounts;
+    spec.etc_files = Some(EtcFiles {
+        hosts: extra_hosts(name, &service.extra_hosts)?,
+        nameservers: service.dns.clone(),
+        search: service.dns_search.clone(),
+        options: service.dns_opt.clone(),
+    });
+
+    let network_mode = match service.network_mode.as_deref() {
+        None | Some("bridge") | Some("default") => NetworkMode::Networks,
+        Some("none") => NetworkMode::None,
+        Some("host") => NetworkMode::Host,
+        Some(other) => match other.strip_prefix("service:") {
+            Some(target) => NetworkMode::Service(target.to_string()),
+            None => return Err(error(name, "network_mode", format!("expected none, host or service:NAME, found {other:?}"))),
+        },
+    };
+    let mut networks = Vec::new();
+    if network_mode == NetworkMode::Networks {
+        for (network, settings) in &service.networks {
+            let key = project.networks.get(network).map(|n| n.name.clone()).unwrap_or_else(|| format!("{}_{network}", project.name));
+            let ipv4_address = match settings.as_ref().and_then(|s| s.ipv4_address.as_deref()) {
+                Some(text) => Some(text.parse().map_err(|_| error(name, "ipv4_address", format!("expected an IPv4 address, found {text:?}")))?),
+                None => None,
+            };
+            let aliases = settings.as_ref().map(|s| s.aliases.clone()).unwrap_or_default();
+            networks.push(Attachment { network: key, aliases, ipv4_address });
+        }
+    }
+    let links = service
+        .links
+        .iter()
+        .map(|link| match link.split_once(':') {
+            Some((target, alias)) => (target.to_string(), alias.to_string()),
+            None => (link.clone(), link.clone()),
+        })
+        .collect();
+    let ports = service
+        .ports
+        .iter()
+        .map(|port| {
+            let protocol = match port.protocol {
+                crate::project::model::Protocol::Tcp => Protocol::Tcp,
+                crate::project::model::Protocol::Udp => Protocol::Udp,
+                crate::project::model::Protocol::Sctp => return Err(error(name, "ports", "sctp ports are not supported")),
+            };
+            let ip: IpAddr = match port.host_ip.as_deref() {
+                None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+                Some(text) => text.parse().map_err(|_| error(name, "ports", format!("expected a host IP address, found {text:?}")))?,
+            };
+            Ok(PortPlan { host: SocketAddr::new(ip, port.published.unwrap_or(0)), target: port.target, protocol })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let replicas = service.replicas();
+    if replicas > 1 && service.container_name.is_some() {
+        return Err(error(name, "container_name", format!("a fixed container name cannot be used by {replicas} replicas")));
+    }
+    let logging = service.logging.as_ref();
+    let option = |key: &str| logging.and_then(|l| l.options.get(key));
+    let log_max_size = match option("max-size") {
+        Some(text) => Some(crate::project::units::parse_byte_size(text).map_err(|e| error(name, "logging.options.max-size", e))?),
+        None => None,
+    };
+    let log_max_files = match option("max-file") {
+        Some(text) => text.parse().map_err(|_| error(name, "logging.options.max-file", format!("expected a number, found {text:?}")))?,
+        None => 1,
+    };
+    Ok(ServicePlan {
+        name: name.to_string(),
+        replicas,
+        container_name: service.container_name.clone(),
+        hash: super::config_hash(service),
+        spec,
+        network_mode,
+        networks,
+        links,
+        ports,
+        healthcheck: healthcheck(name, service.healthcheck.as_ref(), effective.image_healthcheck.as_ref())?,
+        restart: restart_policy(name, service)?,
+        depends_on: service
+            .depends_on
+            .iter()
+            .map(|(target, d)| DependencyPlan { service: target.clone(), condition: d.condition, restart: d.restart, required: d.required })
+            .collect(),
+        stop_signal: effective.stop_signal.clone(),
+        stop_grace_period: service.stop_grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
+        post_start: service.post_start.iter().map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user)).collect(),
+        pre_stop: service.pre_stop.iter().map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user)).collect(),
+        log_max_size,
+        log_max_files: log_max_files.max(1),
+    })
+}
+
+/// The container root and the image defaults for a service; mounts the root needs.
+fn root_of(
+    name: &str,
+    service: &Service,
+    images: &ImageLookup,
+    state_root: &Path,
+) -> Result<(RootFs, crate::image::manifest::ContainerDefaults, Vec<Mount>), PlanError> {
+    let host_usr = service
+        .extensions
+        .get(EXTENSION)
+        .and_then(|x| x.get("root"))
+        .and_then(|r| r.as_str())
+        .map(|root| match root {
+            "host-usr" => Ok(()),
+            other => Err(error(name, "x-hoist.root", format!("expected \"host-usr\", found {other:?}"))),
+        })
+        .transpose()?;
+    if host_usr.is_some() {
+        let skeleton = host_usr_skeleton(state_root).map_err(|e| error(name, "x-hoist.root", e))?;
+        let usr = Mount::Bind { source: PathBuf::from("/usr"), target: "/usr".into(), read_only: true };
+        return Ok((RootFs::Overlay { lowers: vec![skeleton] }, Default::default(), vec![usr]));
+    }
+    let Some(image) = service.image.as_deref() else {
+        return Err(error(name, "image", "no image (building images is not supported yet; set image, or x-hoist: {root: host-usr})"));
+    };
+    let (record, lowers) = images(image).map_err(|e| error(name, "image", e))?;
+    Ok((RootFs::Overlay { lowers }, record.config, Vec::new()))
+}
+
+/// A minimal root whose programs are the host's (merged-/usr layout): symlinks into /usr,
+/// an /etc with root and nobody, and empty mount points. Made once per state root.
+fn host_usr_skeleton(state_root: &Path) -> Result<PathBuf, String> {
+    let dir = state_root.join("skeletons/host-usr");
+    if dir.join("etc/passwd").exists() {
+        return Ok(dir);
+    }
+    let fail = |e: std::io::Error| format!("cannot create the host-usr root under {}: {e}", dir.display());
+    let staging = state_root.join(format!("skeletons/.host-usr-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&staging);
+    for sub in ["usr", "etc", "tmp", "proc", "sys", "dev", "run", "var/tmp", "root", "home", "srv"] {
+        std::fs::create_dir_all(staging.join(sub)).map_err(fail)?;
+    }
+    for link in ["bin", "sbin", "lib", "lib64"] {
+        std::os::unix::fs::symlink(format!("usr/{link}"), staging.join(link)).map_err(fail)?;
+    }
+    std::fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n").map_err(fail)?;
+    std::fs::write(staging.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").map_err(fail)?;
+    use std::os::unix::fs::PermissionsExt;
+    for tmp in ["tmp", "var/tmp"] {
+        std::fs::set_permissions(staging.join(tmp), std::fs::Permissions::from_mode(0o1777)).map_err(fail)?;
+    }
+    match std::fs::rename(&staging, &dir) {
+        Ok(()) => Ok(dir),
+        // Another hoist made it first.
+        Err(_) if dir.join("etc/passwd").exists() => {
+            let _ = std::fs::remove_dir_all(&staging);
+            Ok(dir)
+        }
+        Err(e) => Err(fail(e)),
+    }
+}
+
+fn limits(service: &Service) -> Limits {
+    let limits = service.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.as_ref());
+    Limits {
+        memory: service.mem_limit.or_else(|| limits.and_then(|l| l.memory)),
+        memory_swap: service.memswap_limit,
+        cpus: service.cpus.or_else(|| limits.and_then(|l| l.cpus)),
+        cpu_shares: service.cpu_shares.map(|s| s.max(2) as u64),
+        pids: service.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
+    }
+}
+
+fn volume_mounts(project: &Project, name: &str, service: &Service, state_root: &Path) -> Result<Vec<Mount>, PlanError> {
+    let mut mounts = Vec::new();
+    for volume in &service.volumes {
+        let mount = match volume.kind {
+            MountType::Bind => {
+                let source = PathBuf::from(volume.source.as_deref().unwrap_or_default());
+                let create = volume.bind.as_ref().is_none_or(|b| b.create_host_path);
+                if !source.exists() {
+                    if !create {
+                        return Err(error(name, "volumes", format!("bind source {} does not exist", source.display())));
+                    }
+                    // As Docker does; created at plan time so that nothing is half-started.
+                    std::fs::create_dir_all(&source)
+                        .map_err(|e| error(name, "volumes", format!("cannot create bind source {}: {e}", source.display())))?;
+                }
+                Mount::Bind { source, target: volume.target.clone(), read_only: volume.read_only }
+            }
+            MountType::Volume => {
+                let host_name = match volume.source.as_deref() {
+                    Some(source) => project.volumes.get(source).map(|v| v.name.clone()).unwrap_or_else(|| source.to_string()),
+                    // An anonymous volume: one per service and target, kept across recreation.
+                    None => format!("{}_{name}_anon{}", project.name, volume.target.replace('/', "_")),
+                };
+                Mount::Volume {
+                    source: volume_dir(state_root, &host_name),
+                    target: volume.target.clone(),
+                    read_only: volume.read_only,
+                    copy_up: !volume.volume.as_ref().is_some_and(|v| v.nocopy),
+                }
+            }
+            MountType::Tmpfs => Mount::Tmpfs {
+                target: volume.target.clone(),
+                size: volume.tmpfs.as_ref().and_then(|t| t.size),
+                mode: volume.tmpfs.as_ref().and_then(|t| t.mode),
+            },
+        };
+        mounts.push(mount);
+    }
+    for tmpfs in &service.tmpfs {
+        let target = tmpfs.split(':').next().unwrap_or_default().to_string();
+        mounts.push(Mount::Tmpfs { target, size: None, mode: None });
+    }
+    Ok(mounts)
+}
+
+/// Where named volume `host_name` keeps its data.
+pub fn volume_dir(state_root: &Path, host_name: &str) -> PathBuf {
+    state_root.join("volumes").join(host_name).join("_data")
+}
+
+fn extra_hosts(name: &str, entries: &[String]) -> Result<Vec<(String, Vec<String>)>, PlanError> {
+    entries
+        .iter()
+        .map(|entry| {
+            // `host=ip` or `host:ip` (an IPv6 address holds colons itself).
+            let (host, address) = entry
+                .split_once('=')
+                .or_else(|| entry.split_once(':'))
+                .ok_or_else(|| error(name, "extra_hosts", format!("expected HOST:IP or HOST=IP, found {entry:?}")))?;
+            let address = address.trim_start_matches('[').trim_end_matches(']');
+            address
+                .parse::<IpAddr>()
+                .map_err(|_| error(name, "extra_hosts", format!("expected an IP address for {host}, found {address:?}")))?;
+            Ok((address.to_string(), vec![host.to_string()]))
+        })
+        .collect()
+}
+
+fn healthcheck(name: &str, service: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Result<Option<HealthPlan>, PlanError> {
+    let nanos = |n: Option<u64>| n.filter(|n| *n > 0).map(Duration::from_nanos);
+    let (test, interval, timeout, retries, start_period, start_interval) = match (service, image) {
+        (Some(h), _) if h.disable => return Ok(None),
+        (Some(h), image) => {
+            // A service healthcheck without a test keeps the image's test.
+            let test = if h.test.is_empty() { image.map(|i| i.test.clone()).unwrap_or_default() } else { h.test.clone() };
+            let d = |d: Option<crate::project::units::Duration>| d.map(|d| d.0);
+            (test, d(h.interval), d(h.timeout), h.retries, d(h.start_period), d(h.start_interval))
+        }
+        (None, Some(i)) => (i.test.clone(), nanos(i.interval), nanos(i.timeout), i.retries.map(|r| r as u32), nanos(i.start_period), nanos(i.start_interval)),
+        (None, None) => return Ok(None),
+    };
+    let args = match test.first().map(String::as_str) {
+        None | Some("NONE") => return Ok(None),
+        Some("CMD") => test[1..].to_vec(),
+        Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
+        Some(other) => return Err(error(name, "healthcheck.test", format!("expected CMD, CMD-SHELL or NONE first, found {other:?}"))),
+    };
+    if args.is_empty() {
+        return Err(error(name, "healthcheck.test", "expected a command after CMD"));
+    }
+    Ok(Some(HealthPlan {
+        args,
+        interval: interval.unwrap_or(Duration::from_secs(30)),
+        timeout: timeout.unwrap_or(Duration::from_secs(30)),
+        retries: retries.unwrap_or(3),
+        start_period: start_period.unwrap_or_default(),
+        start_interval: start_interval.unwrap_or(Duration::from_secs(5)),
+    }))
+}
+
+fn restart_policy(name: &str, service: &Service) -> Result<RestartPolicy, PlanError> {
+    if let Some(text) = service.restart.as_deref() {
+        return match text.split_once(':') {
+            _ if text == "no" => Ok(RestartPolicy::No),
+            _ if text == "always" => Ok(RestartPolicy::Always),
+            _ if text == "unless-stopped" => Ok(RestartPolicy::UnlessStopped),
+            _ if text == "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: None }),
+            Some(("on-failure", n)) => n
+                .parse()
+                .map(|n| RestartPolicy::OnFailure { max_retries: Some(n) })
+                .map_err(|_| error(name, "restart", format!("expected on-failure:N with a number N, found {text:?}"))),
+            _ => Err(error(name, "restart", format!("expected no, always, on-failure[:N] or unless-stopped, found {text:?}"))),
+        };
+    }
+    let Some(policy) = service.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) else {
+        return Ok(RestartPolicy::No);
+    };
+    match policy.condition.as_str() {
+        "none" => Ok(RestartPolicy::No),
+        "on-failure" => Ok(RestartPolicy::OnFailure { max_retries: policy.max_attempts }),
+        "any" | "" => match policy.max_attempts {
+            Some(n) => Ok(RestartPolicy::OnFailure { max_retries: Some(n) }),
+            None => Ok(RestartPolicy::Always),
+        },
+        other => Err(error(name, "deploy.restart_policy.condition", format!("expected none, on-failure or any, found {other:?}"))),
+    }
+}
+
+/// A lifecycle hook as a process in the service's container.
+fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>) -> ProcessSpec {
+    let mut merged: BTreeMap<String, String> =
+        env.iter().map(|e| e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into()))).collect();
+    merged.extend(hook.environment.clone());
+    ProcessSpec {
+        args: hook.command.clone(),
+        env: merged.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        cwd: hook.working_dir.clone().unwrap_or_else(|| cwd.to_string()),
+        user: hook.user.clone().or_else(|| user.clone()),
+        additional_groups: Vec::new(),
+        rlimits: Vec::new(),
+        terminal: false,
+    }
+}

@@ -1,0 +1,436 @@
+//! One container under supervision: a task that creates it (root, namespaces, networks,
+//! names), starts it, pumps its output into its log, runs its health checks and hooks,
+//! waits for it, and applies the restart policy, while obeying stop / start / kill /
+//! pause / remove commands. Its status is published on a watch channel for dependents.
+
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::daemon::Daemon;
+use super::logs::{LogWriter, Stream};
+use super::records::{Health, State};
+use super::restart::{backoff, should_restart, STABLE_RUN};
+use super::health;
+use crate::network::links::{self, EndpointSpec};
+use crate::plan::spec::{NetworkMode as PlanNetworkMode, ServicePlan};
+use crate::runtime::cgroup::Cgroup;
+use crate::runtime::{Exit, NetworkMode, Stdio};
+
+/// What dependents and `up` watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub state: State,
+    pub health: Option<Health>,
+    pub exit_code: Option<i32>,
+    /// Times the container has been started.
+    pub starts: u32,
+    /// Why the last start failed.
+    pub failure: Option<String>,
+}
+
+pub enum Control {
+    Start(oneshot::Sender<()>),
+    Stop { grace: Duration, reply: oneshot::Sender<()> },
+    Kill { signal: Signal, reply: oneshot::Sender<()> },
+    Pause { paused: bool, reply: oneshot::Sender<()> },
+    /// Stop, clean up and end the task.
+    Remove { grace: Duration, reply: oneshot::Sender<()> },
+}
+
+/// A supervised container as the daemon holds it.
+pub struct Handle {
+    pub name: String,
+    pub service: String,
+    pub control: mpsc::Sender<Control>,
+    pub status: watch::Receiver<Status>,
+    /// Published ports live as long as the container does: dropping the handle closes them.
+    #[expect(dead_code, reason = "held for its Drop")]
+    pub forwarder: Option<crate::network::ports::Forwarder>,
+}
+
+pub struct Config {
+    pub name: String,
+    pub service: Arc<ServicePlan>,
+}
+
+/// Starts supervising a container; it is started at once.
+pub fn spawn(daemon: Arc<Daemon>, config: Config, forwarder: Option<crate::network::ports::Forwarder>) -> Handle {
+    let (control_tx, control_rx) = mpsc::channel(8);
+    let initial = Status { state: State::Created, health: None, exit_code: None, starts: 0, failure: None };
+    let (status_tx, status_rx) = watch::channel(initial);
+    let (name, service) = (config.name.clone(), config.service.name.clone());
+    tokio::spawn(supervise(daemon, config, control_rx, status_tx));
+    Handle { name, service, control: control_tx, status: status_rx, forwarder }
+}
+
+/// A started container.
+struct Running {
+    pid: i32,
+    cgroup: Cgroup,
+    exit: oneshot::Receiver<Exit>,
+    started: Instant,
+    addresses: Vec<(String, Ipv4Addr)>,
+    health: Option<tokio::task::JoinHandle<()>>,
+}
+
+async fn supervise(daemon: Arc<Daemon>, config: Config, mut control: mpsc::Receiver<Control>, status: watch::Sender<Status>) {
+    let config = Arc::new(config);
+    let log = match LogWriter::open(&daemon.paths.log(&config.name), config.service.log_max_size, config.service.log_max_files) {
+        Ok(writer) => Arc::new(Mutex::new(writer)),
+        Err(e) => {
+            let message = format!("cannot open the log of {}: {e}", config.name);
+            status.send_modify(|s| s.failure = Some(message));
+            return;
+        }
+    };
+    let mut want_running = true;
+    let mut consecutive = 0u32;
+    let mut restarts = 0u32;
+    loop {
+        if !want_running {
+            match control.recv().await {
+                None => return,
+                Some(Control::Start(reply)) => {
+                    want_running = true;
+                    consecutive = 0;
+                    let _ = reply.send(());
+                }
+                Some(Control::Remove { reply, .. }) => {
+                    finish(&daemon, &config);
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(Control::Stop { reply, .. }) | Some(Control::Kill { reply, .. }) | Some(Control::Pause { reply, .. }) => {
+                    let _ = reply.send(());
+                }
+            }
+            continue;
+        }
+        let mut running = match start(&daemon, &config, &log).await {
+            Ok(running) => running,
+            Err(message) => {
+                tracing::warn!("{}: {message}", config.name);
+                daemon.update(&config.name, |r| {
+                    r.state = State::Exited;
+                    r.exit_code = None;
+                    r.pid = None;
+                });
+                status.send_modify(|s| {
+                    s.state = State::Exited;
+                    s.failure = Some(message);
+                });
+                want_running = false;
+                continue;
+            }
+        };
+        status.send_modify(|s| {
+            s.state = State::Running;
+            s.starts += 1;
+            s.exit_code = None;
+            s.failure = None;
+            s.health = config.service.healthcheck.as_ref().map(|_| Health::Starting);
+        });
+        daemon.update(&config.name, |r| {
+            r.state = State::Running;
+            r.pid = Some(running.pid);
+            r.started_at = Some(SystemTime::now());
+            r.exit_code = None;
+            r.restarts = restarts;
+            r.stopped_by_user = false;
+            r.health = config.service.healthcheck.as_ref().map(|_| Health::Starting);
+            r.addresses = running.addresses.iter().cloned().collect();
+        });
+        daemon.event(&config.name, &config.service.name, "start", None);
+        for hook in &config.service.post_start {
+            if let Err(e) = health::run_hook(&daemon, &config.name, hook.clone()).await {
+                tracing::warn!("{}: post_start hook failed: {e}", config.name);
+            }
+        }
+        if let Some(check) = config.service.healthcheck.clone() {
+            running.health = Some(tokio::spawn(health::watch(daemon.clone(), config.name.clone(), config.service.name.clone(), check, status.clone())));
+        }
+
+        // Until the container exits, obey commands.
+        let mut stopped_by_user = false;
+        // The reply to the command that stopped it, sent once it is cleaned up; and whether
+        // that command removes it.
+        let mut pending: Option<(oneshot::Sender<()>, bool)> = None;
+        let exit = loop {
+            tokio::select! {
+                exit = &mut running.exit => break exit.ok(),
+                command = control.recv() => match command {
+                    None => {
+                        stopped_by_user = true;
+                        break stop(&daemon, &config, &mut running, Duration::from_secs(10)).await;
+                    }
+                    Some(Control::Start(reply)) => { let _ = reply.send(()); }
+                    Some(Control::Stop { grace, reply }) => {
+                        stopped_by_user = true;
+                        pending = Some((reply, false));
+                        break stop(&daemon, &config, &mut running, grace).await;
+                    }
+                    Some(Control::Remove { grace, reply }) => {
+                        stopped_by_user = true;
+                        pending = Some((reply, true));
+                        break stop(&daemon, &config, &mut running, grace).await;
+                    }
+                    Some(Control::Kill { signal, reply }) => {
+                        stopped_by_user = true;
+                        let _ = nix::sys::signal::kill(Pid::from_raw(running.pid), signal);
+                        daemon.event(&config.name, &config.service.name, "kill", None);
+                        let _ = reply.send(());
+                    }
+                    Some(Control::Pause { paused, reply }) => {
+                        if let Err(e) = running.cgroup.freeze(paused) {
+                            tracing::warn!("{}: cannot {} : {e}", config.name, if paused { "pause" } else { "unpause" });
+                        }
+                        let state = if paused { State::Paused } else { State::Running };
+                        daemon.update(&config.name, |r| r.state = state);
+                        status.send_modify(|s| s.state = state);
+                        daemon.event(&config.name, &config.service.name, if paused { "pause" } else { "unpause" }, None);
+                        let _ = reply.send(());
+                    }
+                }
+            }
+        };
+        if let Some(task) = running.health.take() {
+            task.abort();
+        }
+        let code = exit.map(|e| e.status()).unwrap_or(137);
+        let ran_for = running.started.elapsed();
+        cleanup(&daemon, &config, &running);
+        daemon.update(&config.name, |r| {
+            r.state = State::Exited;
+            r.pid = None;
+            r.finished_at = Some(SystemTime::now());
+            r.exit_code = Some(code);
+            r.stopped_by_user = stopped_by_user;
+            r.health = None;
+        });
+        status.send_modify(|s| {
+            s.state = State::Exited;
+            s.exit_code = Some(code);
+            s.health = None;
+        });
+        daemon.event(&config.name, &config.service.name, "die", Some(code));
+        if let Some((reply, remove)) = pending.take() {
+            if remove {
+                finish(&daemon, &config);
+                let _ = reply.send(());
+                return;
+            }
+            let _ = reply.send(());
+        }
+        if stopped_by_user {
+            want_running = false;
+            continue;
+        }
+        if !should_restart(config.service.restart, code, false, restarts) {
+            want_running = false;
+            continue;
+        }
+        if ran_for >= STABLE_RUN {
+            consecutive = 0;
+        }
+        let delay = backoff(consecutive);
+        consecutive += 1;
+        restarts += 1;
+        daemon.update(&config.name, |r| {
+            r.state = State::Restarting;
+            r.restarts = restarts;
+        });
+        status.send_modify(|s| s.state = State::Restarting);
+        tracing::info!("{}: exited with {code}; restart {restarts} in {delay:?}", config.name);
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {
+                daemon.event(&config.name, &config.service.name, "restart", None);
+            }
+            command = control.recv() => match command {
+                None => return,
+                Some(Control::Start(reply)) => { let _ = reply.send(()); }
+                Some(Control::Remove { reply, .. }) => {
+                    finish(&daemon, &config);
+                    let _ = reply.send(());
+                    return;
+                }
+                Some(Control::Stop { reply, .. }) | Some(Control::Kill { reply, .. }) => {
+                    daemon.update(&config.name, |r| { r.state = State::Exited; r.stopped_by_user = true; });
+                    status.send_modify(|s| s.state = State::Exited);
+                    want_running = false;
+                    let _ = reply.send(());
+                }
+                Some(Control::Pause { reply, .. }) => { let _ = reply.send(()); }
+            }
+        }
+    }
+}
+
+/// Stops a running container: pre_stop hooks, the stop signal, SIGKILL after `grace`.
+async fn stop(daemon: &Arc<Daemon>, config: &Config, running: &mut Running, grace: Duration) -> Option<Exit> {
+    for hook in &config.service.pre_stop {
+        if let Err(e) = health::run_hook(daemon, &config.name, hook.clone()).await {
+            tracing::warn!("{}: pre_stop hook failed: {e}", config.name);
+        }
+    }
+    let signal = parse_signal(&config.service.stop_signal).unwrap_or(Signal::SIGTERM);
+    let pid = Pid::from_raw(running.pid);
+    let _ = nix::sys::signal::kill(pid, signal);
+    // A frozen container cannot act on its signal.
+    let _ = running.cgroup.freeze(false);
+    match tokio::time::timeout(grace, &mut running.exit).await {
+        Ok(exit) => exit.ok(),
+        Err(_) => {
+            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            (&mut running.exit).await.ok()
+        }
+    }
+    .inspect(|_| daemon.event(&config.name, &config.service.name, "stop", None))
+}
+
+pub fn parse_signal(name: &str) -> Option<Signal> {
+    let upper = name.trim().to_ascii_uppercase();
+    if let Ok(n) = upper.parse::<i32>() {
+        return Signal::try_from(n).ok();
+    }
+    let full = if upper.starts_with("SIG") { upper } else { format!("SIG{upper}") };
+    full.parse().ok()
+}
+
+/// Creates, connects and starts the container; returns once its command runs.
+async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWriter>>) -> Result<Running, String> {
+    let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (daemon2, config2) = (daemon.clone(), config.clone());
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let (started_tx, started_rx) = oneshot::channel();
+    // Create, attach and start on a blocking thread, which then waits for the exit.
+    std::thread::Builder::new()
+        .name(format!("wait-{}", config.name))
+        .spawn(move || {
+            let created = create_and_start(&daemon2, &config2, out_write, err_write);
+            match created {
+                Ok((mut container, addresses)) => {
+                    let _ = started_tx.send(Ok((container.pid(), container.cgroup().clone(), addresses)));
+                    if let Ok(exit) = container.wait() {
+                        let _ = exit_tx.send(exit);
+                    }
+                }
+                Err(e) => {
+                    let _ = started_tx.send(Err(e));
+                }
+            }
+        })
+        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    pump(out_read, Stream::Stdout, log.clone());
+    pump(err_read, Stream::Stderr, log.clone());
+    let (pid, cgroup, addresses) = started_rx.await.map_err(|_| "the start thread went away".to_string())??;
+    Ok(Running { pid, cgroup, exit: exit_rx, started: Instant::now(), addresses, health: None })
+}
+
+type Started = (crate::runtime::Container, Vec<(String, Ipv4Addr)>);
+
+fn create_and_start(daemon: &Daemon, config: &Config, stdout: OwnedFd, stderr: OwnedFd) -> Result<Started, String> {
+    let service = &config.service;
+    let mut spec = service.spec.clone();
+    spec.id = config.name.clone();
+    if spec.hostname.is_none() {
+        spec.hostname = Some(config.name.clone());
+    }
+    let networks = daemon.networks_of(service);
+    spec.network = match &service.network_mode {
+        PlanNetworkMode::Networks | PlanNetworkMode::None => NetworkMode::None,
+        PlanNetworkMode::Host => NetworkMode::Host,
+        PlanNetworkMode::Service(other) => {
+            let pid = daemon.first_pid_of(other).ok_or_else(|| format!("network_mode service:{other}: {other} is not running"))?;
+            NetworkMode::Join(format!("/proc/{pid}/ns/net").into())
+        }
+    };
+    if let Some(files) = spec.etc_files.as_mut() {
+        if files.nameservers.is_empty() {
+            if let Some(first) = networks.first() {
+                files.nameservers = vec![first.gateway.to_string()];
+            }
+        }
+    }
+    // A leftover of a crash with the same name goes first.
+    let _ = daemon.runtime.delete(&config.name);
+    let stdio = Stdio { stdin: None, stdout: Some(stdout), stderr: Some(stderr) };
+    let mut container = daemon.runtime.create(&spec, stdio).map_err(|e| e.to_string())?;
+    let fail = |container: &crate::runtime::Container, message: String| {
+        let _ = daemon.runtime.delete(container.id());
+        message
+    };
+    let mut addresses = Vec::new();
+    if service.network_mode == PlanNetworkMode::Networks {
+        let netns = File::open(format!("/proc/{}/ns/net", container.pid()))
+            .map_err(|e| fail(&container, format!("cannot open the container's network namespace: {e}")))?;
+        for (i, (network, attachment)) in networks.iter().zip(&service.networks).enumerate() {
+            let endpoint = EndpointSpec {
+                network,
+                endpoint: &config.name,
+                netns: &netns,
+                interface: &format!("eth{i}"),
+                address: attachment.ipv4_address,
+                default_route: i == 0,
+            };
+            let address = links::attach(&daemon.paths.state_root, &endpoint).map_err(|e| fail(&container, e.to_string()))?;
+            let mut names = vec![service.name.clone(), config.name.clone()];
+            names.extend(attachment.aliases.iter().cloned());
+            daemon.names.add(&network.key, &names, address);
+            for (target, alias) in &service.links {
+                for target_address in daemon.addresses_of(target, &network.key) {
+                    daemon.names.add_private(&network.key, address, alias, target_address);
+                }
+            }
+            addresses.push((network.key.clone(), address));
+        }
+    }
+    container.start().map_err(|e| fail(&container, e.to_string()))?;
+    Ok((container, addresses))
+}
+
+/// Copies a container's output, line by line, into its log.
+fn pump(read: OwnedFd, stream: Stream, log: Arc<Mutex<LogWriter>>) {
+    tokio::spawn(async move {
+        let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else { return };
+        let mut lines = BufReader::new(pipe).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut log) = log.lock() {
+                if let Err(e) = log.write(stream, &line) {
+                    tracing::warn!("cannot write a log line: {e}");
+                }
+            }
+        }
+    });
+}
+
+/// Disconnects an exited container and removes it from the runtime (its lease stays).
+fn cleanup(daemon: &Daemon, config: &Config, running: &Running) {
+    for (network, address) in &running.addresses {
+        daemon.names.remove_address(network, *address);
+        if let Err(e) = links::detach(network, &config.name) {
+            tracing::warn!("{}: cannot disconnect from {network}: {e}", config.name);
+        }
+    }
+    if let Err(e) = daemon.runtime.delete(&config.name) {
+        tracing::warn!("{}: cannot delete: {e}", config.name);
+    }
+}
+
+/// Forgets a removed container: its leases and its record.
+fn finish(daemon: &Daemon, config: &Config) {
+    let _ = daemon.runtime.delete(&config.name);
+    for attachment in &config.service.networks {
+        let _ = crate::network::ipam::Ipam::new(&daemon.paths.state_root).release(&attachment.network, &config.name);
+    }
+    daemon.forget(&config.name);
+    daemon.event(&config.name, &config.service.name, "destroy", None);
+}

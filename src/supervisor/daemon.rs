@@ -1,0 +1,649 @@
+//! The supervisor process of one project: it owns the project's containers, networks, DNS
+//! servers and published ports, answers commands on its control socket (mode 0600), starts
+//! services in dependency layers honouring `depends_on` conditions, converges on a new plan
+//! by recreating only what changed, and takes everything down on `down`.
+
+use std::collections::{BTreeMap, HashSet};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::os::unix::fs::PermissionsExt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::oneshot;
+
+use super::container::{self, Control, Handle, Status};
+use super::error::SupervisorError;
+use super::paths::ProjectPaths;
+use super::protocol::{Command, Request, Response, UpOptions, VERSION};
+use super::records::{ContainerRecord, Health, ProjectRecord, State};
+use super::{events, teardown};
+use crate::network::dns::{self, DnsServer, NameTable};
+use crate::network::ipam::{Ipam, NetworkRecord, Pool};
+use crate::network::links::{self, NetworkSpec};
+use crate::network::ports::{self, Publish};
+use crate::plan::reconcile::{self, Action, Desired, Observed};
+use crate::plan::spec::{NetworkMode, ProjectPlan, ServicePlan};
+use crate::project::model::Condition;
+use crate::roots::Roots;
+use crate::runtime::{ContainerSpec, Runtime};
+
+pub struct Daemon {
+    pub paths: ProjectPaths,
+    pub runtime: Runtime,
+    pub names: NameTable,
+    record: Mutex<ProjectRecord>,
+    /// What is running: serialized by the command lock.
+    inner: tokio::sync::Mutex<Inner>,
+    /// Read by container tasks without the command lock.
+    shared: Mutex<Shared>,
+    shutdown: tokio::sync::Notify,
+}
+
+#[derive(Default)]
+struct Inner {
+    containers: BTreeMap<String, Handle>,
+    dns: BTreeMap<String, DnsServer>,
+}
+
+#[derive(Default)]
+struct Shared {
+    plan: Option<ProjectPlan>,
+    networks: BTreeMap<String, NetworkRecord>,
+}
+
+/// Runs the supervisor of `project` until `down`; the entry point of `hoist __supervise`.
+pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
+    // Its own session: the terminal's Ctrl-C and hang-up are not for it.
+    let _ = nix::unistd::setsid();
+    let paths = ProjectPaths::new(&roots, project);
+    let binary = std::env::current_exe().map_err(|source| SupervisorError::Io { action: "cannot find", path: "/proc/self/exe".into(), source })?;
+    let tokio = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|source| SupervisorError::Io { action: "cannot start tokio in", path: paths.run_dir.clone(), source })?;
+    tokio.block_on(async move {
+        // Whatever a crashed predecessor left behind goes first; its containers are
+        // started again from the plan by the next `up`.
+        let previous = ProjectRecord::load(&paths)?;
+        if let Some(previous) = &previous {
+            teardown::containers(&paths, previous);
+        }
+        let record = ProjectRecord {
+            project: project.to_string(),
+            networks: previous.map(|p| p.networks).unwrap_or_default(),
+            ..ProjectRecord::default()
+        };
+        record.save(&paths)?;
+        let daemon = Arc::new(Daemon {
+            runtime: Runtime::new(&paths.state_root, binary),
+            paths: paths.clone(),
+            names: NameTable::default(),
+            record: Mutex::new(record),
+            inner: tokio::sync::Mutex::new(Inner::default()),
+            shared: Mutex::new(Shared::default()),
+            shutdown: tokio::sync::Notify::new(),
+        });
+        let socket = paths.socket();
+        std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io { action: "cannot create", path: paths.run_dir.clone(), source })?;
+        let _ = std::fs::remove_file(&socket);
+        let listener = UnixListener::bind(&socket).map_err(|source| SupervisorError::Io { action: "cannot listen on", path: socket.clone(), source })?;
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| SupervisorError::Io { action: "cannot restrict", path: socket.clone(), source })?;
+        std::fs::write(paths.pid_file(), std::process::id().to_string())
+            .map_err(|source| SupervisorError::Io { action: "cannot write", path: paths.pid_file(), source })?;
+        tracing::info!("supervising project {project}, control socket {}", socket.display());
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    if let Ok((stream, _)) = accepted {
+                        tokio::spawn(serve(daemon.clone(), stream));
+                    }
+                }
+                _ = daemon.shutdown.notified() => break,
+            }
+        }
+        let _ = std::fs::remove_file(&socket);
+        let _ = std::fs::remove_file(paths.pid_file());
+        Ok(())
+    })
+}
+
+async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    if BufReader::new(read).read_line(&mut line).await.unwrap_or(0) == 0 {
+        return;
+    }
+    let mut down = false;
+    let response = match serde_json::from_str::<Request>(&line) {
+        Err(e) => Response { version: VERSION, error: Some(format!("undecodable request: {e}")), messages: Vec::new() },
+        Ok(request) if request.version != VERSION => Response {
+            version: VERSION,
+            error: Some(format!("protocol version {} is not spoken here; expected {VERSION}", request.version)),
+            messages: Vec::new(),
+        },
+        Ok(request) => {
+            down = matches!(request.command, Command::Down { .. });
+            let result = daemon.handle(request.command).await;
+            match result {
+                Ok(messages) => Response { version: VERSION, error: None, messages },
+                Err(e) => Response { version: VERSION, error: Some(e), messages: Vec::new() },
+            }
+        }
+    };
+    if let Ok(mut bytes) = serde_json::to_vec(&response) {
+        bytes.push(b'\n');
+        let _ = write.write_all(&bytes).await;
+        let _ = write.flush().await;
+    }
+    if down {
+        daemon.shutdown.notify_one();
+    }
+}
+
+fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
+    timeout.map(Duration::from_secs).unwrap_or(service.stop_grace_period)
+}
+
+impl Daemon {
+    async fn handle(self: &Arc<Self>, command: Command) -> Result<Vec<String>, String> {
+        match command {
+            Command::Ping => Ok(Vec::new()),
+            Command::Up { plan, options } => self.up(*plan, options).await,
+            Command::Stop { services, timeout } => self.stop(&services, timeout).await.map(|_| Vec::new()),
+            Command::Start { services } => self.start(&services).await.map(|_| Vec::new()),
+            Command::Restart { services, timeout } => {
+                self.stop(&services, timeout).await?;
+                self.start(&services).await.map(|_| Vec::new())
+            }
+            Command::Kill { services, signal } => {
+                let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
+                self.each(&services, |reply| Control::Kill { signal, reply }).await;
+                Ok(Vec::new())
+            }
+            Command::Pause { services, paused } => {
+                self.each(&services, |reply| Control::Pause { paused, reply }).await;
+                Ok(Vec::new())
+            }
+            Command::Down { timeout, volumes } => self.down(timeout, volumes).await,
+        }
+    }
+
+    // ---- state shared with container tasks ----
+
+    /// Changes a container's record and saves the project record.
+    pub fn update(&self, name: &str, change: impl FnOnce(&mut ContainerRecord)) {
+        let Ok(mut record) = self.record.lock() else { return };
+        if let Some(container) = record.containers.get_mut(name) {
+            change(container);
+        }
+        if let Err(e) = record.save(&self.paths) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    pub fn forget(&self, name: &str) {
+        let Ok(mut record) = self.record.lock() else { return };
+        record.containers.remove(name);
+        if let Err(e) = record.save(&self.paths) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    pub fn event(&self, container: &str, service: &str, action: &str, exit_code: Option<i32>) {
+        events::append(&self.paths.events(), container, service, action, exit_code);
+    }
+
+    /// The network records of a service's attachments, in order.
+    pub fn networks_of(&self, service: &ServicePlan) -> Vec<NetworkRecord> {
+        let Ok(shared) = self.shared.lock() else { return Vec::new() };
+        service.networks.iter().filter_map(|a| shared.networks.get(&a.network).cloned()).collect()
+    }
+
+    pub fn spec_of(&self, service: &str) -> Option<ContainerSpec> {
+        let shared = self.shared.lock().ok()?;
+        shared.plan.as_ref()?.services.iter().find(|s| s.name == service).map(|s| s.spec.clone())
+    }
+
+    /// PID 1 of the first running container of `service`.
+    pub fn first_pid_of(&self, service: &str) -> Option<i32> {
+        let record = self.record.lock().ok()?;
+        record.containers.values().filter(|c| c.service == service && c.state == State::Running).min_by_key(|c| c.index).and_then(|c| c.pid)
+    }
+
+    /// Addresses of `service`'s containers on `network`.
+    pub fn addresses_of(&self, service: &str, network: &str) -> Vec<Ipv4Addr> {
+        let Ok(record) = self.record.lock() else { return Vec::new() };
+        let names: Vec<&String> = record.containers.values().filter(|c| c.service == service).map(|c| &c.name).collect();
+        let Ok(shared) = self.shared.lock() else { return Vec::new() };
+        shared.networks.get(network).map(|n| names.iter().filter_map(|name| n.leases.get(*name).copied()).collect()).unwrap_or_default()
+    }
+
+    // ---- commands ----
+
+    async fn up(self: &Arc<Self>, plan: ProjectPlan, options: UpOptions) -> Result<Vec<String>, String> {
+        let mut inner = self.inner.lock().await;
+        let mut messages = Vec::new();
+        let selected: Vec<&ServicePlan> = plan.services.iter().filter(|s| options.services.is_empty() || options.services.contains(&s.name)).collect();
+        self.networks(&mut inner, &plan, &selected).await?;
+        for volume in &plan.volumes {
+            let dir = crate::plan::spec::volume_dir(&self.paths.state_root, volume);
+            std::fs::create_dir_all(&dir).map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
+        }
+        {
+            let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
+            // Merge: services not named in this `up` keep their plan.
+            let mut merged = shared.plan.take().unwrap_or_else(|| ProjectPlan { services: Vec::new(), ..plan.clone() });
+            merged.networks = plan.networks.clone();
+            merged.volumes = plan.volumes.clone();
+            for service in &plan.services {
+                match merged.services.iter_mut().find(|s| s.name == service.name) {
+                    Some(existing) => *existing = service.clone(),
+                    None => merged.services.push(service.clone()),
+                }
+            }
+            let all: HashSet<&String> = plan.services.iter().map(|s| &s.name).collect();
+            merged.services.retain(|s| all.contains(&s.name));
+            shared.plan = Some(merged);
+        }
+        if let Ok(mut record) = self.record.lock() {
+            record.config_files = options.config_files.clone();
+        }
+        if let Ok(bytes) = serde_json::to_vec_pretty(&plan) {
+            let _ = super::paths::write_atomic(&self.paths.plan(), &bytes);
+        }
+        let observed: Vec<Observed> = {
+            let record = self.record.lock().map_err(|_| "poisoned state")?;
+            record
+                .containers
+                .values()
+                .filter(|c| !c.one_off)
+                .map(|c| Observed { name: c.name.clone(), service: c.service.clone(), index: c.index, hash: c.hash.clone(), running: c.state == State::Running })
+                .collect()
+        };
+        let desired: Vec<Desired> = selected
+            .iter()
+            .map(|s| Desired { service: s.name.clone(), hash: s.hash.clone(), names: (1..=s.replicas).map(|i| s.container_name(&plan.project, i)).collect() })
+            .collect();
+        let project_services: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
+        let reconcile_options = reconcile::Options { force_recreate: options.force_recreate, no_recreate: options.no_recreate, remove_orphans: options.remove_orphans };
+        let actions = reconcile::reconcile(&desired, &project_services, &observed, reconcile_options);
+
+        // Removals first: replaced, scaled away and orphaned containers.
+        for action in &actions {
+            match action {
+                Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, remove: true } => {
+                    let service = observed.iter().find(|o| &o.name == name).map(|o| o.service.clone()).unwrap_or_default();
+                    let grace = self.service(&service).map(|s| s.stop_grace_period).unwrap_or(Duration::from_secs(10));
+                    self.remove(&mut inner, name, grace).await;
+                    if !matches!(action, Action::Recreate { .. }) {
+                        messages.push(format!("Container {name} Removed"));
+                    }
+                }
+                Action::Orphan { name, remove: false } => {
+                    messages.push(format!("Found orphan container {name}; remove it with --remove-orphans"))
+                }
+                _ => {}
+            }
+        }
+        // Every new container's ports are bound before anything starts, so a taken port
+        // stops the whole `up`.
+        let mut created: Vec<(String, u32, Arc<ServicePlan>, Option<ports::Forwarder>)> = Vec::new();
+        for action in &actions {
+            let (service, index, name, verb) = match action {
+                Action::Create { service, index, name } => (service, *index, name, "Created"),
+                Action::Recreate { service, index, name } => (service, *index, name, "Recreated"),
+                _ => continue,
+            };
+            let plan = Arc::new(selected.iter().find(|s| &s.name == service).map(|s| (*s).clone()).ok_or("service vanished")?);
+            let forwarder = match self.publish(&plan, name).await {
+                Ok(forwarder) => forwarder,
+                Err(e) => {
+                    for (name, ..) in &created {
+                        self.forget(name);
+                    }
+                    return Err(e);
+                }
+            };
+            created.push((name.clone(), index, plan, forwarder));
+            messages.push(format!("Container {name} {verb}"));
+        }
+        for (name, index, plan, forwarder) in &created {
+            let record = ContainerRecord {
+                name: name.clone(),
+                service: plan.name.clone(),
+                index: *index,
+                hash: plan.hash.clone(),
+                state: State::Created,
+                health: None,
+                health_output: None,
+                pid: None,
+                started_at: None,
+                finished_at: None,
+                exit_code: None,
+                restarts: 0,
+                stopped_by_user: false,
+                addresses: BTreeMap::new(),
+                ports: forwarder.as_ref().map(|f| f.published().to_vec()).unwrap_or_default(),
+                one_off: false,
+            };
+            if let Ok(mut r) = self.record.lock() {
+                r.containers.insert(name.clone(), record);
+                let _ = r.save(&self.paths);
+            }
+            self.event(name, &plan.name, "create", None);
+        }
+        let mut pending: BTreeMap<String, Vec<(String, u32, Arc<ServicePlan>, Option<ports::Forwarder>)>> = BTreeMap::new();
+        for entry in created {
+            pending.entry(entry.2.name.clone()).or_default().push(entry);
+        }
+        let to_start: HashSet<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start { name } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+
+        // Start layer by layer; a layer's services wait for their dependencies' conditions.
+        for layer in layers(&selected) {
+            for service in &layer {
+                let plan_of = selected.iter().find(|s| &s.name == service).ok_or("service vanished")?;
+                self.wait_dependencies(&inner, plan_of).await?;
+                for (name, _, service_plan, forwarder) in pending.remove(service).unwrap_or_default() {
+                    let handle = container::spawn(self.clone(), container::Config { name: name.clone(), service: service_plan }, forwarder);
+                    inner.containers.insert(name, handle);
+                }
+                for handle in inner.containers.values().filter(|h| &h.service == service) {
+                    let name = handle.name.clone();
+                    if to_start.contains(&name) {
+                        let (reply, done) = oneshot::channel();
+                        let _ = handle.control.send(Control::Start(reply)).await;
+                        let _ = done.await;
+                    }
+                }
+            }
+            // The layer has started before the next one is considered.
+            for service in &layer {
+                for handle in inner.containers.values().filter(|h| &h.service == service) {
+                    wait_for(handle, |s| s.starts > 0 || s.failure.is_some() || s.state == State::Exited).await;
+                    if let Some(failure) = handle.status.borrow().failure.clone() {
+                        return Err(format!("service {service}: container {} failed to start: {failure}", handle.name.clone()));
+                    }
+                }
+            }
+        }
+        if options.wait {
+            for service in &selected {
+                for handle in inner.containers.values().filter(|h| h.service == service.name) {
+                    let name = handle.name.clone();
+                    let condition = if service.healthcheck.is_some() { Condition::ServiceHealthy } else { Condition::ServiceStarted };
+                    condition_met(&name, handle, condition, true).await?;
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    fn service(&self, name: &str) -> Option<ServicePlan> {
+        let shared = self.shared.lock().ok()?;
+        shared.plan.as_ref()?.services.iter().find(|s| s.name == name).cloned()
+    }
+
+    /// Creates (or finds, for external ones) the networks the selected services use, each
+    /// with its DNS server.
+    async fn networks(&self, inner: &mut Inner, plan: &ProjectPlan, selected: &[&ServicePlan]) -> Result<(), String> {
+        let used: HashSet<&String> = selected.iter().flat_map(|s| s.networks.iter().map(|a| &a.network)).collect();
+        let upstreams = dns::upstreams_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        for network in plan.networks.iter().filter(|n| used.contains(&n.key)) {
+            let record = if network.external {
+                Ipam::new(&self.paths.state_root)
+                    .get(&network.key)
+                    .map_err(|e| e.to_string())?
+                    .ok_or_else(|| format!("network {}: external network {} not found; create it first (e.g. from the project that declares it)", network.name, network.key))?
+            } else {
+                let spec = NetworkSpec { key: network.key.clone(), subnet: network.subnet, internal: network.internal };
+                let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default()).map_err(|e| format!("network {}: {e}", network.name))?;
+                if let Ok(mut r) = self.record.lock() {
+                    if !r.networks.contains(&network.key) {
+                        r.networks.push(network.key.clone());
+                        let _ = r.save(&self.paths);
+                    }
+                }
+                record
+            };
+            if !inner.dns.contains_key(&network.key) && !network.external {
+                let bind = SocketAddr::from((record.gateway, 53));
+                let server = dns::serve(bind, &network.key, self.names.clone(), upstreams.clone()).await.map_err(|e| e.to_string())?;
+                inner.dns.insert(network.key.clone(), server);
+            }
+            if let Ok(mut shared) = self.shared.lock() {
+                shared.networks.insert(network.key.clone(), record);
+            }
+        }
+        Ok(())
+    }
+
+    /// Binds a container's published ports, towards the address it will have.
+    async fn publish(&self, service: &ServicePlan, name: &str) -> Result<Option<ports::Forwarder>, String> {
+        if service.ports.is_empty() {
+            return Ok(None);
+        }
+        let target: Ipv4Addr = match (&service.network_mode, service.networks.first()) {
+            (NetworkMode::Networks, Some(first)) => Ipam::new(&self.paths.state_root)
+                .lease(&first.network, name, first.ipv4_address)
+                .map_err(|e| format!("service {}: {e}", service.name))?,
+            (NetworkMode::Host, _) => Ipv4Addr::LOCALHOST,
+            _ => return Err(format!("service {}: ports: published ports need a network (network_mode is {:?})", service.name, service.network_mode)),
+        };
+        if service.network_mode == NetworkMode::Host {
+            // The service listens on the host itself; nothing to forward.
+            return Ok(None);
+        }
+        let requests: Vec<Publish> = service
+            .ports
+            .iter()
+            .map(|p| Publish { host: p.host, target: SocketAddr::from((target, p.target)), protocol: p.protocol })
+            .collect();
+        ports::publish(&requests).await.map(Some).map_err(|e| format!("service {}: {e}", service.name))
+    }
+
+    async fn wait_dependencies(&self, inner: &Inner, service: &ServicePlan) -> Result<(), String> {
+        for dependency in &service.depends_on {
+            let handles: Vec<(String, &Handle)> =
+                inner.containers.iter().filter(|(_, h)| h.service == dependency.service).map(|(n, h)| (n.clone(), h)).collect();
+            if handles.is_empty() {
+                if dependency.required && self.service(&dependency.service).is_none() {
+                    return Err(format!("service {}: depends on {}, which is not part of this project", service.name, dependency.service));
+                }
+                continue;
+            }
+            for (name, handle) in handles {
+                condition_met(&name, handle, dependency.condition, dependency.required)
+                    .await
+                    .map_err(|e| format!("service {} cannot start: dependency failed: {e}", service.name))?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn remove(&self, inner: &mut Inner, name: &str, grace: Duration) {
+        if let Some(handle) = inner.containers.remove(name) {
+            let (reply, done) = oneshot::channel();
+            if handle.control.send(Control::Remove { grace, reply }).await.is_ok() {
+                let _ = done.await;
+            }
+        } else {
+            // Known from the record only (a crashed predecessor's).
+            let _ = self.runtime.delete(name);
+            self.forget(name);
+        }
+    }
+
+    /// The handles of `services` (all when empty) in stop order: dependents first.
+    fn stop_order(&self, inner: &Inner, services: &[String]) -> Vec<Vec<String>> {
+        let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
+        let Some(plan) = plan else { return Vec::new() };
+        let all: Vec<&ServicePlan> = plan.services.iter().collect();
+        let mut order = layers(&all);
+        order.reverse();
+        order
+            .into_iter()
+            .map(|layer| {
+                inner
+                    .containers
+                    .iter()
+                    .filter(|(_, h)| layer.contains(&h.service) && (services.is_empty() || services.contains(&h.service)))
+                    .map(|(n, _)| n.clone())
+                    .collect()
+            })
+            .collect()
+    }
+
+    async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<(), String> {
+        let inner = self.inner.lock().await;
+        for layer in self.stop_order(&inner, services) {
+            let mut waits = Vec::new();
+            for name in layer {
+                let Some(handle) = inner.containers.get(&name) else { continue };
+                let grace = self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                let (reply, done) = oneshot::channel();
+                if handle.control.send(Control::Stop { grace, reply }).await.is_ok() {
+                    waits.push(done);
+                }
+            }
+            for done in waits {
+                let _ = done.await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn start(&self, services: &[String]) -> Result<(), String> {
+        let inner = self.inner.lock().await;
+        let mut order = self.stop_order(&inner, services);
+        order.reverse();
+        for layer in order {
+            for name in layer {
+                let Some(handle) = inner.containers.get(&name) else { continue };
+                let (reply, done) = oneshot::channel();
+                if handle.control.send(Control::Start(reply)).await.is_ok() {
+                    let _ = done.await;
+                }
+                wait_for(handle, |s| s.state == State::Running || s.failure.is_some()).await;
+            }
+        }
+        Ok(())
+    }
+
+    async fn each(&self, services: &[String], command: impl Fn(oneshot::Sender<()>) -> Control) {
+        let inner = self.inner.lock().await;
+        for handle in inner.containers.values().filter(|h| services.is_empty() || services.contains(&h.service)) {
+            let (reply, done) = oneshot::channel();
+            if handle.control.send(command(reply)).await.is_ok() {
+                let _ = done.await;
+            }
+        }
+    }
+
+    async fn down(&self, timeout: Option<u64>, volumes: bool) -> Result<Vec<String>, String> {
+        let mut inner = self.inner.lock().await;
+        let mut messages = Vec::new();
+        for layer in self.stop_order(&inner, &[]) {
+            let mut waits = Vec::new();
+            for name in layer {
+                let Some(handle) = inner.containers.remove(&name) else { continue };
+                let grace = self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                let (reply, done) = oneshot::channel();
+                if handle.control.send(Control::Remove { grace, reply }).await.is_ok() {
+                    waits.push((name, done, handle));
+                }
+            }
+            for (name, done, handle) in waits {
+                let _ = done.await;
+                drop(handle);
+                messages.push(format!("Container {name} Removed"));
+            }
+        }
+        inner.dns.clear();
+        let record = self.record.lock().map_err(|_| "poisoned state")?.clone();
+        let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
+        messages.extend(teardown::everything(&self.paths, &record, plan.as_ref(), volumes));
+        Ok(messages)
+    }
+}
+
+async fn wait_for(handle: &Handle, done: impl Fn(&Status) -> bool) {
+    let mut status = handle.status.clone();
+    let _ = status.wait_for(|s| done(s)).await;
+}
+
+/// Waits until container `name` meets `condition`; an error says why it never will.
+async fn condition_met(name: &str, handle: &Handle, condition: Condition, required: bool) -> Result<(), String> {
+    let mut status = handle.status.clone();
+    let result = status
+        .wait_for(|s| {
+            s.failure.is_some()
+                || match condition {
+                    Condition::ServiceStarted => s.starts > 0,
+                    Condition::ServiceHealthy => s.health == Some(Health::Healthy) || s.health == Some(Health::Unhealthy) || (s.starts > 0 && s.state == State::Exited),
+                    Condition::ServiceCompletedSuccessfully => s.starts > 0 && s.state == State::Exited,
+                }
+        })
+        .await
+        .map(|s| s.clone());
+    let Ok(status) = result else { return Err(format!("container {name} went away")) };
+    let failed = if let Some(failure) = &status.failure {
+        Some(format!("container {name} failed to start: {failure}"))
+    } else {
+        match condition {
+            Condition::ServiceStarted => None,
+            Condition::ServiceHealthy if status.health == Some(Health::Healthy) => None,
+            Condition::ServiceHealthy if status.health == Some(Health::Unhealthy) => Some(format!("container {name} is unhealthy")),
+            Condition::ServiceHealthy => Some(format!("container {name} exited ({}) before it was healthy", status.exit_code.unwrap_or(-1))),
+            Condition::ServiceCompletedSuccessfully if status.exit_code == Some(0) => None,
+            Condition::ServiceCompletedSuccessfully => Some(format!("container {name} exited with code {}", status.exit_code.unwrap_or(-1))),
+        }
+    };
+    match failed {
+        Some(message) if required => Err(message),
+        Some(message) => {
+            tracing::warn!("{message} (an optional dependency: going on)");
+            Ok(())
+        }
+        None => Ok(()),
+    }
+}
+
+/// Services in start layers: each layer only depends on earlier ones.
+pub fn layers(services: &[&ServicePlan]) -> Vec<Vec<String>> {
+    let names: HashSet<&String> = services.iter().map(|s| &s.name).collect();
+    let needs = |s: &ServicePlan| -> Vec<String> {
+        let mut deps: Vec<String> = s.depends_on.iter().map(|d| d.service.clone()).collect();
+        deps.extend(s.links.iter().map(|(target, _)| target.clone()));
+        if let NetworkMode::Service(target) = &s.network_mode {
+            deps.push(target.clone());
+        }
+        deps.into_iter().filter(|d| names.contains(d)).collect()
+    };
+    let mut placed: HashSet<String> = HashSet::new();
+    let mut layers = Vec::new();
+    while placed.len() < services.len() {
+        let layer: Vec<String> = services
+            .iter()
+            .filter(|s| !placed.contains(&s.name) && needs(s).iter().all(|d| placed.contains(d)))
+            .map(|s| s.name.clone())
+            .collect();
+        if layer.is_empty() {
+            // A cycle: the loader rejects them; start the rest in file order.
+            layers.push(services.iter().filter(|s| !placed.contains(&s.name)).map(|s| s.name.clone()).collect());
+            break;
+        }
+        placed.extend(layer.iter().cloned());
+        layers.push(layer);
+    }
+    layers
+}

@@ -1,0 +1,26 @@
+//! Errors of the supervisor and of the commands that talk to it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SupervisorError {
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}: expected a hoist record, found something else: {message}", path.display())]
+    Corrupt { path: PathBuf, message: String },
+    #[error("cannot reach the project's supervisor at {}: {message}", socket.display())]
+    Unreachable { socket: PathBuf, message: String },
+    #[error("supervisor protocol: {0}")]
+    Protocol(String),
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Runtime(#[from] crate::runtime::RuntimeError),
+    #[error(transparent)]
+    Network(#[from] crate::network::NetworkError),
+}

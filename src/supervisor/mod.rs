@@ -1,0 +1,20 @@
+//! The per-project supervisor: a small process that owns the project's containers (start
+//! order, restart policies, health checks, logs, networks and published ports) and answers
+//! the CLI on a Unix socket. There is no global daemon; each project gets its own, and
+//! everything it knows is also on disk so that a crash loses nothing `down` needs.
+
+pub mod client;
+mod container;
+pub mod daemon;
+pub mod error;
+pub mod events;
+mod health;
+pub mod logs;
+pub mod paths;
+pub mod protocol;
+pub mod records;
+pub mod restart;
+pub mod teardown;
+
+pub use error::SupervisorError;
+pub use paths::ProjectPaths;

@@ -1,0 +1,83 @@
+//! The control protocol between the CLI and a project's supervisor: one JSON request per
+//! line on the Unix socket, answered by one JSON response line. Every message carries the
+//! protocol version; a supervisor refuses a version it does not speak.
+
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::SupervisorError;
+use crate::plan::spec::ProjectPlan;
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct UpOptions {
+    /// The services asked for (empty: all of the plan).
+    pub services: Vec<String>,
+    pub force_recreate: bool,
+    pub no_recreate: bool,
+    pub remove_orphans: bool,
+    /// Return only once every service is running (healthy when it has a check) or
+    /// completed successfully.
+    pub wait: bool,
+    /// Project config files, for `hoist ls`.
+    pub config_files: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "command", rename_all = "snake_case")]
+pub enum Command {
+    /// Converge on `plan` (create, recreate, start) and answer once started.
+    Up { plan: Box<ProjectPlan>, options: UpOptions },
+    Stop { services: Vec<String>, timeout: Option<u64> },
+    Start { services: Vec<String> },
+    Restart { services: Vec<String>, timeout: Option<u64> },
+    Kill { services: Vec<String>, signal: String },
+    Pause { services: Vec<String>, paused: bool },
+    /// Stop and remove everything; the supervisor exits after answering.
+    Down { timeout: Option<u64>, volumes: bool },
+    Ping,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub version: u32,
+    #[serde(flatten)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    pub version: u32,
+    /// `None` on success.
+    pub error: Option<String>,
+    /// Lines for the user (what was created, recreated, removed…).
+    #[serde(default)]
+    pub messages: Vec<String>,
+}
+
+/// Sends `command` to the supervisor listening on `socket` and waits for its answer
+/// (`timeout`: `None` waits as long as the command takes).
+pub fn call(socket: &Path, command: Command, timeout: Option<Duration>) -> Result<Response, SupervisorError> {
+    let unreachable = |e: std::io::Error| SupervisorError::Unreachable { socket: socket.to_path_buf(), message: e.to_string() };
+    let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
+    stream.set_read_timeout(timeout).map_err(unreachable)?;
+    let mut line = serde_json::to_vec(&Request { version: VERSION, command }).map_err(|e| SupervisorError::Protocol(e.to_string()))?;
+    line.push(b'\n');
+    stream.write_all(&line).map_err(unreachable)?;
+    let mut answer = String::new();
+    BufReader::new(stream).read_line(&mut answer).map_err(unreachable)?;
+    if answer.is_empty() {
+        return Err(SupervisorError::Protocol("the supervisor closed the connection without an answer".into()));
+    }
+    let response: Response =
+        serde_json::from_str(&answer).map_err(|e| SupervisorError::Protocol(format!("undecodable answer {answer:?}: {e}")))?;
+    if response.version != VERSION {
+        return Err(SupervisorError::Protocol(format!("the supervisor speaks protocol {}, expected {VERSION}", response.version)));
+    }
+    Ok(response)
+}
