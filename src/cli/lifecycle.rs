@@ -107,7 +107,8 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
     }
     let mut project = loaded.project;
     for scale in &args.scale {
-        let (service, count) = scale.split_once('=').with_context(|| format!("--scale: expected SERVICE=NUM, found {scale:?}"))?;
+        let (service, count) =
+            scale.split_once('=').with_context(|| format!("--scale: expected SERVICE=NUM, found {scale:?}"))?;
         let count: u32 = count.parse().with_context(|| format!("--scale {scale}: expected a number of replicas"))?;
         project
             .services
@@ -148,11 +149,14 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
 fn image_for(store: &Store, image: &str, policy: &str) -> Result<(crate::image::ImageRecord, Vec<PathBuf>), String> {
     let existing = store.resolve(image).ok();
     let record = match (policy, existing) {
-        ("never", None) => return Err(format!("image {image} is not in the store and --pull never forbids pulling it")),
+        ("never", None) => {
+            return Err(format!("image {image} is not in the store and --pull never forbids pulling it"))
+        }
         ("always", _) | (_, None) => {
             let reference = Reference::parse(image).map_err(|e| e.to_string())?;
             eprintln!(" Pulling {image}");
-            let options = PullOptions { insecure_registries: super::images::insecure_registries(), ..PullOptions::default() };
+            let options =
+                PullOptions { insecure_registries: super::images::insecure_registries(), ..PullOptions::default() };
             registry::pull(store, &reference, &options).map_err(|e| e.to_string())?
         }
         (_, Some(record)) => record,
@@ -184,7 +188,14 @@ fn attach(paths: &ProjectPaths, services: &[String], args: &UpArgs) -> anyhow::R
             }
         }
     })?;
-    eprintln!("{}", if interrupted { "Gracefully stopping... (press Ctrl+C again to force)" } else { "Aborting on container exit..." });
+    eprintln!(
+        "{}",
+        if interrupted {
+            "Gracefully stopping... (press Ctrl+C again to force)"
+        } else {
+            "Aborting on container exit..."
+        }
+    );
     let stop = std::thread::spawn({
         let paths = paths.clone();
         let timeout = args.timeout;
@@ -205,7 +216,9 @@ fn attach(paths: &ProjectPaths, services: &[String], args: &UpArgs) -> anyhow::R
     }
     let record = ProjectRecord::load(paths)?.unwrap_or_default();
     let code = match &args.exit_code_from {
-        Some(service) => record.containers.values().find(|c| &c.service == service).and_then(|c| c.exit_code).unwrap_or(0),
+        Some(service) => {
+            record.containers.values().find(|c| &c.service == service).and_then(|c| c.exit_code).unwrap_or(0)
+        }
         None => record.containers.values().filter(|c| c.state == State::Exited).find_map(|c| c.exit_code).unwrap_or(0),
     };
     Ok(code)
@@ -215,13 +228,17 @@ pub fn down(global: &GlobalOptions, args: &DownArgs) -> anyhow::Result<()> {
     let paths = project_paths(global)?;
     let messages = match client::liveness(&paths) {
         Liveness::Running { pid } => {
-            let messages = client::request(&paths, Command::Down { timeout: args.timeout, volumes: args.volumes })?.messages;
+            let messages =
+                client::request(&paths, Command::Down { timeout: args.timeout, volumes: args.volumes })?.messages;
             wait_gone(pid);
             let _ = std::fs::remove_dir_all(&paths.run_dir);
             messages
         }
         Liveness::Dead { pid } => {
-            eprintln!("The supervisor of project {} (pid {pid}) is gone; removing what it left from the records on disk", paths.project);
+            eprintln!(
+                "The supervisor of project {} (pid {pid}) is gone; removing what it left from the records on disk",
+                paths.project
+            );
             teardown::offline(&paths, args.volumes)?
         }
         Liveness::Absent => teardown::offline(&paths, args.volumes)?,

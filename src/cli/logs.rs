@@ -125,8 +125,9 @@ fn since(text: &str) -> anyhow::Result<String> {
         let time = SystemTime::now().checked_sub(back).unwrap_or(SystemTime::UNIX_EPOCH);
         return Ok(humantime::format_rfc3339_nanos(time).to_string());
     }
-    let time = humantime::parse_rfc3339_weak(text)
-        .map_err(|e| anyhow::anyhow!("--since: expected an RFC 3339 time or a duration like 10m, found {text:?} ({e})"))?;
+    let time = humantime::parse_rfc3339_weak(text).map_err(|e| {
+        anyhow::anyhow!("--since: expected an RFC 3339 time or a duration like 10m, found {text:?} ({e})")
+    })?;
     Ok(humantime::format_rfc3339_nanos(time).to_string())
 }
 

@@ -137,10 +137,9 @@ pub fn run() -> i32 {
         Command::Restart(args) => {
             lifecycle::control(global, Control::Restart { services: args.services.clone(), timeout: args.timeout })
         }
-        Command::Kill(args) => lifecycle::control(
-            global,
-            Control::Kill { services: args.services.clone(), signal: args.signal.clone() },
-        ),
+        Command::Kill(args) => {
+            lifecycle::control(global, Control::Kill { services: args.services.clone(), signal: args.signal.clone() })
+        }
         Command::Pause(args) => {
             lifecycle::control(global, Control::Pause { services: args.services.clone(), paused: true })
         }

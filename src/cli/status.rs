@@ -75,7 +75,9 @@ fn status(c: &ContainerRecord, supervised: bool) -> String {
         State::Running => format!("Up {}{health}", ago(c.started_at)),
         State::Paused => format!("Up {} (Paused)", ago(c.started_at)),
         State::Restarting => format!("Restarting ({}) {} ago", c.exit_code.unwrap_or(0), ago(c.finished_at)),
-        State::Exited => format!("Exited ({}) {} ago", c.exit_code.map_or("-".into(), |c| c.to_string()), ago(c.finished_at)),
+        State::Exited => {
+            format!("Exited ({}) {} ago", c.exit_code.map_or("-".into(), |c| c.to_string()), ago(c.finished_at))
+        }
         State::Created => "Created".into(),
     }
 }
@@ -137,9 +139,11 @@ pub fn ps(global: &GlobalOptions, args: &PsArgs) -> anyhow::Result<()> {
             writeln!(out, "{}", serde_json::Value::Array(rows))?;
         }
         Format::Table => {
-            let rows: Vec<[String; 4]> = shown.iter().map(|c| [c.name.clone(), c.service.clone(), status(c, supervised), ports(c)]).collect();
+            let rows: Vec<[String; 4]> =
+                shown.iter().map(|c| [c.name.clone(), c.service.clone(), status(c, supervised), ports(c)]).collect();
             let header = ["NAME".to_string(), "SERVICE".into(), "STATUS".into(), "PORTS".into()];
-            let widths: Vec<usize> = (0..4).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
+            let widths: Vec<usize> =
+                (0..4).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
             for row in std::iter::once(&header).chain(rows.iter()) {
                 let line: Vec<String> = (0..4).map(|i| format!("{:<w$}", row[i], w = widths[i])).collect();
                 writeln!(out, "{}", line.join("   ").trim_end())?;
@@ -152,10 +156,13 @@ pub fn ps(global: &GlobalOptions, args: &PsArgs) -> anyhow::Result<()> {
 pub fn port(global: &GlobalOptions, args: &PortArgs) -> anyhow::Result<()> {
     let paths = project_paths(global)?;
     let record = record(&paths)?;
-    let Some(container) = record.containers.values().find(|c| c.service == args.service && c.index == args.index) else {
+    let Some(container) = record.containers.values().find(|c| c.service == args.service && c.index == args.index)
+    else {
         bail!("service {} has no container {} in project {}", args.service, args.index, paths.project);
     };
-    let Some(published) = container.ports.iter().find(|p| p.target.port() == args.port && p.protocol.to_string() == args.protocol) else {
+    let Some(published) =
+        container.ports.iter().find(|p| p.target.port() == args.port && p.protocol.to_string() == args.protocol)
+    else {
         bail!("port {}/{} of service {} is not published", args.port, args.protocol, args.service);
     };
     println!("{}", published.host);
@@ -192,7 +199,11 @@ pub fn events(global: &GlobalOptions, args: &EventsArgs) -> anyhow::Result<()> {
                 if args.json {
                     writeln!(out, "{line}")?;
                 } else if let Ok(event) = serde_json::from_str::<crate::supervisor::events::Event>(line) {
-                    writeln!(out, "{} container {} {} (service={})", event.time, event.action, event.container, event.service)?;
+                    writeln!(
+                        out,
+                        "{} container {} {} (service={})",
+                        event.time, event.action, event.container, event.service
+                    )?;
                 }
             }
             position = text.len();

@@ -56,11 +56,7 @@ impl Ipam {
     /// Runs `f` holding the IPAM lock (one hoist at a time changes addresses).
     fn locked<T>(&self, f: impl FnOnce() -> Result<T>) -> Result<T> {
         std::fs::create_dir_all(&self.dir).map_err(NetworkError::io("cannot create", &self.dir))?;
-        let path = self.dir.join(".lock");
-        let file = File::create(&path).map_err(NetworkError::io("cannot create", &path))?;
-        let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| NetworkError::io("cannot lock", &path)(e.into()))?;
-        f()
+        with_file_lock(&self.dir.join(".lock"), f)
     }
 
     pub fn get(&self, key: &str) -> Result<Option<NetworkRecord>> {
@@ -97,7 +93,7 @@ impl Ipam {
     }
 
     /// The record of network `key`, creating it with `subnet` (or one from `pool` that
-    /// overlaps neither another hoist network nor any of `host_routes`).
+    /// overlaps neither another hoist network nor any of `host_subnets`).
     pub fn ensure(
         &self,
         key: &str,
@@ -105,7 +101,7 @@ impl Ipam {
         subnet: Option<Subnet>,
         internal: bool,
         pool: Pool,
-        host_routes: &[Subnet],
+        host_subnets: &[Subnet],
     ) -> Result<NetworkRecord> {
         self.locked(|| {
             if let Some(record) = self.get(key)? {
@@ -116,7 +112,7 @@ impl Ipam {
                 if let Some(other) = others.iter().find(|o| o.subnet.overlaps(candidate)) {
                     return Some(format!("hoist network {}", other.key));
                 }
-                host_routes
+                host_subnets
                     .iter()
                     .find(|r| r.prefix > 0 && r.overlaps(candidate))
                     .map(|r| format!("the host's route {r}"))
@@ -214,6 +210,14 @@ impl Ipam {
             Err(e) => Err(NetworkError::Io { action: "cannot remove", path: self.path(key), source: e }),
         })
     }
+}
+
+/// Runs `f` holding an exclusive `flock` on `path` (created if missing).
+pub fn with_file_lock<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    let file = File::create(path).map_err(NetworkError::io("cannot create", path))?;
+    let _lock = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| NetworkError::io("cannot lock", path)(e.into()))?;
+    f()
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::error::{NetworkError, Result};
-use super::ipam::{Ipam, NetworkRecord, Pool};
+use super::ipam::{with_file_lock, Ipam, NetworkRecord, Pool};
 use super::netlink::Netlink;
 use super::subnet::Subnet;
 
@@ -39,14 +39,33 @@ pub struct NetworkSpec {
     pub internal: bool,
 }
 
+/// Host-wide, because bridges are: two hoists with different state roots choose subnets
+/// from the same host, so choosing one and claiming it on a bridge must not interleave.
+const HOST_NETWORK_LOCK: &str = "/run/lock/hoist-networks.lock";
+
 /// Creates the network's bridge (and IPAM record) unless they exist; idempotent.
 pub fn ensure_network(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> Result<NetworkRecord> {
+    let lock = Path::new(HOST_NETWORK_LOCK);
+    let lock = if lock.parent().is_some_and(Path::is_dir) {
+        lock.to_path_buf()
+    } else {
+        std::env::temp_dir().join("hoist-networks.lock")
+    };
+    with_file_lock(&lock, || ensure_network_locked(state_root, spec, pool))
+}
+
+fn ensure_network_locked(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> Result<NetworkRecord> {
     let mut netlink = Netlink::open()?;
-    let host_routes: Vec<Subnet> =
-        netlink.routes()?.into_iter().map(|(destination, prefix)| Subnet::new(destination, prefix)).collect();
     let bridge = bridge_name(&spec.key);
-    // Our own bridge's route is not a conflict for our own record.
-    let record = Ipam::new(state_root).ensure(&spec.key, &bridge, spec.subnet, spec.internal, pool, &host_routes)?;
+    // Subnets claimed on the host: routes, and addresses of links that may not be up yet.
+    // (An existing record is returned as it is, so our own bridge is no conflict.)
+    let host_subnets: Vec<Subnet> = netlink
+        .routes()?
+        .into_iter()
+        .chain(netlink.addresses()?)
+        .map(|(address, prefix)| Subnet::new(address, prefix))
+        .collect();
+    let record = Ipam::new(state_root).ensure(&spec.key, &bridge, spec.subnet, spec.internal, pool, &host_subnets)?;
     let index = match netlink.link_index(&bridge)? {
         Some(index) => index,
         None => {

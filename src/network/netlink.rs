@@ -243,6 +243,26 @@ impl Netlink {
             })
             .collect())
     }
+    /// Every IPv4 address on the host's links, as `(address, prefix)`: a bridge that is not
+    /// up yet has no route, but its address already claims the subnet.
+    pub fn addresses(&mut self) -> Result<Vec<(Ipv4Addr, u8)>> {
+        let mut query = AddressMessage::default();
+        query.header.family = AddressFamily::Inet;
+        let answers = self.request(RouteNetlinkMessage::GetAddress(query), NLM_F_DUMP, "list addresses")?;
+        Ok(answers
+            .into_iter()
+            .filter_map(|a| match a {
+                RouteNetlinkMessage::NewAddress(message) => {
+                    let prefix = message.header.prefix_len;
+                    message.attributes.iter().find_map(|attr| match attr {
+                        AddressAttribute::Address(std::net::IpAddr::V4(address)) => Some((*address, prefix)),
+                        _ => None,
+                    })
+                }
+                _ => None,
+            })
+            .collect())
+    }
 }
 
 impl AsFd for Netlink {

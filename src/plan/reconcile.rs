@@ -23,16 +23,33 @@ pub struct Desired {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Create { service: String, index: u32, name: String },
+    Create {
+        service: String,
+        index: u32,
+        name: String,
+    },
     /// The container's configuration changed: remove it, then create it again.
-    Recreate { service: String, index: u32, name: String },
+    Recreate {
+        service: String,
+        index: u32,
+        name: String,
+    },
     /// It exists and is current but not running.
-    Start { name: String },
-    Keep { name: String },
+    Start {
+        name: String,
+    },
+    Keep {
+        name: String,
+    },
     /// Beyond the service's replica count.
-    Remove { name: String },
+    Remove {
+        name: String,
+    },
     /// Its service is no longer in the project: removed with `--remove-orphans`, else reported.
-    Orphan { name: String, remove: bool },
+    Orphan {
+        name: String,
+        remove: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -44,7 +61,12 @@ pub struct Options {
 
 /// What to do with each container of the `desired` services, plus the orphans: containers
 /// whose service is not among `project_services`.
-pub fn reconcile(desired: &[Desired], project_services: &[String], observed: &[Observed], options: Options) -> Vec<Action> {
+pub fn reconcile(
+    desired: &[Desired],
+    project_services: &[String],
+    observed: &[Observed],
+    options: Options,
+) -> Vec<Action> {
     let mut actions = Vec::new();
     for want in desired {
         for (i, name) in want.names.iter().enumerate() {
@@ -52,7 +74,9 @@ pub fn reconcile(desired: &[Desired], project_services: &[String], observed: &[O
             let existing = observed.iter().find(|o| o.service == want.service && o.index == index);
             let action = match existing {
                 None => Action::Create { service: want.service.clone(), index, name: name.clone() },
-                Some(o) if (o.hash != want.hash || options.force_recreate || o.name != *name) && !options.no_recreate => {
+                Some(o)
+                    if (o.hash != want.hash || options.force_recreate || o.name != *name) && !options.no_recreate =>
+                {
                     Action::Recreate { service: want.service.clone(), index, name: name.clone() }
                 }
                 Some(o) if o.running => Action::Keep { name: o.name.clone() },
@@ -79,7 +103,11 @@ mod tests {
     }
 
     fn desired(service: &str, hash: &str, replicas: u32) -> Desired {
-        Desired { service: service.into(), hash: hash.into(), names: (1..=replicas).map(|i| format!("p-{service}-{i}")).collect() }
+        Desired {
+            service: service.into(),
+            hash: hash.into(),
+            names: (1..=replicas).map(|i| format!("p-{service}-{i}")).collect(),
+        }
     }
 
     #[test]
@@ -102,10 +130,27 @@ mod tests {
         let now = [observed("w", 1, "a", false), observed("w", 2, "a", true), observed("w", 3, "a", true)];
         let services = ["w".to_string()];
         let actions = reconcile(&[desired("w", "a", 2)], &services, &now, Options::default());
-        assert_eq!(actions, [Action::Start { name: "p-w-1".into() }, Action::Keep { name: "p-w-2".into() }, Action::Remove { name: "p-w-3".into() }]);
-        let forced = reconcile(&[desired("w", "a", 1)], &services, &now[..1], Options { force_recreate: true, ..Options::default() });
+        assert_eq!(
+            actions,
+            [
+                Action::Start { name: "p-w-1".into() },
+                Action::Keep { name: "p-w-2".into() },
+                Action::Remove { name: "p-w-3".into() }
+            ]
+        );
+        let forced = reconcile(
+            &[desired("w", "a", 1)],
+            &services,
+            &now[..1],
+            Options { force_recreate: true, ..Options::default() },
+        );
         assert_eq!(forced, [Action::Recreate { service: "w".into(), index: 1, name: "p-w-1".into() }]);
-        let kept = reconcile(&[desired("w", "new", 1)], &services, &now[..1], Options { no_recreate: true, ..Options::default() });
+        let kept = reconcile(
+            &[desired("w", "new", 1)],
+            &services,
+            &now[..1],
+            Options { no_recreate: true, ..Options::default() },
+        );
         assert_eq!(kept, [Action::Start { name: "p-w-1".into() }]);
         let grown = reconcile(&[desired("w", "a", 4)], &services, &now, Options::default());
         assert_eq!(grown[3], Action::Create { service: "w".into(), index: 4, name: "p-w-4".into() });

@@ -158,7 +158,8 @@ pub fn build(
     images: &ImageLookup,
     state_root: &Path,
 ) -> Result<ProjectPlan, PlanError> {
-    let mut plan = ProjectPlan { project: project.name.clone(), networks: Vec::new(), volumes: Vec::new(), services: Vec::new() };
+    let mut plan =
+        ProjectPlan { project: project.name.clone(), networks: Vec::new(), volumes: Vec::new(), services: Vec::new() };
     for (name, network) in &project.networks {
         let subnet = match network.ipam.iter().find_map(|pool| pool.subnet.as_deref()) {
             Some(text) => Some(Subnet::parse(text).map_err(|e| error(name, "ipam.config.subnet", e))?),
@@ -229,17 +230,30 @@ fn service_plan(
         Some("host") => NetworkMode::Host,
         Some(other) => match other.strip_prefix("service:") {
             Some(target) => NetworkMode::Service(target.to_string()),
-            None => return Err(error(name, "network_mode", format!("expected none, host or service:NAME, found {other:?}"))),
+            None => {
+                return Err(error(
+                    name,
+                    "network_mode",
+                    format!("expected none, host or service:NAME, found {other:?}"),
+                ))
+            }
         },
     };
     let mut networks = Vec::new();
     if network_mode == NetworkMode::Networks {
         for (network, settings) in &service.networks {
-            let key = project.networks.get(network).map(|n| n.name.clone()).unwrap_or_else(|| format!("{}_{network}", project.name));
-            let ipv4_address = match settings.as_ref().and_then(|s| s.ipv4_address.as_deref()) {
-                Some(text) => Some(text.parse().map_err(|_| error(name, "ipv4_address", format!("expected an IPv4 address, found {text:?}")))?),
-                None => None,
-            };
+            let key = project
+                .networks
+                .get(network)
+                .map(|n| n.name.clone())
+                .unwrap_or_else(|| format!("{}_{network}", project.name));
+            let ipv4_address =
+                match settings.as_ref().and_then(|s| s.ipv4_address.as_deref()) {
+                    Some(text) => Some(text.parse().map_err(|_| {
+                        error(name, "ipv4_address", format!("expected an IPv4 address, found {text:?}"))
+                    })?),
+                    None => None,
+                };
             let aliases = settings.as_ref().map(|s| s.aliases.clone()).unwrap_or_default();
             networks.push(Attachment { network: key, aliases, ipv4_address });
         }
@@ -259,27 +273,39 @@ fn service_plan(
             let protocol = match port.protocol {
                 crate::project::model::Protocol::Tcp => Protocol::Tcp,
                 crate::project::model::Protocol::Udp => Protocol::Udp,
-                crate::project::model::Protocol::Sctp => return Err(error(name, "ports", "sctp ports are not supported")),
+                crate::project::model::Protocol::Sctp => {
+                    return Err(error(name, "ports", "sctp ports are not supported"))
+                }
             };
             let ip: IpAddr = match port.host_ip.as_deref() {
                 None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                Some(text) => text.parse().map_err(|_| error(name, "ports", format!("expected a host IP address, found {text:?}")))?,
+                Some(text) => text
+                    .parse()
+                    .map_err(|_| error(name, "ports", format!("expected a host IP address, found {text:?}")))?,
             };
             Ok(PortPlan { host: SocketAddr::new(ip, port.published.unwrap_or(0)), target: port.target, protocol })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let replicas = service.replicas();
     if replicas > 1 && service.container_name.is_some() {
-        return Err(error(name, "container_name", format!("a fixed container name cannot be used by {replicas} replicas")));
+        return Err(error(
+            name,
+            "container_name",
+            format!("a fixed container name cannot be used by {replicas} replicas"),
+        ));
     }
     let logging = service.logging.as_ref();
     let option = |key: &str| logging.and_then(|l| l.options.get(key));
     let log_max_size = match option("max-size") {
-        Some(text) => Some(crate::project::units::parse_byte_size(text).map_err(|e| error(name, "logging.options.max-size", e))?),
+        Some(text) => {
+            Some(crate::project::units::parse_byte_size(text).map_err(|e| error(name, "logging.options.max-size", e))?)
+        }
         None => None,
     };
     let log_max_files = match option("max-file") {
-        Some(text) => text.parse().map_err(|_| error(name, "logging.options.max-file", format!("expected a number, found {text:?}")))?,
+        Some(text) => text
+            .parse()
+            .map_err(|_| error(name, "logging.options.max-file", format!("expected a number, found {text:?}")))?,
         None => 1,
     };
     Ok(ServicePlan {
@@ -297,12 +323,25 @@ fn service_plan(
         depends_on: service
             .depends_on
             .iter()
-            .map(|(target, d)| DependencyPlan { service: target.clone(), condition: d.condition, restart: d.restart, required: d.required })
+            .map(|(target, d)| DependencyPlan {
+                service: target.clone(),
+                condition: d.condition,
+                restart: d.restart,
+                required: d.required,
+            })
             .collect(),
         stop_signal: effective.stop_signal.clone(),
         stop_grace_period: service.stop_grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
-        post_start: service.post_start.iter().map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user)).collect(),
-        pre_stop: service.pre_stop.iter().map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user)).collect(),
+        post_start: service
+            .post_start
+            .iter()
+            .map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user))
+            .collect(),
+        pre_stop: service
+            .pre_stop
+            .iter()
+            .map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user))
+            .collect(),
         log_max_size,
         log_max_files: log_max_files.max(1),
     })
@@ -331,7 +370,11 @@ fn root_of(
         return Ok((RootFs::Overlay { lowers: vec![skeleton] }, Default::default(), vec![usr]));
     }
     let Some(image) = service.image.as_deref() else {
-        return Err(error(name, "image", "no image (building images is not supported yet; set image, or x-hoist: {root: host-usr})"));
+        return Err(error(
+            name,
+            "image",
+            "no image (building images is not supported yet; set image, or x-hoist: {root: host-usr})",
+        ));
     };
     let (record, lowers) = images(image).map_err(|e| error(name, "image", e))?;
     Ok((RootFs::Overlay { lowers }, record.config, Vec::new()))
@@ -353,7 +396,11 @@ fn host_usr_skeleton(state_root: &Path) -> Result<PathBuf, String> {
     for link in ["bin", "sbin", "lib", "lib64"] {
         std::os::unix::fs::symlink(format!("usr/{link}"), staging.join(link)).map_err(fail)?;
     }
-    std::fs::write(staging.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n").map_err(fail)?;
+    std::fs::write(
+        staging.join("etc/passwd"),
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
+    )
+    .map_err(fail)?;
     std::fs::write(staging.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").map_err(fail)?;
     use std::os::unix::fs::PermissionsExt;
     for tmp in ["tmp", "var/tmp"] {
@@ -393,14 +440,17 @@ fn volume_mounts(project: &Project, name: &str, service: &Service, state_root: &
                         return Err(error(name, "volumes", format!("bind source {} does not exist", source.display())));
                     }
                     // As Docker does; created at plan time so that nothing is half-started.
-                    std::fs::create_dir_all(&source)
-                        .map_err(|e| error(name, "volumes", format!("cannot create bind source {}: {e}", source.display())))?;
+                    std::fs::create_dir_all(&source).map_err(|e| {
+                        error(name, "volumes", format!("cannot create bind source {}: {e}", source.display()))
+                    })?;
                 }
                 Mount::Bind { source, target: volume.target.clone(), read_only: volume.read_only }
             }
             MountType::Volume => {
                 let host_name = match volume.source.as_deref() {
-                    Some(source) => project.volumes.get(source).map(|v| v.name.clone()).unwrap_or_else(|| source.to_string()),
+                    Some(source) => {
+                        project.volumes.get(source).map(|v| v.name.clone()).unwrap_or_else(|| source.to_string())
+                    }
                     // An anonymous volume: one per service and target, kept across recreation.
                     None => format!("{}_{name}_anon{}", project.name, volume.target.replace('/', "_")),
                 };
@@ -441,32 +491,50 @@ fn extra_hosts(name: &str, entries: &[String]) -> Result<Vec<(String, Vec<String
                 .or_else(|| entry.split_once(':'))
                 .ok_or_else(|| error(name, "extra_hosts", format!("expected HOST:IP or HOST=IP, found {entry:?}")))?;
             let address = address.trim_start_matches('[').trim_end_matches(']');
-            address
-                .parse::<IpAddr>()
-                .map_err(|_| error(name, "extra_hosts", format!("expected an IP address for {host}, found {address:?}")))?;
+            address.parse::<IpAddr>().map_err(|_| {
+                error(name, "extra_hosts", format!("expected an IP address for {host}, found {address:?}"))
+            })?;
             Ok((address.to_string(), vec![host.to_string()]))
         })
         .collect()
 }
 
-fn healthcheck(name: &str, service: Option<&Healthcheck>, image: Option<&ImageHealthcheck>) -> Result<Option<HealthPlan>, PlanError> {
+fn healthcheck(
+    name: &str,
+    service: Option<&Healthcheck>,
+    image: Option<&ImageHealthcheck>,
+) -> Result<Option<HealthPlan>, PlanError> {
     let nanos = |n: Option<u64>| n.filter(|n| *n > 0).map(Duration::from_nanos);
     let (test, interval, timeout, retries, start_period, start_interval) = match (service, image) {
         (Some(h), _) if h.disable => return Ok(None),
         (Some(h), image) => {
             // A service healthcheck without a test keeps the image's test.
-            let test = if h.test.is_empty() { image.map(|i| i.test.clone()).unwrap_or_default() } else { h.test.clone() };
+            let test =
+                if h.test.is_empty() { image.map(|i| i.test.clone()).unwrap_or_default() } else { h.test.clone() };
             let d = |d: Option<crate::project::units::Duration>| d.map(|d| d.0);
             (test, d(h.interval), d(h.timeout), h.retries, d(h.start_period), d(h.start_interval))
         }
-        (None, Some(i)) => (i.test.clone(), nanos(i.interval), nanos(i.timeout), i.retries.map(|r| r as u32), nanos(i.start_period), nanos(i.start_interval)),
+        (None, Some(i)) => (
+            i.test.clone(),
+            nanos(i.interval),
+            nanos(i.timeout),
+            i.retries.map(|r| r as u32),
+            nanos(i.start_period),
+            nanos(i.start_interval),
+        ),
         (None, None) => return Ok(None),
     };
     let args = match test.first().map(String::as_str) {
         None | Some("NONE") => return Ok(None),
         Some("CMD") => test[1..].to_vec(),
         Some("CMD-SHELL") => vec!["/bin/sh".into(), "-c".into(), test[1..].join(" ")],
-        Some(other) => return Err(error(name, "healthcheck.test", format!("expected CMD, CMD-SHELL or NONE first, found {other:?}"))),
+        Some(other) => {
+            return Err(error(
+                name,
+                "healthcheck.test",
+                format!("expected CMD, CMD-SHELL or NONE first, found {other:?}"),
+            ))
+        }
     };
     if args.is_empty() {
         return Err(error(name, "healthcheck.test", "expected a command after CMD"));
@@ -492,7 +560,11 @@ fn restart_policy(name: &str, service: &Service) -> Result<RestartPolicy, PlanEr
                 .parse()
                 .map(|n| RestartPolicy::OnFailure { max_retries: Some(n) })
                 .map_err(|_| error(name, "restart", format!("expected on-failure:N with a number N, found {text:?}"))),
-            _ => Err(error(name, "restart", format!("expected no, always, on-failure[:N] or unless-stopped, found {text:?}"))),
+            _ => Err(error(
+                name,
+                "restart",
+                format!("expected no, always, on-failure[:N] or unless-stopped, found {text:?}"),
+            )),
         };
     }
     let Some(policy) = service.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()) else {
@@ -505,14 +577,20 @@ fn restart_policy(name: &str, service: &Service) -> Result<RestartPolicy, PlanEr
             Some(n) => Ok(RestartPolicy::OnFailure { max_retries: Some(n) }),
             None => Ok(RestartPolicy::Always),
         },
-        other => Err(error(name, "deploy.restart_policy.condition", format!("expected none, on-failure or any, found {other:?}"))),
+        other => Err(error(
+            name,
+            "deploy.restart_policy.condition",
+            format!("expected none, on-failure or any, found {other:?}"),
+        )),
     }
 }
 
 /// A lifecycle hook as a process in the service's container.
 fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>) -> ProcessSpec {
-    let mut merged: BTreeMap<String, String> =
-        env.iter().map(|e| e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into()))).collect();
+    let mut merged: BTreeMap<String, String> = env
+        .iter()
+        .map(|e| e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into())))
+        .collect();
     merged.extend(hook.environment.clone());
     ProcessSpec {
         args: hook.command.clone(),

@@ -1,8 +1,8 @@
 //! The CLI's side of a project's supervisor: is one running (or did it die), start one
 //! detached, and ask it things.
 
-use std::path::Path;
 use std::os::unix::process::CommandExt;
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -14,9 +14,13 @@ use super::SupervisorError;
 pub enum Liveness {
     /// Never started, or taken down.
     Absent,
-    Running { pid: i32 },
+    Running {
+        pid: i32,
+    },
     /// Its pid file remains but the process is gone: it was killed or crashed.
-    Dead { pid: i32 },
+    Dead {
+        pid: i32,
+    },
 }
 
 pub fn liveness(paths: &ProjectPaths) -> Liveness {
@@ -57,7 +61,9 @@ pub fn ensure_running(paths: &ProjectPaths, binary: &Path) -> Result<(), Supervi
         .map_err(io("cannot start", binary))?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        if paths.socket().exists() && protocol::call(&paths.socket(), Command::Ping, Some(Duration::from_secs(5))).is_ok() {
+        if paths.socket().exists()
+            && protocol::call(&paths.socket(), Command::Ping, Some(Duration::from_secs(5))).is_ok()
+        {
             // Reaped by init once it exits; it is not our child to wait for.
             std::mem::forget(child);
             return Ok(());
@@ -67,7 +73,10 @@ pub fn ensure_running(paths: &ProjectPaths, binary: &Path) -> Result<(), Supervi
             return Err(SupervisorError::Failed(format!("the supervisor exited at once ({status}): {}", log.trim())));
         }
         if Instant::now() > deadline {
-            return Err(SupervisorError::Failed(format!("the supervisor did not answer within 20 s; see {}", log_path.display())));
+            return Err(SupervisorError::Failed(format!(
+                "the supervisor did not answer within 20 s; see {}",
+                log_path.display()
+            )));
         }
         std::thread::sleep(Duration::from_millis(5));
     }

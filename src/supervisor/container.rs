@@ -15,10 +15,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::daemon::Daemon;
+use super::health;
 use super::logs::{LogWriter, Stream};
 use super::records::{Health, State};
 use super::restart::{backoff, should_restart, STABLE_RUN};
-use super::health;
 use crate::network::links::{self, EndpointSpec};
 use crate::plan::spec::{NetworkMode as PlanNetworkMode, ServicePlan};
 use crate::runtime::cgroup::Cgroup;
@@ -38,11 +38,23 @@ pub struct Status {
 
 pub enum Control {
     Start(oneshot::Sender<()>),
-    Stop { grace: Duration, reply: oneshot::Sender<()> },
-    Kill { signal: Signal, reply: oneshot::Sender<()> },
-    Pause { paused: bool, reply: oneshot::Sender<()> },
+    Stop {
+        grace: Duration,
+        reply: oneshot::Sender<()>,
+    },
+    Kill {
+        signal: Signal,
+        reply: oneshot::Sender<()>,
+    },
+    Pause {
+        paused: bool,
+        reply: oneshot::Sender<()>,
+    },
     /// Stop, clean up and end the task.
-    Remove { grace: Duration, reply: oneshot::Sender<()> },
+    Remove {
+        grace: Duration,
+        reply: oneshot::Sender<()>,
+    },
 }
 
 /// A supervised container as the daemon holds it.
@@ -81,9 +93,18 @@ struct Running {
     health: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn supervise(daemon: Arc<Daemon>, config: Config, mut control: mpsc::Receiver<Control>, status: watch::Sender<Status>) {
+async fn supervise(
+    daemon: Arc<Daemon>,
+    config: Config,
+    mut control: mpsc::Receiver<Control>,
+    status: watch::Sender<Status>,
+) {
     let config = Arc::new(config);
-    let log = match LogWriter::open(&daemon.paths.log(&config.name), config.service.log_max_size, config.service.log_max_files) {
+    let log = match LogWriter::open(
+        &daemon.paths.log(&config.name),
+        config.service.log_max_size,
+        config.service.log_max_files,
+    ) {
         Ok(writer) => Arc::new(Mutex::new(writer)),
         Err(e) => {
             let message = format!("cannot open the log of {}: {e}", config.name);
@@ -108,7 +129,9 @@ async fn supervise(daemon: Arc<Daemon>, config: Config, mut control: mpsc::Recei
                     let _ = reply.send(());
                     return;
                 }
-                Some(Control::Stop { reply, .. }) | Some(Control::Kill { reply, .. }) | Some(Control::Pause { reply, .. }) => {
+                Some(Control::Stop { reply, .. })
+                | Some(Control::Kill { reply, .. })
+                | Some(Control::Pause { reply, .. }) => {
                     let _ = reply.send(());
                 }
             }
@@ -155,7 +178,13 @@ async fn supervise(daemon: Arc<Daemon>, config: Config, mut control: mpsc::Recei
             }
         }
         if let Some(check) = config.service.healthcheck.clone() {
-            running.health = Some(tokio::spawn(health::watch(daemon.clone(), config.name.clone(), config.service.name.clone(), check, status.clone())));
+            running.health = Some(tokio::spawn(health::watch(
+                daemon.clone(),
+                config.name.clone(),
+                config.service.name.clone(),
+                check,
+                status.clone(),
+            )));
         }
 
         // Until the container exits, obey commands.
@@ -306,8 +335,10 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
 
 /// Creates, connects and starts the container; returns once its command runs.
 async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWriter>>) -> Result<Running, String> {
-    let (out_read, out_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let (err_read, err_write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (out_read, out_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    let (err_read, err_write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
     let (daemon2, config2) = (daemon.clone(), config.clone());
     let (exit_tx, exit_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
@@ -349,7 +380,9 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdout: OwnedFd, stderr: O
         PlanNetworkMode::Networks | PlanNetworkMode::None => NetworkMode::None,
         PlanNetworkMode::Host => NetworkMode::Host,
         PlanNetworkMode::Service(other) => {
-            let pid = daemon.first_pid_of(other).ok_or_else(|| format!("network_mode service:{other}: {other} is not running"))?;
+            let pid = daemon
+                .first_pid_of(other)
+                .ok_or_else(|| format!("network_mode service:{other}: {other} is not running"))?;
             NetworkMode::Join(format!("/proc/{pid}/ns/net").into())
         }
     };
@@ -381,7 +414,8 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdout: OwnedFd, stderr: O
                 address: attachment.ipv4_address,
                 default_route: i == 0,
             };
-            let address = links::attach(&daemon.paths.state_root, &endpoint).map_err(|e| fail(&container, e.to_string()))?;
+            let address =
+                links::attach(&daemon.paths.state_root, &endpoint).map_err(|e| fail(&container, e.to_string()))?;
             let mut names = vec![service.name.clone(), config.name.clone()];
             names.extend(attachment.aliases.iter().cloned());
             daemon.names.add(&network.key, &names, address);

@@ -58,12 +58,15 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
     // Its own session: the terminal's Ctrl-C and hang-up are not for it.
     let _ = nix::unistd::setsid();
     let paths = ProjectPaths::new(&roots, project);
-    let binary = std::env::current_exe().map_err(|source| SupervisorError::Io { action: "cannot find", path: "/proc/self/exe".into(), source })?;
-    let tokio = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|source| SupervisorError::Io { action: "cannot start tokio in", path: paths.run_dir.clone(), source })?;
+    let binary = std::env::current_exe().map_err(|source| SupervisorError::Io {
+        action: "cannot find",
+        path: "/proc/self/exe".into(),
+        source,
+    })?;
+    let tokio =
+        tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|source| {
+            SupervisorError::Io { action: "cannot start tokio in", path: paths.run_dir.clone(), source }
+        })?;
     tokio.block_on(async move {
         // Whatever a crashed predecessor left behind goes first; its containers are
         // started again from the plan by the next `up`.
@@ -87,13 +90,24 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             shutdown: tokio::sync::Notify::new(),
         });
         let socket = paths.socket();
-        std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io { action: "cannot create", path: paths.run_dir.clone(), source })?;
+        std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
+            action: "cannot create",
+            path: paths.run_dir.clone(),
+            source,
+        })?;
         let _ = std::fs::remove_file(&socket);
-        let listener = UnixListener::bind(&socket).map_err(|source| SupervisorError::Io { action: "cannot listen on", path: socket.clone(), source })?;
+        let listener = UnixListener::bind(&socket).map_err(|source| SupervisorError::Io {
+            action: "cannot listen on",
+            path: socket.clone(),
+            source,
+        })?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|source| SupervisorError::Io { action: "cannot restrict", path: socket.clone(), source })?;
-        std::fs::write(paths.pid_file(), std::process::id().to_string())
-            .map_err(|source| SupervisorError::Io { action: "cannot write", path: paths.pid_file(), source })?;
+        std::fs::write(paths.pid_file(), std::process::id().to_string()).map_err(|source| SupervisorError::Io {
+            action: "cannot write",
+            path: paths.pid_file(),
+            source,
+        })?;
         tracing::info!("supervising project {project}, control socket {}", socket.display());
         loop {
             tokio::select! {
@@ -211,15 +225,25 @@ impl Daemon {
     /// PID 1 of the first running container of `service`.
     pub fn first_pid_of(&self, service: &str) -> Option<i32> {
         let record = self.record.lock().ok()?;
-        record.containers.values().filter(|c| c.service == service && c.state == State::Running).min_by_key(|c| c.index).and_then(|c| c.pid)
+        record
+            .containers
+            .values()
+            .filter(|c| c.service == service && c.state == State::Running)
+            .min_by_key(|c| c.index)
+            .and_then(|c| c.pid)
     }
 
     /// Addresses of `service`'s containers on `network`.
     pub fn addresses_of(&self, service: &str, network: &str) -> Vec<Ipv4Addr> {
         let Ok(record) = self.record.lock() else { return Vec::new() };
-        let names: Vec<&String> = record.containers.values().filter(|c| c.service == service).map(|c| &c.name).collect();
+        let names: Vec<&String> =
+            record.containers.values().filter(|c| c.service == service).map(|c| &c.name).collect();
         let Ok(shared) = self.shared.lock() else { return Vec::new() };
-        shared.networks.get(network).map(|n| names.iter().filter_map(|name| n.leases.get(*name).copied()).collect()).unwrap_or_default()
+        shared
+            .networks
+            .get(network)
+            .map(|n| names.iter().filter_map(|name| n.leases.get(*name).copied()).collect())
+            .unwrap_or_default()
     }
 
     // ---- commands ----
@@ -227,11 +251,16 @@ impl Daemon {
     async fn up(self: &Arc<Self>, plan: ProjectPlan, options: UpOptions) -> Result<Vec<String>, String> {
         let mut inner = self.inner.lock().await;
         let mut messages = Vec::new();
-        let selected: Vec<&ServicePlan> = plan.services.iter().filter(|s| options.services.is_empty() || options.services.contains(&s.name)).collect();
+        let selected: Vec<&ServicePlan> = plan
+            .services
+            .iter()
+            .filter(|s| options.services.is_empty() || options.services.contains(&s.name))
+            .collect();
         self.networks(&mut inner, &plan, &selected).await?;
         for volume in &plan.volumes {
             let dir = crate::plan::spec::volume_dir(&self.paths.state_root, volume);
-            std::fs::create_dir_all(&dir).map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
         }
         {
             let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
@@ -261,22 +290,37 @@ impl Daemon {
                 .containers
                 .values()
                 .filter(|c| !c.one_off)
-                .map(|c| Observed { name: c.name.clone(), service: c.service.clone(), index: c.index, hash: c.hash.clone(), running: c.state == State::Running })
+                .map(|c| Observed {
+                    name: c.name.clone(),
+                    service: c.service.clone(),
+                    index: c.index,
+                    hash: c.hash.clone(),
+                    running: c.state == State::Running,
+                })
                 .collect()
         };
         let desired: Vec<Desired> = selected
             .iter()
-            .map(|s| Desired { service: s.name.clone(), hash: s.hash.clone(), names: (1..=s.replicas).map(|i| s.container_name(&plan.project, i)).collect() })
+            .map(|s| Desired {
+                service: s.name.clone(),
+                hash: s.hash.clone(),
+                names: (1..=s.replicas).map(|i| s.container_name(&plan.project, i)).collect(),
+            })
             .collect();
         let project_services: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
-        let reconcile_options = reconcile::Options { force_recreate: options.force_recreate, no_recreate: options.no_recreate, remove_orphans: options.remove_orphans };
+        let reconcile_options = reconcile::Options {
+            force_recreate: options.force_recreate,
+            no_recreate: options.no_recreate,
+            remove_orphans: options.remove_orphans,
+        };
         let actions = reconcile::reconcile(&desired, &project_services, &observed, reconcile_options);
 
         // Removals first: replaced, scaled away and orphaned containers.
         for action in &actions {
             match action {
                 Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, remove: true } => {
-                    let service = observed.iter().find(|o| &o.name == name).map(|o| o.service.clone()).unwrap_or_default();
+                    let service =
+                        observed.iter().find(|o| &o.name == name).map(|o| o.service.clone()).unwrap_or_default();
                     let grace = self.service(&service).map(|s| s.stop_grace_period).unwrap_or(Duration::from_secs(10));
                     self.remove(&mut inner, name, grace).await;
                     if !matches!(action, Action::Recreate { .. }) {
@@ -298,7 +342,8 @@ impl Daemon {
                 Action::Recreate { service, index, name } => (service, *index, name, "Recreated"),
                 _ => continue,
             };
-            let plan = Arc::new(selected.iter().find(|s| &s.name == service).map(|s| (*s).clone()).ok_or("service vanished")?);
+            let plan =
+                Arc::new(selected.iter().find(|s| &s.name == service).map(|s| (*s).clone()).ok_or("service vanished")?);
             let forwarder = match self.publish(&plan, name).await {
                 Ok(forwarder) => forwarder,
                 Err(e) => {
@@ -336,7 +381,8 @@ impl Daemon {
             }
             self.event(name, &plan.name, "create", None);
         }
-        let mut pending: BTreeMap<String, Vec<(String, u32, Arc<ServicePlan>, Option<ports::Forwarder>)>> = BTreeMap::new();
+        let mut pending: BTreeMap<String, Vec<(String, u32, Arc<ServicePlan>, Option<ports::Forwarder>)>> =
+            BTreeMap::new();
         for entry in created {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
         }
@@ -354,7 +400,11 @@ impl Daemon {
                 let plan_of = selected.iter().find(|s| &s.name == service).ok_or("service vanished")?;
                 self.wait_dependencies(&inner, plan_of).await?;
                 for (name, _, service_plan, forwarder) in pending.remove(service).unwrap_or_default() {
-                    let handle = container::spawn(self.clone(), container::Config { name: name.clone(), service: service_plan }, forwarder);
+                    let handle = container::spawn(
+                        self.clone(),
+                        container::Config { name: name.clone(), service: service_plan },
+                        forwarder,
+                    );
                     inner.containers.insert(name, handle);
                 }
                 for handle in inner.containers.values().filter(|h| &h.service == service) {
@@ -371,7 +421,10 @@ impl Daemon {
                 for handle in inner.containers.values().filter(|h| &h.service == service) {
                     wait_for(handle, |s| s.starts > 0 || s.failure.is_some() || s.state == State::Exited).await;
                     if let Some(failure) = handle.status.borrow().failure.clone() {
-                        return Err(format!("service {service}: container {} failed to start: {failure}", handle.name.clone()));
+                        return Err(format!(
+                            "service {service}: container {} failed to start: {failure}",
+                            handle.name.clone()
+                        ));
                     }
                 }
             }
@@ -380,7 +433,11 @@ impl Daemon {
             for service in &selected {
                 for handle in inner.containers.values().filter(|h| h.service == service.name) {
                     let name = handle.name.clone();
-                    let condition = if service.healthcheck.is_some() { Condition::ServiceHealthy } else { Condition::ServiceStarted };
+                    let condition = if service.healthcheck.is_some() {
+                        Condition::ServiceHealthy
+                    } else {
+                        Condition::ServiceStarted
+                    };
                     condition_met(&name, handle, condition, true).await?;
                 }
             }
@@ -397,7 +454,8 @@ impl Daemon {
     /// with its DNS server.
     async fn networks(&self, inner: &mut Inner, plan: &ProjectPlan, selected: &[&ServicePlan]) -> Result<(), String> {
         let used: HashSet<&String> = selected.iter().flat_map(|s| s.networks.iter().map(|a| &a.network)).collect();
-        let upstreams = dns::upstreams_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
+        let upstreams =
+            dns::upstreams_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         for network in plan.networks.iter().filter(|n| used.contains(&n.key)) {
             let record = if network.external {
                 Ipam::new(&self.paths.state_root)
@@ -406,7 +464,8 @@ impl Daemon {
                     .ok_or_else(|| format!("network {}: external network {} not found; create it first (e.g. from the project that declares it)", network.name, network.key))?
             } else {
                 let spec = NetworkSpec { key: network.key.clone(), subnet: network.subnet, internal: network.internal };
-                let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default()).map_err(|e| format!("network {}: {e}", network.name))?;
+                let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default())
+                    .map_err(|e| format!("network {}: {e}", network.name))?;
                 if let Ok(mut r) = self.record.lock() {
                     if !r.networks.contains(&network.key) {
                         r.networks.push(network.key.clone());
@@ -417,7 +476,9 @@ impl Daemon {
             };
             if !inner.dns.contains_key(&network.key) && !network.external {
                 let bind = SocketAddr::from((record.gateway, 53));
-                let server = dns::serve(bind, &network.key, self.names.clone(), upstreams.clone()).await.map_err(|e| e.to_string())?;
+                let server = dns::serve(bind, &network.key, self.names.clone(), upstreams.clone())
+                    .await
+                    .map_err(|e| e.to_string())?;
                 inner.dns.insert(network.key.clone(), server);
             }
             if let Ok(mut shared) = self.shared.lock() {
@@ -437,7 +498,12 @@ impl Daemon {
                 .lease(&first.network, name, first.ipv4_address)
                 .map_err(|e| format!("service {}: {e}", service.name))?,
             (NetworkMode::Host, _) => Ipv4Addr::LOCALHOST,
-            _ => return Err(format!("service {}: ports: published ports need a network (network_mode is {:?})", service.name, service.network_mode)),
+            _ => {
+                return Err(format!(
+                    "service {}: ports: published ports need a network (network_mode is {:?})",
+                    service.name, service.network_mode
+                ))
+            }
         };
         if service.network_mode == NetworkMode::Host {
             // The service listens on the host itself; nothing to forward.
@@ -453,11 +519,18 @@ impl Daemon {
 
     async fn wait_dependencies(&self, inner: &Inner, service: &ServicePlan) -> Result<(), String> {
         for dependency in &service.depends_on {
-            let handles: Vec<(String, &Handle)> =
-                inner.containers.iter().filter(|(_, h)| h.service == dependency.service).map(|(n, h)| (n.clone(), h)).collect();
+            let handles: Vec<(String, &Handle)> = inner
+                .containers
+                .iter()
+                .filter(|(_, h)| h.service == dependency.service)
+                .map(|(n, h)| (n.clone(), h))
+                .collect();
             if handles.is_empty() {
                 if dependency.required && self.service(&dependency.service).is_none() {
-                    return Err(format!("service {}: depends on {}, which is not part of this project", service.name, dependency.service));
+                    return Err(format!(
+                        "service {}: depends on {}, which is not part of this project",
+                        service.name, dependency.service
+                    ));
                 }
                 continue;
             }
@@ -496,7 +569,9 @@ impl Daemon {
                 inner
                     .containers
                     .iter()
-                    .filter(|(_, h)| layer.contains(&h.service) && (services.is_empty() || services.contains(&h.service)))
+                    .filter(|(_, h)| {
+                        layer.contains(&h.service) && (services.is_empty() || services.contains(&h.service))
+                    })
                     .map(|(n, _)| n.clone())
                     .collect()
             })
@@ -509,7 +584,8 @@ impl Daemon {
             let mut waits = Vec::new();
             for name in layer {
                 let Some(handle) = inner.containers.get(&name) else { continue };
-                let grace = self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                let grace =
+                    self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Stop { grace, reply }).await.is_ok() {
                     waits.push(done);
@@ -556,7 +632,8 @@ impl Daemon {
             let mut waits = Vec::new();
             for name in layer {
                 let Some(handle) = inner.containers.remove(&name) else { continue };
-                let grace = self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                let grace =
+                    self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Remove { grace, reply }).await.is_ok() {
                     waits.push((name, done, handle));
@@ -589,7 +666,11 @@ async fn condition_met(name: &str, handle: &Handle, condition: Condition, requir
             s.failure.is_some()
                 || match condition {
                     Condition::ServiceStarted => s.starts > 0,
-                    Condition::ServiceHealthy => s.health == Some(Health::Healthy) || s.health == Some(Health::Unhealthy) || (s.starts > 0 && s.state == State::Exited),
+                    Condition::ServiceHealthy => {
+                        s.health == Some(Health::Healthy)
+                            || s.health == Some(Health::Unhealthy)
+                            || (s.starts > 0 && s.state == State::Exited)
+                    }
                     Condition::ServiceCompletedSuccessfully => s.starts > 0 && s.state == State::Exited,
                 }
         })
@@ -602,10 +683,16 @@ async fn condition_met(name: &str, handle: &Handle, condition: Condition, requir
         match condition {
             Condition::ServiceStarted => None,
             Condition::ServiceHealthy if status.health == Some(Health::Healthy) => None,
-            Condition::ServiceHealthy if status.health == Some(Health::Unhealthy) => Some(format!("container {name} is unhealthy")),
-            Condition::ServiceHealthy => Some(format!("container {name} exited ({}) before it was healthy", status.exit_code.unwrap_or(-1))),
+            Condition::ServiceHealthy if status.health == Some(Health::Unhealthy) => {
+                Some(format!("container {name} is unhealthy"))
+            }
+            Condition::ServiceHealthy => {
+                Some(format!("container {name} exited ({}) before it was healthy", status.exit_code.unwrap_or(-1)))
+            }
             Condition::ServiceCompletedSuccessfully if status.exit_code == Some(0) => None,
-            Condition::ServiceCompletedSuccessfully => Some(format!("container {name} exited with code {}", status.exit_code.unwrap_or(-1))),
+            Condition::ServiceCompletedSuccessfully => {
+                Some(format!("container {name} exited with code {}", status.exit_code.unwrap_or(-1)))
+            }
         }
     };
     match failed {

@@ -21,11 +21,17 @@ const OUTPUT_LIMIT: usize = 4096;
 
 /// Runs `process` in container `name`; its exit status and (the start of) its output, or
 /// why it could not run. Killed after `timeout`.
-pub async fn exec(daemon: &Arc<Daemon>, name: &str, process: ProcessSpec, timeout: Duration) -> Result<(i32, String), String> {
+pub async fn exec(
+    daemon: &Arc<Daemon>,
+    name: &str,
+    process: ProcessSpec,
+    timeout: Duration,
+) -> Result<(i32, String), String> {
     let (daemon, name) = (daemon.clone(), name.to_string());
     tokio::task::spawn_blocking(move || {
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-        let stdio = Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
+        let stdio =
+            Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
         let mut child = daemon.runtime.exec(&name, &process, stdio).map_err(|e| e.to_string())?;
         let deadline = Instant::now() + timeout;
         let exit = loop {
@@ -60,13 +66,22 @@ pub async fn run_hook(daemon: &Arc<Daemon>, name: &str, process: ProcessSpec) ->
 }
 
 /// Checks the container's health until the task is aborted (when the container exits).
-pub async fn watch(daemon: Arc<Daemon>, name: String, service: String, check: HealthPlan, status: watch::Sender<Status>) {
+pub async fn watch(
+    daemon: Arc<Daemon>,
+    name: String,
+    service: String,
+    check: HealthPlan,
+    status: watch::Sender<Status>,
+) {
     let started = Instant::now();
     let mut failures = 0u32;
     let mut current = Health::Starting;
     let process = |daemon: &Daemon| {
         let spec = daemon.spec_of(&service);
-        ProcessSpec { args: check.args.clone(), ..spec.map(|s| s.process).unwrap_or_else(|| empty_process(&check.args)) }
+        ProcessSpec {
+            args: check.args.clone(),
+            ..spec.map(|s| s.process).unwrap_or_else(|| empty_process(&check.args))
+        }
     };
     loop {
         let in_start_period = started.elapsed() < check.start_period;
@@ -90,7 +105,11 @@ pub async fn watch(daemon: Arc<Daemon>, name: String, service: String, check: He
             current
         } else {
             failures += 1;
-            if failures >= check.retries { Health::Unhealthy } else { current }
+            if failures >= check.retries {
+                Health::Unhealthy
+            } else {
+                current
+            }
         };
         if !passed {
             tracing::debug!("{name}: health check failed: {output:?}");

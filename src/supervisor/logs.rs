@@ -52,7 +52,11 @@ impl LogWriter {
     }
 
     pub fn write(&mut self, stream: Stream, line: &str) -> std::io::Result<()> {
-        let record = LogLine { time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(), stream, line: line.to_string() };
+        let record = LogLine {
+            time: humantime::format_rfc3339_nanos(SystemTime::now()).to_string(),
+            stream,
+            line: line.to_string(),
+        };
         let mut bytes = serde_json::to_vec(&record).map_err(std::io::Error::other)?;
         bytes.push(b'\n');
         if self.max_size.is_some_and(|max| self.written > 0 && self.written + bytes.len() as u64 > max) {

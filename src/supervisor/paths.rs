@@ -60,7 +60,12 @@ impl ProjectPaths {
 /// Projects with state under `roots` (for `hoist ls`).
 pub fn projects(roots: &Roots) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(roots.state.join("projects"))
-        .map(|d| d.filter_map(|e| e.ok()).filter(|e| e.path().join("project.json").exists()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .filter(|e| e.path().join("project.json").exists())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     names

@@ -32,14 +32,34 @@ pub struct UpOptions {
 #[serde(tag = "command", rename_all = "snake_case")]
 pub enum Command {
     /// Converge on `plan` (create, recreate, start) and answer once started.
-    Up { plan: Box<ProjectPlan>, options: UpOptions },
-    Stop { services: Vec<String>, timeout: Option<u64> },
-    Start { services: Vec<String> },
-    Restart { services: Vec<String>, timeout: Option<u64> },
-    Kill { services: Vec<String>, signal: String },
-    Pause { services: Vec<String>, paused: bool },
+    Up {
+        plan: Box<ProjectPlan>,
+        options: UpOptions,
+    },
+    Stop {
+        services: Vec<String>,
+        timeout: Option<u64>,
+    },
+    Start {
+        services: Vec<String>,
+    },
+    Restart {
+        services: Vec<String>,
+        timeout: Option<u64>,
+    },
+    Kill {
+        services: Vec<String>,
+        signal: String,
+    },
+    Pause {
+        services: Vec<String>,
+        paused: bool,
+    },
     /// Stop and remove everything; the supervisor exits after answering.
-    Down { timeout: Option<u64>, volumes: bool },
+    Down {
+        timeout: Option<u64>,
+        volumes: bool,
+    },
     Ping,
 }
 
@@ -63,10 +83,12 @@ pub struct Response {
 /// Sends `command` to the supervisor listening on `socket` and waits for its answer
 /// (`timeout`: `None` waits as long as the command takes).
 pub fn call(socket: &Path, command: Command, timeout: Option<Duration>) -> Result<Response, SupervisorError> {
-    let unreachable = |e: std::io::Error| SupervisorError::Unreachable { socket: socket.to_path_buf(), message: e.to_string() };
+    let unreachable =
+        |e: std::io::Error| SupervisorError::Unreachable { socket: socket.to_path_buf(), message: e.to_string() };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
     stream.set_read_timeout(timeout).map_err(unreachable)?;
-    let mut line = serde_json::to_vec(&Request { version: VERSION, command }).map_err(|e| SupervisorError::Protocol(e.to_string()))?;
+    let mut line = serde_json::to_vec(&Request { version: VERSION, command })
+        .map_err(|e| SupervisorError::Protocol(e.to_string()))?;
     line.push(b'\n');
     stream.write_all(&line).map_err(unreachable)?;
     let mut answer = String::new();
@@ -74,10 +96,13 @@ pub fn call(socket: &Path, command: Command, timeout: Option<Duration>) -> Resul
     if answer.is_empty() {
         return Err(SupervisorError::Protocol("the supervisor closed the connection without an answer".into()));
     }
-    let response: Response =
-        serde_json::from_str(&answer).map_err(|e| SupervisorError::Protocol(format!("undecodable answer {answer:?}: {e}")))?;
+    let response: Response = serde_json::from_str(&answer)
+        .map_err(|e| SupervisorError::Protocol(format!("undecodable answer {answer:?}: {e}")))?;
     if response.version != VERSION {
-        return Err(SupervisorError::Protocol(format!("the supervisor speaks protocol {}, expected {VERSION}", response.version)));
+        return Err(SupervisorError::Protocol(format!(
+            "the supervisor speaks protocol {}, expected {VERSION}",
+            response.version
+        )));
     }
     Ok(response)
 }

@@ -107,7 +107,8 @@ impl ProjectRecord {
 
     pub fn save(&self, paths: &ProjectPaths) -> Result<(), SupervisorError> {
         let path = paths.record();
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| SupervisorError::Corrupt { path: path.clone(), message: e.to_string() })?;
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| SupervisorError::Corrupt { path: path.clone(), message: e.to_string() })?;
         write_atomic(&path, &bytes).map_err(|source| SupervisorError::Io { action: "cannot write", path, source })
     }
 }

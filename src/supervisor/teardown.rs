@@ -27,7 +27,12 @@ pub fn containers(paths: &ProjectPaths, record: &ProjectRecord) {
 }
 
 /// Removes everything of the project; returns what was removed, for the user.
-pub fn everything(paths: &ProjectPaths, record: &ProjectRecord, plan: Option<&ProjectPlan>, volumes: bool) -> Vec<String> {
+pub fn everything(
+    paths: &ProjectPaths,
+    record: &ProjectRecord,
+    plan: Option<&ProjectPlan>,
+    volumes: bool,
+) -> Vec<String> {
     let mut messages = Vec::new();
     containers(paths, record);
     for container in record.containers.values() {

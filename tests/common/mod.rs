@@ -128,3 +128,25 @@ pub fn can_run_as_root(what: &str) -> bool {
     eprintln!("NOTE: {what} tests not run: {why}");
     false
 }
+
+/// Cgroup directories whose name starts with `prefix` (hoist puts containers under
+/// `hoist/<id>` in each hierarchy), v1 and v2.
+pub fn cgroups_named(prefix: &str) -> Vec<PathBuf> {
+    fn walk(dir: &Path, prefix: &str, depth: u32, found: &mut Vec<PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                continue;
+            }
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
+                found.push(path);
+            } else if depth > 0 {
+                walk(&path, prefix, depth - 1, found);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(Path::new("/sys/fs/cgroup"), prefix, 3, &mut found);
+    found
+}

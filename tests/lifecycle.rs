@@ -1,0 +1,348 @@
+//! The lifecycle end to end, with the real binary on the real kernel: `up` in dependency
+//! order with health conditions, restart policies, convergence, crash safety of the
+//! supervisor, volumes, and `down` leaving nothing behind. Images are busybox-static
+//! layers loaded into each test's own state root; each test has its own project name.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use hoist::network::links;
+use hoist::supervisor::events::Event;
+
+/// A project in a temporary directory with its own HOIST_ROOT; `down -v` and a leak check
+/// on drop, also when the test failed.
+struct Project {
+    dir: tempfile::TempDir,
+    name: String,
+    /// PIDs of container processes seen during the test: all must be gone at the end.
+    pids: Vec<i32>,
+    supervisor: Option<i32>,
+}
+
+fn root(dir: &Path) -> PathBuf {
+    dir.join("root")
+}
+
+impl Project {
+    fn new(tag: &str, compose: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("lc{tag}{}", std::process::id());
+        std::fs::write(dir.path().join("compose.yaml"), compose.replace("PROJECT", &name)).unwrap();
+        // The busybox image, as an OCI layout loaded through the CLI.
+        let layout = dir.path().join("layout");
+        let top = common::images::image(
+            &layout,
+            &[common::images::busybox_layer()],
+            std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64").as_str(),
+            &["sh"],
+        );
+        common::images::finish_layout(&layout, top, "busybox:test");
+        let project = Project { dir, name, pids: Vec::new(), supervisor: None };
+        let out = project.hoist(&["image", "load", "-i", layout.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        project
+    }
+
+    fn write(&self, compose: &str) {
+        std::fs::write(self.dir.path().join("compose.yaml"), compose.replace("PROJECT", &self.name)).unwrap();
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        cmd.args(args).current_dir(self.dir.path()).env("HOIST_ROOT", root(self.dir.path()));
+        cmd
+    }
+
+    fn hoist(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run hoist")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.hoist(args);
+        assert!(
+            out.status.success(),
+            "hoist {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    fn up(&mut self) -> String {
+        let out = self.ok(&["up", "-d"]);
+        self.supervisor =
+            std::fs::read_to_string(self.run_dir().join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
+        out
+    }
+
+    fn run_dir(&self) -> PathBuf {
+        root(self.dir.path()).join("run/projects").join(&self.name)
+    }
+
+    /// `ps -a --format json`, remembering container PIDs for the leak check.
+    fn ps(&mut self) -> Vec<serde_json::Value> {
+        let out = self.hoist(&["ps", "-a", "--format", "json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for row in &rows {
+            if let Some(pid) = row["Pid"].as_i64() {
+                if !self.pids.contains(&(pid as i32)) {
+                    self.pids.push(pid as i32);
+                }
+            }
+        }
+        rows
+    }
+
+    fn container(&mut self, service: &str) -> serde_json::Value {
+        self.ps().into_iter().find(|r| r["Service"] == service).unwrap_or_else(|| panic!("no container of {service}"))
+    }
+
+    /// Polls `ps` until `done` holds for `service`'s container (10 s at most).
+    fn wait_for(&mut self, service: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let row = self.container(service);
+            if done(&row) {
+                return row;
+            }
+            assert!(Instant::now() < deadline, "{service} never became {what}: {row}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn events(&self) -> Vec<Event> {
+        let path = root(self.dir.path()).join("lib/projects").join(&self.name).join("events.jsonl");
+        std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    fn volume(&self, name: &str) -> PathBuf {
+        root(self.dir.path()).join("lib/volumes").join(format!("{}_{name}", self.name)).join("_data")
+    }
+
+    /// Asserts that nothing of the project is left on the machine.
+    fn assert_nothing_left(&self) {
+        let bridge = links::bridge_name(&format!("{}_default", self.name));
+        assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "bridge {bridge} left");
+        let root = root(self.dir.path()).display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&root), "mounts left under {root}");
+        let cgroups = common::cgroups_named(&self.name);
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+        for pid in self.pids.iter().chain(self.supervisor.iter()) {
+            let gone = !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+            assert!(gone, "process {pid} left");
+        }
+        let containers = std::fs::read_dir(PathBuf::from(&root).join("lib/containers")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(containers, 0, "container state left");
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.hoist(&["down", "-v", "-t", "1"]);
+        if !std::thread::panicking() {
+            self.assert_nothing_left();
+        }
+    }
+}
+
+fn can_run() -> bool {
+    common::can_run_as_root("lifecycle")
+}
+
+const STACK: &str = r#"
+name: PROJECT
+services:
+  db:
+    image: busybox:test
+    init: true
+    command: ["sh", "-c", "echo db-booting; sleep 1; echo ok > /tmp/ready; exec httpd -f -p 3306 -h /tmp"]
+    healthcheck:
+      test: ["CMD", "test", "-f", "/tmp/ready"]
+      interval: 30s
+      start_period: 30s
+      start_interval: 100ms
+  search:
+    image: busybox:test
+    init: true
+    command: ["sh", "-c", "echo search-up; exec httpd -f -p 8983 -h /tmp"]
+  worker:
+    image: busybox:test
+    init: true
+    command: ["sh", "-c", "while true; do echo worker-tick $$(wget -qO- http://db:3306/ready); sleep 0.2; done"]
+    depends_on:
+      db: {condition: service_healthy}
+  web:
+    image: busybox:test
+    init: true
+    command: ["sh", "-c", "echo web-up; exec httpd -f -p 3000 -h /tmp"]
+    depends_on:
+      db: {condition: service_healthy}
+      worker: {condition: service_started}
+      search: {condition: service_started}
+"#;
+
+#[test]
+fn a_rails_shaped_stack_starts_in_order_and_goes_away() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("stack", STACK);
+    p.up();
+    // `up -d` returned: db is healthy and everything runs.
+    let rows = p.ps();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    assert!(rows.iter().all(|r| r["State"] == "running"), "{rows:?}");
+    assert_eq!(p.container("db")["Health"], "healthy");
+    // Dependents started only after db was healthy.
+    let events = p.events();
+    let time = |container: &str, action: &str| {
+        events
+            .iter()
+            .find(|e| e.container.ends_with(container) && e.action == action)
+            .map(|e| e.time.clone())
+            .unwrap_or_else(|| panic!("no {action} of {container}: {events:?}"))
+    };
+    let healthy = time("db-1", "health_status: healthy");
+    assert!(time("web-1", "start") > healthy && time("worker-1", "start") > healthy, "{events:?}");
+    assert!(time("web-1", "start") > time("worker-1", "start"));
+
+    // logs -f streams new lines as they come.
+    let mut follow = p.command(&["logs", "-f", "--no-color", "worker"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
+    let mut ticks = 0;
+    while ticks < 3 {
+        let line = lines.next().expect("logs -f ended").unwrap();
+        assert!(line.starts_with(&format!("{}-worker-1 | ", p.name)), "{line}");
+        if line.ends_with("worker-tick ok") {
+            ticks += 1;
+        }
+    }
+    follow.kill().unwrap();
+    follow.wait().unwrap();
+    let logs = p.ok(&["logs", "--no-color", "db"]);
+    assert!(logs.contains("db-booting"), "{logs}");
+
+    let down = p.ok(&["down", "-t", "2"]);
+    assert!(down.contains("Network") && down.contains("Removed"), "{down}");
+    p.assert_nothing_left();
+}
+
+#[test]
+fn restart_policies_back_off_and_respect_a_manual_stop() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new(
+        "restart",
+        r#"
+name: PROJECT
+services:
+  flaky:
+    image: busybox:test
+    command: ["sh", "-c", "echo attempt; exit 1"]
+    restart: "on-failure:3"
+  steady:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    restart: always
+"#,
+    );
+    p.up();
+    let flaky = p.wait_for("flaky", "given up", |r| r["State"] == "exited" && r["Restarts"] == 3);
+    assert_eq!(flaky["ExitCode"], 1);
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(p.container("flaky")["Restarts"], 3, "restarted beyond on-failure:3");
+    let times: Vec<String> =
+        p.events().into_iter().filter(|e| e.service == "flaky" && e.action == "start").map(|e| e.time).collect();
+    assert_eq!(times.len(), 4, "one start and three restarts: {times:?}");
+    let parsed: Vec<std::time::SystemTime> = times.iter().map(|t| humantime::parse_rfc3339(t).unwrap()).collect();
+    let gaps: Vec<Duration> = parsed.windows(2).map(|w| w[1].duration_since(w[0]).unwrap()).collect();
+    assert!(gaps.windows(2).all(|g| g[1] > g[0]), "delays do not grow: {gaps:?}");
+
+    // `always`: back after SIGKILL of its PID 1 from outside.
+    let before = p.container("steady")["Pid"].as_i64().unwrap();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(before as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    let after = p.wait_for("steady", "restarted", |r| {
+        r["State"] == "running" && r["Pid"].as_i64().is_some_and(|pid| pid != before)
+    });
+    assert_eq!(after["Restarts"], 1);
+    // A manual stop is final.
+    p.ok(&["stop", "-t", "1", "steady"]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(p.container("steady")["State"], "exited");
+}
+
+#[test]
+fn a_changed_service_is_the_only_one_recreated() {
+    if !can_run() {
+        return;
+    }
+    let compose = |value: &str| {
+        format!(
+            "name: PROJECT\nservices:\n  a:\n    image: busybox:test\n    command: [\"sleep\", \"1000\"]\n    environment:\n      VALUE: \"{value}\"\n  b:\n    image: busybox:test\n    command: [\"sleep\", \"1000\"]\n"
+        )
+    };
+    let mut p = Project::new("converge", &compose("one"));
+    p.up();
+    let (a1, b1) = (p.container("a")["Pid"].clone(), p.container("b")["Pid"].clone());
+    p.write(&compose("two"));
+    let out = p.up();
+    assert!(out.contains(&format!("Container {}-a-1 Recreated", p.name)), "{out}");
+    assert!(!out.contains("-b-1"), "{out}");
+    assert_ne!(p.container("a")["Pid"], a1);
+    assert_eq!(p.container("b")["Pid"], b1);
+    // Unchanged: nothing happens.
+    let out = p.up();
+    assert!(!out.contains("Recreated") && !out.contains("Created"), "{out}");
+}
+
+#[test]
+fn down_after_the_supervisor_was_killed_removes_everything() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("crash", STACK);
+    p.up();
+    p.ps();
+    let supervisor = p.supervisor.expect("supervisor pid");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(supervisor), nix::sys::signal::Signal::SIGKILL).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let ps = p.hoist(&["ps"]);
+    let stderr = String::from_utf8_lossy(&ps.stderr);
+    assert!(stderr.contains("is not running"), "{stderr}");
+    assert!(String::from_utf8_lossy(&ps.stdout).contains("unsupervised"));
+    p.ok(&["down"]);
+    p.assert_nothing_left();
+    // And the project comes up again.
+    p.up();
+    assert_eq!(p.ps().len(), 4);
+}
+
+#[test]
+fn named_volumes_survive_down_and_go_with_down_v() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new(
+        "volume",
+        "name: PROJECT\nservices:\n  db:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"echo boot >> /data/boots; exec sleep 1000\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data:\n",
+    );
+    p.up();
+    p.wait_for("db", "running", |r| r["State"] == "running");
+    p.ok(&["down", "-t", "1"]);
+    p.up();
+    let boots = p.volume("data").join("boots");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&boots).unwrap_or_default().lines().count() < 2 {
+        assert!(Instant::now() < deadline, "the volume lost its data: {:?}", std::fs::read_to_string(&boots));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    p.ok(&["down", "-v", "-t", "1"]);
+    assert!(!p.volume("data").exists(), "down -v left the volume");
+}
