@@ -346,3 +346,67 @@ fn named_volumes_survive_down_and_go_with_down_v() {
     p.ok(&["down", "-v", "-t", "1"]);
     assert!(!p.volume("data").exists(), "down -v left the volume");
 }
+
+#[test]
+fn dependents_with_restart_true_follow_their_dependency_and_top_and_wait_work() {
+    if !can_run() {
+        return;
+    }
+    let compose = |value: &str| {
+        format!(
+            r#"name: PROJECT
+services:
+  db:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    environment: {{VALUE: "{value}"}}
+    stop_grace_period: 200ms
+  web:
+    image: busybox:test
+    command: ["sh", "-c", "sleep 1000 & wait"]
+    stop_grace_period: 200ms
+    depends_on:
+      db: {{condition: service_started, restart: true}}
+  worker:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    depends_on: [db]
+  job:
+    image: busybox:test
+    command: ["sh", "-c", "sleep 0.5; exit 4"]
+"#
+        )
+    };
+    let mut p = Project::new("follow", &compose("one"));
+    p.up();
+    let starts =
+        |p: &Project, service: &str| p.events().iter().filter(|e| e.service == service && e.action == "start").count();
+    let worker_pid = p.container("worker")["Pid"].clone();
+
+    // `restart db` restarts web (restart: true) after it, not worker.
+    p.ok(&["restart", "-t", "1", "db"]);
+    assert_eq!(starts(&p, "db"), 2);
+    assert_eq!(starts(&p, "web"), 2, "web follows db");
+    assert_eq!(starts(&p, "worker"), 1, "worker does not");
+    assert_eq!(p.container("worker")["Pid"], worker_pid);
+    let db_start = p.events().iter().rposition(|e| e.service == "db" && e.action == "start").unwrap();
+    let web_start = p.events().iter().rposition(|e| e.service == "web" && e.action == "start").unwrap();
+    assert!(web_start > db_start, "web restarted after db");
+
+    // Recreating db by `up` restarts web too.
+    p.write(&compose("two"));
+    let out = p.up();
+    assert!(out.contains(&format!("Container {}-db-1 Recreated", p.name)), "{out}");
+    assert!(out.contains(&format!("Container {}-web-1 Restarted", p.name)), "{out}");
+    assert_eq!(starts(&p, "web"), 3);
+    assert_eq!(starts(&p, "worker"), 1);
+
+    // `top` lists web's processes: its shell and the sleep it started.
+    let top = p.ok(&["top", "web"]);
+    assert!(top.contains(&format!("{}-web-1", p.name)), "{top}");
+    assert!(top.contains("UID") && top.contains("sleep 1000") && top.contains("sh -c sleep 1000 & wait"), "{top}");
+
+    // `wait job` returns job's exit code once it has exited.
+    let out = p.hoist(&["wait", "job"]);
+    assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -14,7 +14,7 @@ use crate::plan::{spec, ServiceGraph};
 use crate::roots::Roots;
 use crate::supervisor::client::{self, Liveness};
 use crate::supervisor::protocol::{Command, UpOptions};
-use crate::supervisor::records::{ProjectRecord, State};
+use crate::supervisor::records::{ContainerRecord, ProjectRecord, State};
 use crate::supervisor::{teardown, ProjectPaths};
 
 #[derive(Debug, clap::Args)]
@@ -275,4 +275,48 @@ pub fn control(global: &GlobalOptions, command: Command) -> anyhow::Result<()> {
     let paths = running(global)?;
     client::request(&paths, command)?;
     Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// Take the project down when the first container stops
+    #[arg(long)]
+    pub down_project: bool,
+    pub services: Vec<String>,
+}
+
+/// `hoist wait`: blocks until every container of the services (all when none are named)
+/// has stopped for good (a restart by policy is not a stop); exits with the exit code of
+/// the first one that stopped.
+pub fn wait(global: &GlobalOptions, args: &WaitArgs) -> anyhow::Result<i32> {
+    let paths = running(global)?;
+    let selected = |c: &ContainerRecord| !c.one_off && (args.services.is_empty() || args.services.contains(&c.service));
+    let initial = ProjectRecord::load(&paths)?.unwrap_or_default();
+    let watched: Vec<String> = initial.containers.values().filter(|c| selected(c)).map(|c| c.name.clone()).collect();
+    if watched.is_empty() {
+        bail!("no container to wait for in project {}", paths.project);
+    }
+    let mut first_code: Option<i32> = None;
+    let mut reported: Vec<String> = Vec::new();
+    loop {
+        let record = ProjectRecord::load(&paths)?.unwrap_or_default();
+        for name in &watched {
+            let stopped = record.containers.get(name).is_none_or(|c| c.state == State::Exited);
+            if stopped && !reported.contains(name) {
+                let code = record.containers.get(name).and_then(|c| c.exit_code).unwrap_or(0);
+                eprintln!("container {name} exited with code {code}");
+                first_code.get_or_insert(code);
+                reported.push(name.clone());
+            }
+        }
+        if args.down_project && first_code.is_some() {
+            down(global, &DownArgs { volumes: false, remove_orphans: false, timeout: None })?;
+            break;
+        }
+        if reported.len() == watched.len() || !matches!(client::liveness(&paths), Liveness::Running { .. }) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(first_code.unwrap_or(0))
 }

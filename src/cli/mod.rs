@@ -90,6 +90,10 @@ pub enum Command {
     Ls,
     /// Print the project's container events
     Events(status::EventsArgs),
+    /// Display the running processes of each container
+    Top(status::TopArgs),
+    /// Block until the containers of all (or the named) services stop
+    Wait(lifecycle::WaitArgs),
     /// Runs a project's supervisor (started by `up`)
     #[command(name = "__supervise", hide = true)]
     Supervise { project: String },
@@ -149,6 +153,8 @@ pub fn run() -> i32 {
         Command::Port(args) => status::port(global, args),
         Command::Ls => status::ls(),
         Command::Events(args) => status::events(global, args),
+        Command::Top(args) => status::top(global, args),
+        Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
         Command::Supervise { project } => {
             crate::supervisor::daemon::main(lifecycle::roots(), project).map_err(anyhow::Error::from)
         }

@@ -1,4 +1,4 @@
-//! `hoist ps`, `port`, `ls` and `events`: what the project's record on disk says, with a
+//! `hoist ps`, `top`, `port`, `ls` and `events`: what the project's record on disk says, with a
 //! plain warning when the supervisor that should keep it current is gone.
 
 use std::io::Write;
@@ -139,16 +139,69 @@ pub fn ps(global: &GlobalOptions, args: &PsArgs) -> anyhow::Result<()> {
             writeln!(out, "{}", serde_json::Value::Array(rows))?;
         }
         Format::Table => {
-            let rows: Vec<[String; 4]> =
-                shown.iter().map(|c| [c.name.clone(), c.service.clone(), status(c, supervised), ports(c)]).collect();
-            let header = ["NAME".to_string(), "SERVICE".into(), "STATUS".into(), "PORTS".into()];
-            let widths: Vec<usize> =
-                (0..4).map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0)).collect();
-            for row in std::iter::once(&header).chain(rows.iter()) {
-                let line: Vec<String> = (0..4).map(|i| format!("{:<w$}", row[i], w = widths[i])).collect();
-                writeln!(out, "{}", line.join("   ").trim_end())?;
-            }
+            let rows: Vec<Vec<String>> = shown
+                .iter()
+                .map(|c| vec![c.name.clone(), c.service.clone(), status(c, supervised), ports(c)])
+                .collect();
+            table(&mut out, &["NAME", "SERVICE", "STATUS", "PORTS"], &rows)?;
         }
+    }
+    Ok(())
+}
+
+/// Prints `rows` under `header` in left-aligned columns three spaces apart.
+fn table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> std::io::Result<()> {
+    let header: Vec<String> = header.iter().map(|h| h.to_string()).collect();
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| rows.iter().map(|r| r[i].len()).chain([header[i].len()]).max().unwrap_or(0))
+        .collect();
+    for row in std::iter::once(&header).chain(rows.iter()) {
+        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, w)| format!("{cell:<w$}")).collect();
+        writeln!(out, "{}", line.join("   ").trim_end())?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct TopArgs {
+    pub service: Vec<String>,
+}
+
+/// `hoist top`: the processes of each running container, as `ps -ef` shows them.
+pub fn top(global: &GlobalOptions, args: &TopArgs) -> anyhow::Result<()> {
+    let paths = project_paths(global)?;
+    let record = record(&paths)?;
+    let mut out = std::io::stdout().lock();
+    let running = record.containers.values().filter(|c| {
+        matches!(c.state, State::Running | State::Paused)
+            && (args.service.is_empty() || args.service.contains(&c.service))
+    });
+    for container in running {
+        let Some(pid) = container.pid else { continue };
+        let rows: Vec<Vec<String>> = crate::runtime::top::processes(pid)
+            .into_iter()
+            .map(|p| {
+                let user = nix::unistd::User::from_uid(p.uid.into())
+                    .ok()
+                    .flatten()
+                    .map_or_else(|| p.uid.to_string(), |u| u.name);
+                let started = humantime::format_rfc3339_seconds(p.started).to_string();
+                let seconds = p.cpu_time.as_secs();
+                vec![
+                    user,
+                    p.pid.to_string(),
+                    p.ppid.to_string(),
+                    p.cpu_percent.to_string(),
+                    started.get(11..16).unwrap_or("?").to_string(),
+                    p.tty.unwrap_or_else(|| "?".into()),
+                    format!("{:02}:{:02}:{:02}", seconds / 3600, seconds / 60 % 60, seconds % 60),
+                    p.command,
+                ]
+            })
+            .collect();
+        writeln!(out, "{}", container.name)?;
+        table(&mut out, &["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], &rows)?;
+        writeln!(out)?;
     }
     Ok(())
 }

@@ -45,6 +45,25 @@ pub struct ProjectPlan {
     pub services: Vec<ServicePlan>,
 }
 
+impl ProjectPlan {
+    /// The services to restart along with `restarted`: those that depend on one of them
+    /// with `restart: true`, transitively (`restarted` itself not included).
+    pub fn restart_dependents(&self, restarted: &[String]) -> Vec<String> {
+        let mut result: Vec<String> = Vec::new();
+        let mut frontier: Vec<String> = restarted.to_vec();
+        while let Some(dependency) = frontier.pop() {
+            for service in &self.services {
+                let follows = service.depends_on.iter().any(|d| d.restart && d.service == dependency);
+                if follows && !restarted.contains(&service.name) && !result.contains(&service.name) {
+                    result.push(service.name.clone());
+                    frontier.push(service.name.clone());
+                }
+            }
+        }
+        result
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkPlan {
     /// The project's name for it (`default`, `backend`).

@@ -30,6 +30,7 @@ pub mod spec;
 pub mod state;
 mod sys;
 pub mod terminal;
+pub mod top;
 pub mod users;
 
 pub use container::{Container, Exit, Runtime, Stdio};

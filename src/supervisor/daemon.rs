@@ -170,6 +170,7 @@ impl Daemon {
             Command::Stop { services, timeout } => self.stop(&services, timeout).await.map(|_| Vec::new()),
             Command::Start { services } => self.start(&services).await.map(|_| Vec::new()),
             Command::Restart { services, timeout } => {
+                let services = self.with_restart_dependents(services);
                 self.stop(&services, timeout).await?;
                 self.start(&services).await.map(|_| Vec::new())
             }
@@ -335,7 +336,7 @@ impl Daemon {
         }
         // Every new container's ports are bound before anything starts, so a taken port
         // stops the whole `up`.
-        let mut created: Vec<(String, u32, Arc<ServicePlan>, Option<ports::Forwarder>)> = Vec::new();
+        let mut created: Vec<NewContainer> = Vec::new();
         for action in &actions {
             let (service, index, name, verb) = match action {
                 Action::Create { service, index, name } => (service, *index, name, "Created"),
@@ -381,21 +382,44 @@ impl Daemon {
             }
             self.event(name, &plan.name, "create", None);
         }
-        let mut pending: BTreeMap<String, Vec<(String, u32, Arc<ServicePlan>, Option<ports::Forwarder>)>> =
-            BTreeMap::new();
+        let mut pending: BTreeMap<String, Vec<NewContainer>> = BTreeMap::new();
         for entry in created {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
         }
-        let to_start: HashSet<String> = actions
+        let mut to_start: HashSet<String> = actions
             .iter()
             .filter_map(|a| match a {
                 Action::Start { name } => Some(name.clone()),
                 _ => None,
             })
             .collect();
+        // Services following a recreated dependency with `restart: true` are stopped now
+        // and started again after it, layer by layer.
+        let recreated: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Recreate { service, .. } => Some(service.clone()),
+                _ => None,
+            })
+            .collect();
+        for follower in plan.restart_dependents(&recreated) {
+            let Some(service_plan) = self.service(&follower) else { continue };
+            for handle in inner.containers.values().filter(|h| h.service == follower) {
+                let (reply, done) = oneshot::channel();
+                let control = Control::Stop { grace: service_plan.stop_grace_period, reply };
+                if handle.control.send(control).await.is_ok() {
+                    let _ = done.await;
+                    to_start.insert(handle.name.clone());
+                    messages.push(format!("Container {} Restarted", handle.name));
+                }
+            }
+        }
 
         // Start layer by layer; a layer's services wait for their dependencies' conditions.
         for layer in layers(&selected) {
+            // Containers this layer starts, with their start count before: the layer is
+            // started once each count has grown.
+            let mut starting: Vec<(String, u32)> = Vec::new();
             for service in &layer {
                 let plan_of = selected.iter().find(|s| &s.name == service).ok_or("service vanished")?;
                 self.wait_dependencies(&inner, plan_of).await?;
@@ -405,11 +429,13 @@ impl Daemon {
                         container::Config { name: name.clone(), service: service_plan },
                         forwarder,
                     );
-                    inner.containers.insert(name, handle);
+                    inner.containers.insert(name.clone(), handle);
+                    starting.push((name, 0));
                 }
                 for handle in inner.containers.values().filter(|h| &h.service == service) {
                     let name = handle.name.clone();
                     if to_start.contains(&name) {
+                        starting.push((name, handle.status.borrow().starts));
                         let (reply, done) = oneshot::channel();
                         let _ = handle.control.send(Control::Start(reply)).await;
                         let _ = done.await;
@@ -419,7 +445,11 @@ impl Daemon {
             // The layer has started before the next one is considered.
             for service in &layer {
                 for handle in inner.containers.values().filter(|h| &h.service == service) {
-                    wait_for(handle, |s| s.starts > 0 || s.failure.is_some() || s.state == State::Exited).await;
+                    let Some(&(_, before)) = starting.iter().find(|(name, _)| name == &handle.name) else { continue };
+                    wait_for(handle, |s| {
+                        s.starts > before || s.failure.is_some() || (before == 0 && s.state == State::Exited)
+                    })
+                    .await;
                     if let Some(failure) = handle.status.borrow().failure.clone() {
                         return Err(format!(
                             "service {service}: container {} failed to start: {failure}",
@@ -443,6 +473,18 @@ impl Daemon {
             }
         }
         Ok(messages)
+    }
+
+    /// `services` and those following them with `depends_on.restart: true` (all stays all).
+    fn with_restart_dependents(&self, mut services: Vec<String>) -> Vec<String> {
+        if services.is_empty() {
+            return services;
+        }
+        let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
+        if let Some(plan) = plan {
+            services.extend(plan.restart_dependents(&services));
+        }
+        services
     }
 
     fn service(&self, name: &str) -> Option<ServicePlan> {
@@ -652,6 +694,9 @@ impl Daemon {
         Ok(messages)
     }
 }
+
+/// A container `up` creates: name, replica index, service plan, bound ports.
+type NewContainer = (String, u32, Arc<ServicePlan>, Option<ports::Forwarder>);
 
 async fn wait_for(handle: &Handle, done: impl Fn(&Status) -> bool) {
     let mut status = handle.status.clone();
