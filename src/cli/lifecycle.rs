@@ -11,6 +11,7 @@ use super::{logs, GlobalOptions};
 use crate::image::registry::{self, PullOptions};
 use crate::image::{Reference, Store};
 use crate::plan::{spec, ServiceGraph};
+use crate::project::Project;
 use crate::roots::Roots;
 use crate::supervisor::client::{self, Liveness};
 use crate::supervisor::protocol::{Command, UpOptions};
@@ -119,14 +120,6 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
     let graph = ServiceGraph::new(&project)?;
     let selection = graph.select(&args.services, !args.no_deps)?;
     let order: Vec<String> = selection.start_layers().concat();
-    let roots = roots();
-    let store = Store::open(&roots.state)?;
-    let lookup = |image: &str| image_for(&store, image, &args.pull);
-    // Everything is checked here, before the first container starts.
-    let plan = spec::build(&project, &order, &lookup, &roots.state)?;
-    let paths = ProjectPaths::new(&roots, &project.name);
-    let binary = std::env::current_exe().context("cannot find the hoist binary")?;
-    client::ensure_running(&paths, &binary)?;
     let options = UpOptions {
         services: order.clone(),
         force_recreate: args.force_recreate,
@@ -135,14 +128,39 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
         wait: args.wait,
         config_files: loaded.files.iter().map(|f| f.display().to_string()).collect(),
     };
-    let response = client::request(&paths, Command::Up { plan: Box::new(plan), options })?;
-    for message in &response.messages {
-        eprintln!(" {message}");
-    }
+    let paths = converge(&project, &order, &args.pull, options)?;
     if args.detach || args.wait {
         return Ok(0);
     }
     attach(&paths, &order, args)
+}
+
+/// Plans `order` (services of `project`, in start order) and has the project's supervisor,
+/// started first when needed, converge on it; prints what it did.
+pub fn converge(project: &Project, order: &[String], pull: &str, options: UpOptions) -> anyhow::Result<ProjectPaths> {
+    let plan = plan(project, order, pull)?;
+    let paths = start_supervisor(&project.name)?;
+    let response = client::request(&paths, Command::Up { plan: Box::new(plan), options })?;
+    for message in &response.messages {
+        eprintln!(" {message}");
+    }
+    Ok(paths)
+}
+
+/// The plan of `order`; everything is checked here, before the first container starts.
+pub fn plan(project: &Project, order: &[String], pull: &str) -> anyhow::Result<spec::ProjectPlan> {
+    let roots = roots();
+    let store = Store::open(&roots.state)?;
+    let lookup = |image: &str| image_for(&store, image, pull);
+    Ok(spec::build(project, order, &lookup, &roots.state)?)
+}
+
+/// The project's supervisor, started when it does not run.
+pub fn start_supervisor(project: &str) -> anyhow::Result<ProjectPaths> {
+    let paths = ProjectPaths::new(&roots(), project);
+    let binary = std::env::current_exe().context("cannot find the hoist binary")?;
+    client::ensure_running(&paths, &binary)?;
+    Ok(paths)
 }
 
 /// An image from the store, pulled first when the policy says so.

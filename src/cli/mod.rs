@@ -5,10 +5,12 @@
 //! 2 the command line itself was wrong (clap's usage error).
 
 mod config;
+mod exec;
 mod images;
 mod lifecycle;
 mod logging;
 mod logs;
+mod run;
 mod status;
 
 use std::collections::BTreeMap;
@@ -90,6 +92,10 @@ pub enum Command {
     Ls,
     /// Print the project's container events
     Events(status::EventsArgs),
+    /// Run a command in a running container
+    Exec(exec::ExecArgs),
+    /// Run a one-off command in a new container of a service
+    Run(run::RunArgs),
     /// Display the running processes of each container
     Top(status::TopArgs),
     /// Block until the containers of all (or the named) services stop
@@ -154,6 +160,8 @@ pub fn run() -> i32 {
         Command::Ls => status::ls(),
         Command::Events(args) => status::events(global, args),
         Command::Top(args) => status::top(global, args),
+        Command::Exec(args) => return finish(exec::run(global, args).map(Outcome::Code)),
+        Command::Run(args) => return finish(run::run(global, args).map(Outcome::Code)),
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
         Command::Supervise { project } => {
             crate::supervisor::daemon::main(lifecycle::roots(), project).map_err(anyhow::Error::from)

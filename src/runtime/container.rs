@@ -192,6 +192,15 @@ impl Runtime {
         self.containers_dir.join(id)
     }
 
+    /// The spec container `id` was created with.
+    pub fn spec(&self, id: &str) -> Result<ContainerSpec> {
+        let dir = self.dir(id);
+        if !dir.exists() {
+            return Err(RuntimeError::NotFound { id: id.to_string() });
+        }
+        load_spec(&dir)
+    }
+
     /// Creates the container: namespaces, cgroup and root are ready, the command not yet run.
     pub fn create(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
         if spec.id.is_empty() || !spec.id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {

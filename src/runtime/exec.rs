@@ -48,6 +48,12 @@ impl Runtime {
     /// Runs `process` inside running container `id`: same namespaces, cgroup, root,
     /// capabilities and seccomp filter as its PID 1.
     pub fn exec(&self, id: &str, process: &ProcessSpec, stdio: Stdio) -> Result<ExecProcess> {
+        self.exec_with(id, process, stdio, false)
+    }
+
+    /// [`Runtime::exec`], with every capability and no seccomp filter when `privileged`
+    /// (`exec --privileged`).
+    pub fn exec_with(&self, id: &str, process: &ProcessSpec, stdio: Stdio, privileged: bool) -> Result<ExecProcess> {
         let dir = self.dir(id);
         let Some(state) = state::load(&dir)? else {
             return Err(RuntimeError::NotFound { id: id.to_string() });
@@ -55,7 +61,9 @@ impl Runtime {
         if state.pid <= 0 || !state::is_alive(&state) {
             return Err(RuntimeError::State { id: id.to_string(), state: "not running".into(), expected: "running" });
         }
-        let request = Request { pid: state.pid, container: load_spec(&dir)?, process: process.clone() };
+        let mut container = load_spec(&dir)?;
+        container.privileged |= privileged;
+        let request = Request { pid: state.pid, container, process: process.clone() };
         let mut stage = spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, process.terminal, CloneFlags::empty())?;
         let mut exec = ExecProcess { stage: stage.pid, console: None, exit: None };
         let fail = |exec: &mut ExecProcess, message: String| {
@@ -86,6 +94,11 @@ impl ExecProcess {
     /// The master side of the process's pty, once (`process.terminal`).
     pub fn take_console(&mut self) -> Option<OwnedFd> {
         self.console.take()
+    }
+
+    /// The exec stage's pid on the host: a signal sent to it reaches the command.
+    pub fn pid(&self) -> i32 {
+        self.stage.as_raw()
     }
 
     /// Sends `signal` to the command (through the stage, which forwards it).

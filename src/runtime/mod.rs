@@ -38,6 +38,12 @@ pub use error::RuntimeError;
 pub use exec::ExecProcess;
 pub use spec::{ContainerSpec, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs};
 
+/// A duplicate of descriptor `fd` of process `pid` (pidfd_getfd(2)): how the supervisor
+/// takes a client's stdio for `hoist run`, and the client the one-off's pty.
+pub fn copy_fd_of_process(pid: i32, fd: i32) -> std::io::Result<std::os::fd::OwnedFd> {
+    sys::copy_fd_of_process(pid, fd).map_err(std::io::Error::from)
+}
+
 /// Runs the init or exec stage when the hoist binary was started as one (its first
 /// argument is [`init::INIT_ARG`] or [`exec::EXEC_ARG`], the second the container's state
 /// directory); returns otherwise. Call it first thing in `main`.

@@ -176,3 +176,24 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
     // before exec (close_from) or exit.
     unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
+
+/// A duplicate of descriptor `fd` of process `pid` (pidfd_getfd(2); needs ptrace rights
+/// over it, which root has). How a supervisor borrows a client's stdio and a client the
+/// supervisor's pty, whatever kind of file they are.
+pub fn copy_fd_of_process(pid: i32, fd: RawFd) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: pidfd_open returned a descriptor that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags; it returns a new
+    // descriptor (close-on-exec) or -1.
+    let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
+    if copy < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: a fresh descriptor from the kernel, owned by no one else.
+    Ok(unsafe { OwnedFd::from_raw_fd(copy as RawFd) })
+}

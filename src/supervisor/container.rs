@@ -71,6 +71,17 @@ pub struct Handle {
 pub struct Config {
     pub name: String,
     pub service: Arc<ServicePlan>,
+    /// Set for a `hoist run` container.
+    pub one_off: Option<OneOff>,
+}
+
+/// How a one-off container differs: its stdio is the client's (or a pty), not the log.
+pub struct OneOff {
+    /// The client's stdin, stdout and stderr, used by the first (only) start.
+    pub stdio: Mutex<Option<Stdio>>,
+    pub terminal: bool,
+    /// Removed as soon as it exits (`--rm`).
+    pub remove: bool,
 }
 
 /// Starts supervising a container; it is started at once.
@@ -250,6 +261,13 @@ async fn supervise(
             s.health = None;
         });
         daemon.event(&config.name, &config.service.name, "die", Some(code));
+        if config.one_off.as_ref().is_some_and(|o| o.remove) {
+            finish(&daemon, &config);
+            if let Some((reply, _)) = pending.take() {
+                let _ = reply.send(());
+            }
+            return;
+        }
         if let Some((reply, remove)) = pending.take() {
             if remove {
                 finish(&daemon, &config);
@@ -335,10 +353,17 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
 
 /// Creates, connects and starts the container; returns once its command runs.
 async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWriter>>) -> Result<Running, String> {
-    let (out_read, out_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
-    let (err_read, err_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    // A one-off's output goes straight to its client; everything else's into the log.
+    let (stdio, pipes) = match &config.one_off {
+        Some(one_off) => (one_off.stdio.lock().ok().and_then(|mut s| s.take()).unwrap_or_default(), None),
+        None => {
+            let (out_read, out_write) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+            let (err_read, err_write) =
+                nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+            (Stdio { stdin: None, stdout: Some(out_write), stderr: Some(err_write) }, Some((out_read, err_read)))
+        }
+    };
     let (daemon2, config2) = (daemon.clone(), config.clone());
     let (exit_tx, exit_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
@@ -346,7 +371,7 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
     std::thread::Builder::new()
         .name(format!("wait-{}", config.name))
         .spawn(move || {
-            let created = create_and_start(&daemon2, &config2, out_write, err_write);
+            let created = create_and_start(&daemon2, &config2, stdio);
             match created {
                 Ok((mut container, addresses)) => {
                     let _ = started_tx.send(Ok((container.pid(), container.cgroup().clone(), addresses)));
@@ -360,18 +385,21 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
             }
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;
-    pump(out_read, Stream::Stdout, log.clone());
-    pump(err_read, Stream::Stderr, log.clone());
+    if let Some((out_read, err_read)) = pipes {
+        pump(out_read, Stream::Stdout, log.clone());
+        pump(err_read, Stream::Stderr, log.clone());
+    }
     let (pid, cgroup, addresses) = started_rx.await.map_err(|_| "the start thread went away".to_string())??;
     Ok(Running { pid, cgroup, exit: exit_rx, started: Instant::now(), addresses, health: None })
 }
 
 type Started = (crate::runtime::Container, Vec<(String, Ipv4Addr)>);
 
-fn create_and_start(daemon: &Daemon, config: &Config, stdout: OwnedFd, stderr: OwnedFd) -> Result<Started, String> {
+fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<Started, String> {
     let service = &config.service;
     let mut spec = service.spec.clone();
     spec.id = config.name.clone();
+    spec.process.terminal = config.one_off.as_ref().is_some_and(|o| o.terminal);
     if spec.hostname.is_none() {
         spec.hostname = Some(config.name.clone());
     }
@@ -395,8 +423,12 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdout: OwnedFd, stderr: O
     }
     // A leftover of a crash with the same name goes first.
     let _ = daemon.runtime.delete(&config.name);
-    let stdio = Stdio { stdin: None, stdout: Some(stdout), stderr: Some(stderr) };
     let mut container = daemon.runtime.create(&spec, stdio).map_err(|e| e.to_string())?;
+    if let Some(console) = container.take_console() {
+        if let Ok(mut consoles) = daemon.consoles.lock() {
+            consoles.insert(config.name.clone(), console);
+        }
+    }
     let fail = |container: &crate::runtime::Container, message: String| {
         let _ = daemon.runtime.delete(container.id());
         message
@@ -448,6 +480,9 @@ fn pump(read: OwnedFd, stream: Stream, log: Arc<Mutex<LogWriter>>) {
 
 /// Disconnects an exited container and removes it from the runtime (its lease stays).
 fn cleanup(daemon: &Daemon, config: &Config, running: &Running) {
+    if let Ok(mut consoles) = daemon.consoles.lock() {
+        consoles.remove(&config.name);
+    }
     for (network, address) in &running.addresses {
         daemon.names.remove_address(network, *address);
         if let Err(e) = links::detach(network, &config.name) {

@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use tokio::sync::oneshot;
 use super::container::{self, Control, Handle, Status};
 use super::error::SupervisorError;
 use super::paths::ProjectPaths;
-use super::protocol::{Command, Request, Response, UpOptions, VERSION};
+use super::protocol::{Answer, Command, Request, Response, RunOptions, UpOptions, VERSION};
 use super::records::{ContainerRecord, Health, ProjectRecord, State};
 use super::{events, teardown};
 use crate::network::dns::{self, DnsServer, NameTable};
@@ -27,7 +28,7 @@ use crate::plan::reconcile::{self, Action, Desired, Observed};
 use crate::plan::spec::{NetworkMode, ProjectPlan, ServicePlan};
 use crate::project::model::Condition;
 use crate::roots::Roots;
-use crate::runtime::{ContainerSpec, Runtime};
+use crate::runtime::{ContainerSpec, Runtime, Stdio};
 
 pub struct Daemon {
     pub paths: ProjectPaths,
@@ -39,6 +40,9 @@ pub struct Daemon {
     /// Read by container tasks without the command lock.
     shared: Mutex<Shared>,
     shutdown: tokio::sync::Notify,
+    /// The pty masters of one-off containers run with a terminal, by container name: held
+    /// here while the container runs, for the client to copy.
+    pub consoles: Mutex<BTreeMap<String, OwnedFd>>,
 }
 
 #[derive(Default)]
@@ -88,6 +92,7 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             inner: tokio::sync::Mutex::new(Inner::default()),
             shared: Mutex::new(Shared::default()),
             shutdown: tokio::sync::Notify::new(),
+            consoles: Mutex::new(BTreeMap::new()),
         });
         let socket = paths.socket();
         std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
@@ -133,18 +138,15 @@ async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     }
     let mut down = false;
     let response = match serde_json::from_str::<Request>(&line) {
-        Err(e) => Response { version: VERSION, error: Some(format!("undecodable request: {e}")), messages: Vec::new() },
-        Ok(request) if request.version != VERSION => Response {
-            version: VERSION,
-            error: Some(format!("protocol version {} is not spoken here; expected {VERSION}", request.version)),
-            messages: Vec::new(),
-        },
+        Err(e) => Response::failure(format!("undecodable request: {e}")),
+        Ok(request) if request.version != VERSION => {
+            Response::failure(format!("protocol version {} is not spoken here; expected {VERSION}", request.version))
+        }
         Ok(request) => {
             down = matches!(request.command, Command::Down { .. });
-            let result = daemon.handle(request.command).await;
-            match result {
-                Ok(messages) => Response { version: VERSION, error: None, messages },
-                Err(e) => Response { version: VERSION, error: Some(e), messages: Vec::new() },
+            match daemon.handle(request.command).await {
+                Ok(answer) => Response::success(answer),
+                Err(e) => Response::failure(e),
             }
         }
     };
@@ -163,27 +165,43 @@ fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
 }
 
 impl Daemon {
-    async fn handle(self: &Arc<Self>, command: Command) -> Result<Vec<String>, String> {
+    async fn handle(self: &Arc<Self>, command: Command) -> Result<Answer, String> {
+        let done = |_| Answer::default();
         match command {
-            Command::Ping => Ok(Vec::new()),
-            Command::Up { plan, options } => self.up(*plan, options).await,
-            Command::Stop { services, timeout } => self.stop(&services, timeout).await.map(|_| Vec::new()),
-            Command::Start { services } => self.start(&services).await.map(|_| Vec::new()),
+            Command::Ping => Ok(Answer::default()),
+            Command::Up { plan, options } => self.up(*plan, options).await.map(Answer::from),
+            Command::Stop { services, timeout } => self.stop(&services, timeout).await.map(done),
+            Command::Start { services } => self.start(&services).await.map(done),
             Command::Restart { services, timeout } => {
                 let services = self.with_restart_dependents(services);
                 self.stop(&services, timeout).await?;
-                self.start(&services).await.map(|_| Vec::new())
+                self.start(&services).await.map(done)
             }
             Command::Kill { services, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
-                self.each(&services, |reply| Control::Kill { signal, reply }).await;
-                Ok(Vec::new())
+                self.each(
+                    |h| services.is_empty() || services.contains(&h.service),
+                    |reply| Control::Kill { signal, reply },
+                )
+                .await;
+                Ok(Answer::default())
+            }
+            Command::Signal { container, signal } => {
+                let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
+                self.each(|h| h.name == container, |reply| Control::Kill { signal, reply }).await;
+                Ok(Answer::default())
             }
             Command::Pause { services, paused } => {
-                self.each(&services, |reply| Control::Pause { paused, reply }).await;
-                Ok(Vec::new())
+                self.each(
+                    |h| services.is_empty() || services.contains(&h.service),
+                    |reply| Control::Pause { paused, reply },
+                )
+                .await;
+                Ok(Answer::default())
             }
-            Command::Down { timeout, volumes } => self.down(timeout, volumes).await,
+            Command::Down { timeout, volumes } => self.down(timeout, volumes).await.map(Answer::from),
+            Command::Run { plan, service, name, options } => self.run(*plan, *service, name, options).await,
+            Command::WaitExit { container } => self.wait_exit(&container).await,
         }
     }
 
@@ -258,11 +276,7 @@ impl Daemon {
             .filter(|s| options.services.is_empty() || options.services.contains(&s.name))
             .collect();
         self.networks(&mut inner, &plan, &selected).await?;
-        for volume in &plan.volumes {
-            let dir = crate::plan::spec::volume_dir(&self.paths.state_root, volume);
-            std::fs::create_dir_all(&dir)
-                .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
-        }
+        self.create_volumes(&plan)?;
         {
             let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
             // Merge: services not named in this `up` keep their plan.
@@ -426,7 +440,7 @@ impl Daemon {
                 for (name, _, service_plan, forwarder) in pending.remove(service).unwrap_or_default() {
                     let handle = container::spawn(
                         self.clone(),
-                        container::Config { name: name.clone(), service: service_plan },
+                        container::Config { name: name.clone(), service: service_plan, one_off: None },
                         forwarder,
                     );
                     inner.containers.insert(name.clone(), handle);
@@ -473,6 +487,98 @@ impl Daemon {
             }
         }
         Ok(messages)
+    }
+
+    fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), String> {
+        for volume in &plan.volumes {
+            let dir = crate::plan::spec::volume_dir(&self.paths.state_root, volume);
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    /// `hoist run`: creates and starts one-off container `name` of `service`, on the
+    /// client's stdio or a pty; answers once it runs (with the pty's descriptor).
+    async fn run(
+        self: &Arc<Self>,
+        plan: ProjectPlan,
+        service: ServicePlan,
+        name: String,
+        options: RunOptions,
+    ) -> Result<Answer, String> {
+        let mut inner = self.inner.lock().await;
+        self.networks(&mut inner, &plan, &[&service]).await?;
+        self.create_volumes(&plan)?;
+        {
+            // The project's plan knows the service, so stop and down order the one-off too.
+            let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
+            let known = shared.plan.get_or_insert_with(|| plan.clone());
+            if !known.services.iter().any(|s| s.name == service.name) {
+                known.services.push(service.clone());
+            }
+        }
+        let stdio = match options.client_pid {
+            Some(pid) if !options.terminal => {
+                let copy = |fd: i32| {
+                    crate::runtime::copy_fd_of_process(pid, fd)
+                        .map_err(|e| format!("cannot take descriptor {fd} of client {pid}: {e}"))
+                };
+                Some(Stdio { stdin: Some(copy(0)?), stdout: Some(copy(1)?), stderr: Some(copy(2)?) })
+            }
+            _ => None,
+        };
+        let forwarder = self.publish(&service, &name).await?;
+        let record = ContainerRecord {
+            name: name.clone(),
+            service: service.name.clone(),
+            index: 1,
+            hash: service.hash.clone(),
+            state: State::Created,
+            health: None,
+            health_output: None,
+            pid: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            restarts: 0,
+            stopped_by_user: false,
+            addresses: BTreeMap::new(),
+            ports: forwarder.as_ref().map(|f| f.published().to_vec()).unwrap_or_default(),
+            one_off: true,
+        };
+        if let Ok(mut r) = self.record.lock() {
+            r.containers.insert(name.clone(), record);
+            let _ = r.save(&self.paths);
+        }
+        self.event(&name, &service.name, "create", None);
+        let one_off =
+            container::OneOff { stdio: Mutex::new(stdio), terminal: options.terminal, remove: options.remove };
+        let config = container::Config { name: name.clone(), service: Arc::new(service), one_off: Some(one_off) };
+        let handle = container::spawn(self.clone(), config, forwarder);
+        wait_for(&handle, |s| s.starts > 0 || s.failure.is_some() || s.state == State::Exited).await;
+        let failure = handle.status.borrow().failure.clone();
+        inner.containers.insert(name.clone(), handle);
+        if let Some(failure) = failure {
+            return Err(format!("container {name} failed to start: {failure}"));
+        }
+        let console_fd = self.consoles.lock().ok().and_then(|c| c.get(&name).map(|fd| fd.as_raw_fd()));
+        Ok(Answer { messages: Vec::new(), exit_code: None, console_fd })
+    }
+
+    /// Waits, without holding the command lock, until container `name` has exited.
+    async fn wait_exit(&self, name: &str) -> Result<Answer, String> {
+        let mut status = {
+            let inner = self.inner.lock().await;
+            inner.containers.get(name).ok_or_else(|| format!("no container {name} in this project"))?.status.clone()
+        };
+        // The task of a removed one-off ends after its last status: a closed channel is an exit too.
+        let _ = status.wait_for(|s| (s.state == State::Exited && s.starts > 0) || s.failure.is_some()).await;
+        let last = status.borrow().clone();
+        Ok(Answer {
+            exit_code: Some(last.exit_code.unwrap_or(if last.failure.is_some() { 125 } else { 0 })),
+            ..Answer::default()
+        })
     }
 
     /// `services` and those following them with `depends_on.restart: true` (all stays all).
@@ -657,9 +763,10 @@ impl Daemon {
         Ok(())
     }
 
-    async fn each(&self, services: &[String], command: impl Fn(oneshot::Sender<()>) -> Control) {
+    /// Sends `command` to every container `which` selects, one after the other.
+    async fn each(&self, which: impl Fn(&Handle) -> bool, command: impl Fn(oneshot::Sender<()>) -> Control) {
         let inner = self.inner.lock().await;
-        for handle in inner.containers.values().filter(|h| services.is_empty() || services.contains(&h.service)) {
+        for handle in inner.containers.values().filter(|h| which(h)) {
             let (reply, done) = oneshot::channel();
             if handle.control.send(command(reply)).await.is_ok() {
                 let _ = done.await;

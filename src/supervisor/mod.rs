@@ -8,6 +8,7 @@ mod container;
 pub mod daemon;
 pub mod error;
 pub mod events;
+pub mod exec;
 mod health;
 pub mod logs;
 pub mod paths;

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::SupervisorError;
-use crate::plan::spec::ProjectPlan;
+use crate::plan::spec::{ProjectPlan, ServicePlan};
 
 pub const VERSION: u32 = 1;
 
@@ -60,7 +60,37 @@ pub enum Command {
         timeout: Option<u64>,
         volumes: bool,
     },
+    /// Creates and starts the one-off container `name` (`hoist run`); answers once it runs.
+    Run {
+        /// The project (its networks and volumes).
+        plan: Box<ProjectPlan>,
+        /// The service as the one-off runs it (command, environment, ports… already applied).
+        service: Box<ServicePlan>,
+        name: String,
+        options: RunOptions,
+    },
+    /// Answers with the exit code once container `container` has exited.
+    WaitExit {
+        container: String,
+    },
+    /// Sends a signal to one container.
+    Signal {
+        container: String,
+        signal: String,
+    },
     Ping,
+}
+
+/// How a one-off container is attached.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RunOptions {
+    /// Removed (record, state, leases) as soon as it exits.
+    pub remove: bool,
+    /// A pty: the answer names its master descriptor in the supervisor.
+    pub terminal: bool,
+    /// The client whose stdin, stdout and stderr (descriptors 0, 1, 2) the command uses;
+    /// `None`: none (detached).
+    pub client_pid: Option<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -78,6 +108,43 @@ pub struct Response {
     /// Lines for the user (what was created, recreated, removed…).
     #[serde(default)]
     pub messages: Vec<String>,
+    /// `WaitExit`: the container's exit code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// `Run` with a terminal: the pty master's descriptor number in the supervisor, which
+    /// the client copies with pidfd_getfd(2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_fd: Option<i32>,
+}
+
+/// What a command answers besides an error.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Answer {
+    pub messages: Vec<String>,
+    pub exit_code: Option<i32>,
+    pub console_fd: Option<i32>,
+}
+
+impl From<Vec<String>> for Answer {
+    fn from(messages: Vec<String>) -> Answer {
+        Answer { messages, ..Answer::default() }
+    }
+}
+
+impl Response {
+    pub fn failure(error: String) -> Response {
+        Response { version: VERSION, error: Some(error), messages: Vec::new(), exit_code: None, console_fd: None }
+    }
+
+    pub fn success(answer: Answer) -> Response {
+        Response {
+            version: VERSION,
+            error: None,
+            messages: answer.messages,
+            exit_code: answer.exit_code,
+            console_fd: answer.console_fd,
+        }
+    }
 }
 
 /// Sends `command` to the supervisor listening on `socket` and waits for its answer

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod project;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,0 +1,174 @@
+//! `hoist run`: a one-off container from a service's definition, with the command given
+//! here. Dependencies are brought up first (unless `--no-deps`) by the project's
+//! supervisor, which also creates the one-off: it takes this process's stdin, stdout and
+//! stderr (pidfd_getfd), or hands back a pty, and with `--rm` removes the container as
+//! soon as it exits, whether or not this process is still there to see it.
+
+use std::io::IsTerminal;
+
+use anyhow::{bail, Context as _};
+use nix::sys::signal::Signal;
+
+use super::exec::relay_until_exit;
+use super::lifecycle::{converge, plan, start_supervisor};
+use super::GlobalOptions;
+use crate::plan::spec::RestartPolicy;
+use crate::plan::ServiceGraph;
+use crate::project::normalize::{ports, volumes};
+use crate::project::raw::ServiceVolume;
+use crate::supervisor::client;
+use crate::supervisor::protocol::{Command, RunOptions, UpOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Remove the container when it exits
+    #[arg(long)]
+    pub rm: bool,
+    /// Run in the background and print the container's name
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Do not allocate a pseudo-terminal
+    #[arg(short = 'T', long = "no-TTY")]
+    pub no_tty: bool,
+    /// Set an environment variable (KEY=VALUE, or KEY to take it from here); repeatable
+    #[arg(short, long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Run as this user (name or uid[:gid])
+    #[arg(short, long)]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long)]
+    pub workdir: Option<String>,
+    /// Do not start the services it depends on
+    #[arg(long)]
+    pub no_deps: bool,
+    /// Override the image's entrypoint (a command line, split like a shell would)
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// Publish a port (as in `ports:`); repeatable
+    #[arg(short, long = "publish", value_name = "PORT")]
+    pub publish: Vec<String>,
+    /// Publish the service's own ports
+    #[arg(long)]
+    pub service_ports: bool,
+    /// The container's name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Mount a volume (as in `volumes:`); repeatable
+    #[arg(short, long = "volume", value_name = "VOLUME")]
+    pub volume: Vec<String>,
+    /// Pull policy for images: missing, always, never
+    #[arg(long, default_value = "missing")]
+    pub pull: String,
+    pub service: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
+    let loaded = global.load()?;
+    let mut project = loaded.project;
+    let graph = ServiceGraph::new(&project)?;
+    let selection = graph.select(std::slice::from_ref(&args.service), !args.no_deps)?;
+    let dependencies: Vec<String> =
+        selection.start_layers().concat().into_iter().filter(|s| s != &args.service).collect();
+
+    // The service as the one-off runs it; checked with everything else before anything starts.
+    let base = project.working_dir.clone();
+    let service = project.services.get_mut(&args.service).with_context(|| format!("no service {:?}", args.service))?;
+    if !args.command.is_empty() {
+        service.command = Some(args.command.clone());
+    }
+    if let Some(entrypoint) = &args.entrypoint {
+        service.entrypoint =
+            Some(shlex::split(entrypoint).with_context(|| format!("--entrypoint {entrypoint:?}: unbalanced quotes"))?);
+    }
+    for entry in &args.env {
+        match entry.split_once('=') {
+            Some((key, value)) => service.environment.insert(key.to_string(), value.to_string()),
+            None => std::env::var(entry).ok().and_then(|value| service.environment.insert(entry.clone(), value)),
+        };
+    }
+    if args.user.is_some() {
+        service.user = args.user.clone();
+    }
+    if args.workdir.is_some() {
+        service.working_dir = args.workdir.clone();
+    }
+    if !args.service_ports {
+        service.ports.clear();
+    }
+    for spec in &args.publish {
+        service.ports.extend(ports::parse_short(spec).map_err(|e| anyhow::anyhow!("--publish {spec}: {e}"))?);
+    }
+    for spec in &args.volume {
+        let mount = volumes::parse(ServiceVolume::Short(spec.clone()), &base)
+            .map_err(|e| anyhow::anyhow!("--volume {spec}: {e}"))?;
+        service.volumes.push(mount);
+    }
+    service.depends_on.clear();
+    service.scale = Some(1);
+    service.container_name = None;
+    service.healthcheck = None;
+    let mut plan = plan(&project, std::slice::from_ref(&args.service), &args.pull)?;
+    let mut one_off = plan.services.pop().context("the one-off's plan is empty")?;
+    one_off.restart = RestartPolicy::No;
+    one_off.replicas = 1;
+
+    let paths = if dependencies.is_empty() {
+        start_supervisor(&project.name)?
+    } else {
+        let options = UpOptions { services: dependencies.clone(), ..UpOptions::default() };
+        converge(&project, &dependencies, &args.pull, options)?
+    };
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => format!("{}-{}-run-{}", project.name, args.service, random_suffix()),
+    };
+    let with_terminal = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
+    let options = RunOptions {
+        remove: args.rm,
+        terminal: with_terminal,
+        client_pid: (!args.detach && !with_terminal).then(|| std::process::id() as i32),
+    };
+    let run = Command::Run { plan: Box::new(plan), service: Box::new(one_off), name: name.clone(), options };
+    let response = client::request(&paths, run)?;
+    if args.detach {
+        println!("{name}");
+        return Ok(0);
+    }
+    let console = match (with_terminal, response.console_fd) {
+        (false, _) => None,
+        (true, Some(fd)) => {
+            let crate::supervisor::client::Liveness::Running { pid: supervisor } = client::liveness(&paths) else {
+                bail!("the supervisor of project {} went away", paths.project)
+            };
+            Some(crate::runtime::copy_fd_of_process(supervisor, fd).context("cannot take the one-off's terminal")?)
+        }
+        (true, None) => bail!("the supervisor gave {name} no terminal"),
+    };
+    let wait = {
+        let (paths, name) = (paths.clone(), name.clone());
+        move || -> anyhow::Result<i32> {
+            let response = client::request(&paths, Command::WaitExit { container: name })?;
+            Ok(response.exit_code.unwrap_or(0))
+        }
+    };
+    let forward = |signal: Signal| {
+        let command = Command::Signal { container: name.clone(), signal: signal.as_str().to_string() };
+        if let Err(e) = client::request(&paths, command) {
+            tracing::warn!("cannot forward {signal}: {e}");
+        }
+    };
+    relay_until_exit(console, wait, forward)
+}
+
+/// Six hex digits, enough to tell one-offs apart.
+fn random_suffix() -> String {
+    let mut bytes = [0u8; 3];
+    if std::fs::File::open("/dev/urandom").and_then(|mut f| std::io::Read::read_exact(&mut f, &mut bytes)).is_err() {
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        bytes = (nanos.subsec_nanos() ^ std::process::id()).to_le_bytes()[..3].try_into().unwrap_or([0; 3]);
+    }
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

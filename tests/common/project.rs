@@ -1,0 +1,153 @@
+//! A Compose project in a temporary directory with its own HOIST_ROOT and a busybox
+//! image loaded, driven through the real `hoist` binary; on drop it is taken down and
+//! checked for leftovers (bridges, mounts, cgroups, processes, container state).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use hoist::network::links;
+use hoist::supervisor::events::Event;
+
+/// A project in a temporary directory with its own HOIST_ROOT; `down -v` and a leak check
+/// on drop, also when the test failed.
+pub struct Project {
+    pub dir: tempfile::TempDir,
+    pub name: String,
+    /// PIDs of container processes seen during the test: all must be gone at the end.
+    pub pids: Vec<i32>,
+    pub supervisor: Option<i32>,
+}
+
+pub fn root(dir: &Path) -> PathBuf {
+    dir.join("root")
+}
+
+impl Project {
+    pub fn new(tag: &str, compose: &str) -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let name = format!("lc{tag}{}", std::process::id());
+        std::fs::write(dir.path().join("compose.yaml"), compose.replace("PROJECT", &name)).unwrap();
+        // The busybox image, as an OCI layout loaded through the CLI.
+        let layout = dir.path().join("layout");
+        let top = super::images::image(
+            &layout,
+            &[super::images::busybox_layer()],
+            std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64").as_str(),
+            &["sh"],
+        );
+        super::images::finish_layout(&layout, top, "busybox:test");
+        let project = Project { dir, name, pids: Vec::new(), supervisor: None };
+        let out = project.hoist(&["image", "load", "-i", layout.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        project
+    }
+
+    pub fn write(&self, compose: &str) {
+        std::fs::write(self.dir.path().join("compose.yaml"), compose.replace("PROJECT", &self.name)).unwrap();
+    }
+
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
+        cmd.args(args).current_dir(self.dir.path()).env("HOIST_ROOT", root(self.dir.path()));
+        cmd
+    }
+
+    pub fn hoist(&self, args: &[&str]) -> Output {
+        self.command(args).output().expect("run hoist")
+    }
+
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.hoist(args);
+        assert!(
+            out.status.success(),
+            "hoist {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    pub fn up(&mut self) -> String {
+        let out = self.ok(&["up", "-d"]);
+        self.supervisor =
+            std::fs::read_to_string(self.run_dir().join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
+        out
+    }
+
+    pub fn run_dir(&self) -> PathBuf {
+        root(self.dir.path()).join("run/projects").join(&self.name)
+    }
+
+    /// `ps -a --format json`, remembering container PIDs for the leak check.
+    pub fn ps(&mut self) -> Vec<serde_json::Value> {
+        let out = self.hoist(&["ps", "-a", "--format", "json"]);
+        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        for row in &rows {
+            if let Some(pid) = row["Pid"].as_i64() {
+                if !self.pids.contains(&(pid as i32)) {
+                    self.pids.push(pid as i32);
+                }
+            }
+        }
+        rows
+    }
+
+    pub fn container(&mut self, service: &str) -> serde_json::Value {
+        self.ps().into_iter().find(|r| r["Service"] == service).unwrap_or_else(|| panic!("no container of {service}"))
+    }
+
+    /// Polls `ps` until `done` holds for `service`'s container (10 s at most).
+    pub fn wait_for(
+        &mut self,
+        service: &str,
+        what: &str,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let row = self.container(service);
+            if done(&row) {
+                return row;
+            }
+            assert!(Instant::now() < deadline, "{service} never became {what}: {row}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn events(&self) -> Vec<Event> {
+        let path = root(self.dir.path()).join("lib/projects").join(&self.name).join("events.jsonl");
+        std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+
+    pub fn volume(&self, name: &str) -> PathBuf {
+        root(self.dir.path()).join("lib/volumes").join(format!("{}_{name}", self.name)).join("_data")
+    }
+
+    /// Asserts that nothing of the project is left on the machine.
+    pub fn assert_nothing_left(&self) {
+        let bridge = links::bridge_name(&format!("{}_default", self.name));
+        assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "bridge {bridge} left");
+        let root = root(self.dir.path()).display().to_string();
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+        assert!(!mounts.contains(&root), "mounts left under {root}");
+        let cgroups = super::cgroups_named(&self.name);
+        assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+        for pid in self.pids.iter().chain(self.supervisor.iter()) {
+            let gone = !Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+            assert!(gone, "process {pid} left");
+        }
+        let containers = std::fs::read_dir(PathBuf::from(&root).join("lib/containers")).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(containers, 0, "container state left");
+    }
+}
+
+impl Drop for Project {
+    fn drop(&mut self) {
+        let _ = self.hoist(&["down", "-v", "-t", "1"]);
+        if !std::thread::panicking() {
+            self.assert_nothing_left();
+        }
+    }
+}
