@@ -8,12 +8,8 @@ mod common;
 use common::project::Project;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
-
-use hoist::network::links;
-use hoist::supervisor::events::Event;
 
 fn can_run() -> bool {
     common::can_run_as_root("lifecycle")
