@@ -3,7 +3,8 @@
 # image from the same local registry (127.0.0.1:5000) and the same Compose files:
 #   * `up -d` until every container runs, from a down project, for 3 and 10 services;
 #   * `down -t 0` from an up project, for 3 and 10 services;
-#   * the hoist supervisor's memory with the 10 services up (podman's conmons for reference).
+#   * the hoist supervisor's memory with the 10 services up (podman's conmons for reference);
+#   * `exec -T web true` latency: hoist exec against podman exec, on the 3-service stack.
 # Prints medians (hyperfine) and ratios. Needs root; sets up the peers with
 # ../shared/peers/setup.sh when they are not there yet (apt-get, local registry).
 #
@@ -91,3 +92,16 @@ conmon_rss=0
 for pid in $(pgrep -x conmon); do conmon_rss=$((conmon_rss + $(rss_kib "$pid"))); done
 echo "podman: $(pgrep -x conmon | wc -l) conmon processes, RSS $conmon_rss KiB together"
 (cd "$PEER/compose10" && podman-compose down -t 0 >/dev/null 2>&1)
+
+# exec latency on the 3-service stack: hoist exec straight through the runtime against
+# podman exec (crun) into the same image's container.
+(cd "$WORK/hoist3" && "$HOIST" up -d >/dev/null)
+(cd "$PEER/compose3" && podman-compose up -d >/dev/null 2>&1)
+web=$(podman ps --filter label=io.podman.compose.project=compose3 --filter label=com.docker.compose.service=web --format '{{.Names}}' | head -1)
+cd "$WORK/hoist3"
+hyperfine -N -r 100 -w 5 --export-json "$OUT/exec-hoist.json" "$HOIST exec -T web true" >"$OUT/exec-hoist.txt" 2>&1
+hyperfine -N -r 30 -w 3 --export-json "$OUT/exec-podman.json" "podman exec $web true" >"$OUT/exec-podman.txt" 2>&1
+h=$(median "$OUT/exec-hoist.json"); p=$(median "$OUT/exec-podman.json")
+python3 -c 'import sys; h,p=map(float,sys.argv[1:]); print(f"exec -T web true: hoist {h*1000:.1f} ms  podman exec {p*1000:.1f} ms  ({p/h:.1f}x)")' "$h" "$p"
+"$HOIST" down -t 0 >/dev/null
+(cd "$PEER/compose3" && podman-compose down -t 0 >/dev/null 2>&1)

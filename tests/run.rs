@@ -85,7 +85,7 @@ fn run_rm_cleans_up_when_hoist_is_terminated() {
         return;
     }
     let mut p = Project::new("runterm", APP);
-    let mut child = p
+    let child = p
         .command(&[
             "run",
             "--rm",
