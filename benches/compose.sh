@@ -97,7 +97,7 @@ echo "podman: $(pgrep -x conmon | wc -l) conmon processes, RSS $conmon_rss KiB t
 # podman exec (crun) into the same image's container.
 (cd "$WORK/hoist3" && "$HOIST" up -d >/dev/null)
 (cd "$PEER/compose3" && podman-compose up -d >/dev/null 2>&1)
-web=$(podman ps --filter label=io.podman.compose.project=compose3 --filter label=com.docker.compose.service=web --format '{{.Names}}' | head -1)
+web=$(podman ps --filter label=io.podman.compose.project=compose3 --format '{{.Names}}' | grep web | head -1)
 cd "$WORK/hoist3"
 hyperfine -N -r 100 -w 5 --export-json "$OUT/exec-hoist.json" "$HOIST exec -T web true" >"$OUT/exec-hoist.txt" 2>&1
 hyperfine -N -r 30 -w 3 --export-json "$OUT/exec-podman.json" "podman exec $web true" >"$OUT/exec-podman.txt" 2>&1
