@@ -11,11 +11,16 @@
 //! ```
 //!
 //! * [`project`] turns the user's Compose files into one resolved [`project::Project`].
-//! * [`plan`] orders services (a petgraph dependency graph) and hashes their configuration.
+//! * [`plan`] orders services (a petgraph dependency graph), hashes their configuration,
+//!   builds what a supervisor runs and reconciles observed state with it (a pure function).
 //! * [`runtime`] runs containers itself: namespaces, overlay root, cgroups, capabilities,
 //!   seccomp. It is the only place with `unsafe` code and raw system calls.
 //! * [`image`] stores images by content, pulls them from registries, loads archives and
 //!   unpacks layers safely.
+//! * [`network`] makes bridges, veth pairs, addresses and routes over netlink, leases
+//!   addresses, answers DNS for each network and forwards published ports.
+//! * [`supervisor`] is the per-project process that owns the containers: start order,
+//!   restart policies, health checks, logs, events, and the control socket the CLI talks to.
 //! * [`roots`] says where state lives (`HOIST_ROOT`).
 //! * [`cli`] is the thin command-line layer; it is the only code that prints to stdout.
 
