@@ -269,7 +269,10 @@ pub fn down(global: &GlobalOptions, args: &DownArgs) -> anyhow::Result<()> {
 
 fn wait_gone(pid: i32) {
     for _ in 0..1000 {
-        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+        // A zombie has finished: whoever adopted it reaps it in its own time.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rfind(')').and_then(|end| stat[end + 1..].split_whitespace().next());
+        if matches!(state, None | Some("Z") | Some("X")) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));

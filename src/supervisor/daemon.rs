@@ -71,7 +71,7 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
         tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().map_err(|source| {
             SupervisorError::Io { action: "cannot start tokio in", path: paths.run_dir.clone(), source }
         })?;
-    tokio.block_on(async move {
+    let result = tokio.block_on(async move {
         // Whatever a crashed predecessor left behind goes first; its containers are
         // started again from the plan by the next `up`.
         let previous = ProjectRecord::load(&paths)?;
@@ -127,7 +127,11 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
         let _ = std::fs::remove_file(&socket);
         let _ = std::fs::remove_file(paths.pid_file());
         Ok(())
-    })
+    });
+    // Everything is torn down by now; blocking tasks still parked (a DNS forward, a log
+    // pump) hold nothing worth waiting for.
+    tokio.shutdown_background();
+    result
 }
 
 async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
