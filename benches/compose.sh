@@ -82,11 +82,11 @@ done
 # per-container conmon monitors.
 rss_kib() { awk '/^VmRSS/{print $2}' "/proc/$1/status"; }
 pss_kib() { awk '/^Pss:/{print $2}' "/proc/$1/smaps_rollup"; }
-(cd "$WORK/hoist10" && "$HOIST" up -d >/dev/null)
+(cd "$WORK/hoist10" && "$HOIST" up -d >/dev/null 2>&1)
 sup=$(cat "$HOIST_ROOT/run/projects/hoist10/supervisor.pid")
 running=$(cd "$WORK/hoist10" && "$HOIST" ps -q | wc -l)
 echo "hoist supervisor with $running containers: RSS $(rss_kib "$sup") KiB, PSS $(pss_kib "$sup") KiB"
-(cd "$WORK/hoist10" && "$HOIST" down -t 0 >/dev/null)
+(cd "$WORK/hoist10" && "$HOIST" down -t 0 >/dev/null 2>&1)
 (cd "$PEER/compose10" && podman-compose up -d >/dev/null 2>&1)
 conmon_rss=0
 for pid in $(pgrep -x conmon); do conmon_rss=$((conmon_rss + $(rss_kib "$pid"))); done
@@ -95,13 +95,13 @@ echo "podman: $(pgrep -x conmon | wc -l) conmon processes, RSS $conmon_rss KiB t
 
 # exec latency on the 3-service stack: hoist exec straight through the runtime against
 # podman exec (crun) into the same image's container.
-(cd "$WORK/hoist3" && "$HOIST" up -d >/dev/null)
+# One stack at a time: both publish 127.0.0.1:18080.
+(cd "$WORK/hoist3" && "$HOIST" up -d >/dev/null 2>&1)
+(cd "$WORK/hoist3" && hyperfine -N -r 100 -w 5 --export-json "$OUT/exec-hoist.json" "$HOIST exec -T web true" >"$OUT/exec-hoist.txt" 2>&1)
+(cd "$WORK/hoist3" && "$HOIST" down -t 0 >/dev/null 2>&1)
 (cd "$PEER/compose3" && podman-compose up -d >/dev/null 2>&1)
 web=$(podman ps --filter label=io.podman.compose.project=compose3 --format '{{.Names}}' | grep web | head -1)
-cd "$WORK/hoist3"
-hyperfine -N -r 100 -w 5 --export-json "$OUT/exec-hoist.json" "$HOIST exec -T web true" >"$OUT/exec-hoist.txt" 2>&1
 hyperfine -N -r 30 -w 3 --export-json "$OUT/exec-podman.json" "podman exec $web true" >"$OUT/exec-podman.txt" 2>&1
+(cd "$PEER/compose3" && podman-compose down -t 0 >/dev/null 2>&1)
 h=$(median "$OUT/exec-hoist.json"); p=$(median "$OUT/exec-podman.json")
 python3 -c 'import sys; h,p=map(float,sys.argv[1:]); print(f"exec -T web true: hoist {h*1000:.1f} ms  podman exec {p*1000:.1f} ms  ({p/h:.1f}x)")' "$h" "$p"
-"$HOIST" down -t 0 >/dev/null
-(cd "$PEER/compose3" && podman-compose down -t 0 >/dev/null 2>&1)
