@@ -269,10 +269,12 @@ pub fn down(global: &GlobalOptions, args: &DownArgs) -> anyhow::Result<()> {
 
 fn wait_gone(pid: i32) {
     for _ in 0..1000 {
-        // A zombie has finished: whoever adopted it reaps it in its own time.
+        // A zombie whose threads have all gone has released its sockets; whoever adopted
+        // it reaps it in its own time. (A leader shows Z while its other threads still run.)
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = stat.rfind(')').and_then(|end| stat[end + 1..].split_whitespace().next());
-        if matches!(state, None | Some("Z") | Some("X")) {
+        let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0);
+        if state.is_none() || (matches!(state, Some("Z") | Some("X")) && threads <= 1) {
             return;
         }
         std::thread::sleep(Duration::from_millis(10));
