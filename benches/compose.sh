@@ -18,10 +18,15 @@ RUNS=${RUNS:-5}
 HOIST_RUNS=${HOIST_RUNS:-20}
 
 [ -d "$SHARED" ] || { echo "needs $SHARED (the peers' setup scripts)" >&2; exit 1; }
+# The registry does not survive a reboot; make-busybox-image.sh starts it again, and then
+# it is stopped again at the end (setup.sh leaves it running: stopped here as well).
+registry_was_up=false
+if [ -f "$PEER/compose10/compose.yaml" ] && curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null; then
+  registry_was_up=true
+fi
 if [ ! -f "$PEER/compose10/compose.yaml" ] || ! command -v podman-compose >/dev/null; then
   "$SHARED/setup.sh"
 fi
-# The registry does not survive a reboot; make-busybox-image.sh starts it again.
 curl -fsS -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null || "$SHARED/make-busybox-image.sh" >/dev/null
 . "$SHARED/podman-env.sh"
 command -v hyperfine >/dev/null || { echo "needs hyperfine (apt-get install hyperfine)" >&2; exit 1; }
@@ -38,6 +43,9 @@ cleanup() {
     (cd "$PEER/compose$n" && podman-compose down -t 0 >/dev/null 2>&1) || true
   done
   rm -rf "$WORK"
+  if ! $registry_was_up && [ -f "$PEER/registry/registry.pid" ]; then
+    kill "$(cat "$PEER/registry/registry.pid")" 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 

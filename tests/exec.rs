@@ -4,8 +4,6 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::project::Project;
@@ -31,22 +29,8 @@ fn can_run() -> bool {
 
 /// Runs `hoist exec -T ARGS` with `input` on stdin; (exit code, stdout, stderr).
 fn exec_piped(p: &Project, args: &[&str], input: &[u8]) -> (Option<i32>, Vec<u8>, Vec<u8>) {
-    let mut full = vec!["exec", "-T"];
-    full.extend_from_slice(args);
-    let mut child = p
-        .command(&full)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn hoist exec");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
+    let full: Vec<&str> = ["exec", "-T"].into_iter().chain(args.iter().copied()).collect();
+    let out = p.piped(&full, input);
     (out.status.code(), out.stdout, out.stderr)
 }
 

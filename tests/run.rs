@@ -63,16 +63,7 @@ fn run_rm_uses_the_services_definition_and_leaves_nothing() {
     assert_no_one_off_left(&mut p);
 
     // stdin reaches the command and its EOF ends it; stderr stays apart.
-    let mut child = p
-        .command(&["run", "--rm", "--no-deps", "web", "sh", "-c", "cat; echo oops >&2"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(child.stdin.as_mut().unwrap(), b"through\n").unwrap();
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
+    let out = p.piped(&["run", "--rm", "--no-deps", "web", "sh", "-c", "cat; echo oops >&2"], b"through\n");
     assert_eq!(out.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "through\n");
     assert!(String::from_utf8_lossy(&out.stderr).contains("oops"));

@@ -16,8 +16,9 @@ use super::GlobalOptions;
 use crate::runtime::{terminal, ExecProcess, Stdio};
 use crate::supervisor::exec::{self, ExecRequest};
 
+/// How a command runs, for `exec` and `run` alike.
 #[derive(Debug, clap::Args)]
-pub struct ExecArgs {
+pub struct ProcessArgs {
     /// Do not allocate a pseudo-terminal
     #[arg(short = 'T', long = "no-TTY")]
     pub no_tty: bool,
@@ -33,6 +34,19 @@ pub struct ExecArgs {
     /// Set an environment variable (KEY=VALUE, or KEY to take it from here); repeatable
     #[arg(short, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
+}
+
+impl ProcessArgs {
+    /// A pty when stdin is a terminal, unless `-T` or `-d`.
+    pub fn with_terminal(&self) -> bool {
+        !self.no_tty && !self.detach && std::io::stdin().is_terminal()
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Replica of the service
     #[arg(long, default_value_t = 1)]
     pub index: u32,
@@ -46,21 +60,21 @@ pub struct ExecArgs {
 
 pub fn run(global: &GlobalOptions, args: &ExecArgs) -> anyhow::Result<i32> {
     let paths = project_paths(global)?;
-    let with_terminal = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
+    let with_terminal = args.process.with_terminal();
     let request = ExecRequest {
         service: args.service.clone(),
         index: args.index,
         command: args.command.clone(),
-        env: args.env.clone(),
-        user: args.user.clone(),
-        workdir: args.workdir.clone(),
+        env: args.process.env.clone(),
+        user: args.process.user.clone(),
+        workdir: args.process.workdir.clone(),
         privileged: args.privileged,
         terminal: with_terminal,
     };
-    let stdio = if args.detach || with_terminal { Stdio::default() } else { own_stdio()? };
+    let stdio = if args.process.detach || with_terminal { Stdio::default() } else { own_stdio()? };
     let binary = std::env::current_exe().context("cannot find the hoist executable")?;
     let process = exec::start(&paths, binary, &request, &|key| std::env::var(key).ok(), stdio)?;
-    if args.detach {
+    if args.process.detach {
         return Ok(0);
     }
     attach(process, with_terminal)

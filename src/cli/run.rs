@@ -4,12 +4,10 @@
 //! stderr (pidfd_getfd), or hands back a pty, and with `--rm` removes the container as
 //! soon as it exits, whether or not this process is still there to see it.
 
-use std::io::IsTerminal;
-
 use anyhow::{bail, Context as _};
 use nix::sys::signal::Signal;
 
-use super::exec::relay_until_exit;
+use super::exec::{relay_until_exit, ProcessArgs};
 use super::lifecycle::{converge, plan, start_supervisor};
 use super::GlobalOptions;
 use crate::plan::spec::RestartPolicy;
@@ -24,21 +22,8 @@ pub struct RunArgs {
     /// Remove the container when it exits
     #[arg(long)]
     pub rm: bool,
-    /// Run in the background and print the container's name
-    #[arg(short, long)]
-    pub detach: bool,
-    /// Do not allocate a pseudo-terminal
-    #[arg(short = 'T', long = "no-TTY")]
-    pub no_tty: bool,
-    /// Set an environment variable (KEY=VALUE, or KEY to take it from here); repeatable
-    #[arg(short, long = "env", value_name = "KEY=VALUE")]
-    pub env: Vec<String>,
-    /// Run as this user (name or uid[:gid])
-    #[arg(short, long)]
-    pub user: Option<String>,
-    /// Working directory inside the container
-    #[arg(short, long)]
-    pub workdir: Option<String>,
+    #[command(flatten)]
+    pub process: ProcessArgs,
     /// Do not start the services it depends on
     #[arg(long)]
     pub no_deps: bool,
@@ -83,17 +68,17 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         service.entrypoint =
             Some(shlex::split(entrypoint).with_context(|| format!("--entrypoint {entrypoint:?}: unbalanced quotes"))?);
     }
-    for entry in &args.env {
+    for entry in &args.process.env {
         match entry.split_once('=') {
             Some((key, value)) => service.environment.insert(key.to_string(), value.to_string()),
             None => std::env::var(entry).ok().and_then(|value| service.environment.insert(entry.clone(), value)),
         };
     }
-    if args.user.is_some() {
-        service.user = args.user.clone();
+    if args.process.user.is_some() {
+        service.user = args.process.user.clone();
     }
-    if args.workdir.is_some() {
-        service.working_dir = args.workdir.clone();
+    if args.process.workdir.is_some() {
+        service.working_dir = args.process.workdir.clone();
     }
     if !args.service_ports {
         service.ports.clear();
@@ -125,15 +110,15 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         Some(name) => name.clone(),
         None => format!("{}-{}-run-{}", project.name, args.service, random_suffix()),
     };
-    let with_terminal = !args.no_tty && !args.detach && std::io::stdin().is_terminal();
+    let with_terminal = args.process.with_terminal();
     let options = RunOptions {
         remove: args.rm,
         terminal: with_terminal,
-        client_pid: (!args.detach && !with_terminal).then(|| std::process::id() as i32),
+        client_pid: (!args.process.detach && !with_terminal).then(|| std::process::id() as i32),
     };
     let run = Command::Run { plan: Box::new(plan), service: Box::new(one_off), name: name.clone(), options };
     let response = client::request(&paths, run)?;
-    if args.detach {
+    if args.process.detach {
         println!("{name}");
         return Ok(0);
     }

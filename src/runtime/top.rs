@@ -118,7 +118,9 @@ mod tests {
         let all = processes(me);
         let mine = all.iter().find(|p| p.pid == me).expect("this process is listed");
         assert_eq!(mine.uid, nix::unistd::getuid().as_raw());
-        assert!(mine.command.contains("hoist") || !mine.command.is_empty());
+        assert_eq!(mine.ppid, nix::unistd::getppid().as_raw());
+        let args: Vec<String> = std::env::args().filter(|a| !a.is_empty()).collect();
+        assert_eq!(mine.command, args.join(" "));
     }
 
     #[test]

@@ -376,29 +376,7 @@ impl Daemon {
             messages.push(format!("Container {name} {verb}"));
         }
         for (name, index, plan, forwarder) in &created {
-            let record = ContainerRecord {
-                name: name.clone(),
-                service: plan.name.clone(),
-                index: *index,
-                hash: plan.hash.clone(),
-                state: State::Created,
-                health: None,
-                health_output: None,
-                pid: None,
-                started_at: None,
-                finished_at: None,
-                exit_code: None,
-                restarts: 0,
-                stopped_by_user: false,
-                addresses: BTreeMap::new(),
-                ports: forwarder.as_ref().map(|f| f.published().to_vec()).unwrap_or_default(),
-                one_off: false,
-            };
-            if let Ok(mut r) = self.record.lock() {
-                r.containers.insert(name.clone(), record);
-                let _ = r.save(&self.paths);
-            }
-            self.event(name, &plan.name, "create", None);
+            self.register(name, plan, *index, forwarder.as_ref(), false);
         }
         let mut pending: BTreeMap<String, Vec<NewContainer>> = BTreeMap::new();
         for entry in created {
@@ -493,6 +471,40 @@ impl Daemon {
         Ok(messages)
     }
 
+    /// Records a new container of `service` (state created) and says so in the events.
+    fn register(
+        &self,
+        name: &str,
+        service: &ServicePlan,
+        index: u32,
+        forwarder: Option<&ports::Forwarder>,
+        one_off: bool,
+    ) {
+        let record = ContainerRecord {
+            name: name.to_string(),
+            service: service.name.clone(),
+            index,
+            hash: service.hash.clone(),
+            state: State::Created,
+            health: None,
+            health_output: None,
+            pid: None,
+            started_at: None,
+            finished_at: None,
+            exit_code: None,
+            restarts: 0,
+            stopped_by_user: false,
+            addresses: BTreeMap::new(),
+            ports: forwarder.map(|f| f.published().to_vec()).unwrap_or_default(),
+            one_off,
+        };
+        if let Ok(mut r) = self.record.lock() {
+            r.containers.insert(name.to_string(), record);
+            let _ = r.save(&self.paths);
+        }
+        self.event(name, &service.name, "create", None);
+    }
+
     fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), String> {
         for volume in &plan.volumes {
             let dir = crate::plan::spec::volume_dir(&self.paths.state_root, volume);
@@ -512,6 +524,8 @@ impl Daemon {
         options: RunOptions,
     ) -> Result<Answer, String> {
         let mut inner = self.inner.lock().await;
+        // Removed one-offs' tasks have ended: their handles go.
+        inner.containers.retain(|_, handle| !handle.control.is_closed());
         self.networks(&mut inner, &plan, &[&service]).await?;
         self.create_volumes(&plan)?;
         {
@@ -533,29 +547,7 @@ impl Daemon {
             _ => None,
         };
         let forwarder = self.publish(&service, &name).await?;
-        let record = ContainerRecord {
-            name: name.clone(),
-            service: service.name.clone(),
-            index: 1,
-            hash: service.hash.clone(),
-            state: State::Created,
-            health: None,
-            health_output: None,
-            pid: None,
-            started_at: None,
-            finished_at: None,
-            exit_code: None,
-            restarts: 0,
-            stopped_by_user: false,
-            addresses: BTreeMap::new(),
-            ports: forwarder.as_ref().map(|f| f.published().to_vec()).unwrap_or_default(),
-            one_off: true,
-        };
-        if let Ok(mut r) = self.record.lock() {
-            r.containers.insert(name.clone(), record);
-            let _ = r.save(&self.paths);
-        }
-        self.event(&name, &service.name, "create", None);
+        self.register(&name, &service, 1, forwarder.as_ref(), true);
         let one_off =
             container::OneOff { stdio: Mutex::new(stdio), terminal: options.terminal, remove: options.remove };
         let config = container::Config { name: name.clone(), service: Arc::new(service), one_off: Some(one_off) };

@@ -42,6 +42,7 @@ pub fn start(
             .filter(|c| c.state == State::Running && !c.one_off)
             .map(|c| c.service.as_str())
             .collect();
+        names.sort_unstable();
         names.dedup();
         names
     };

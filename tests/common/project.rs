@@ -2,8 +2,9 @@
 //! image loaded, driven through the real `hoist` binary; on drop it is taken down and
 //! checked for leftovers (bridges, mounts, cgroups, processes, container state).
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use hoist::network::links;
@@ -55,6 +56,26 @@ impl Project {
 
     pub fn hoist(&self, args: &[&str]) -> Output {
         self.command(args).output().expect("run hoist")
+    }
+
+    /// Runs `hoist ARGS` with `input` written to its stdin (then closed) while its stdout
+    /// and stderr are collected.
+    pub fn piped(&self, args: &[&str], input: &[u8]) -> Output {
+        let mut child = self
+            .command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn hoist");
+        let mut stdin = child.stdin.take().expect("a stdin pipe");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            let _ = stdin.write_all(&input);
+        });
+        let out = child.wait_with_output().expect("wait for hoist");
+        writer.join().expect("the stdin writer");
+        out
     }
 
     pub fn ok(&self, args: &[&str]) -> String {
