@@ -150,7 +150,7 @@ fn interactive_exec_under_tmux() {
     p.up();
     let stty_after = p.dir.path().join("stty-after");
     let command = format!(
-        "cd {dir} && HOIST_ROOT={root} {hoist} exec web sh; echo EXIT=$?; stty -a > {stty}; sleep 600",
+        "cd {dir} && HOIST_ROOT={root} {hoist} exec web sh; echo EXIT=$?; stty -a > {stty}.part && mv {stty}.part {stty}; sleep 600",
         dir = p.dir.path().display(),
         root = common::project::root(p.dir.path()).display(),
         hoist = env!("CARGO_BIN_EXE_hoist"),
@@ -183,7 +183,7 @@ fn interactive_exec_under_tmux() {
     while !stty_after.exists() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    std::thread::sleep(Duration::from_millis(100));
+    // Written aside and renamed, so an existing file is a complete one.
     let stty = std::fs::read_to_string(&stty_after).unwrap_or_default();
     let settings: Vec<&str> = stty.split(|c: char| c.is_whitespace() || c == ';').collect();
     for setting in ["icanon", "echo", "isig", "opost"] {
