@@ -32,3 +32,4 @@ pub mod project;
 pub mod roots;
 pub mod runtime;
 pub mod supervisor;
+pub mod watch;

@@ -16,9 +16,10 @@ use crate::roots::Roots;
 use crate::supervisor::client::{self, Liveness};
 use crate::supervisor::protocol::{Command, UpOptions};
 use crate::supervisor::records::{ContainerRecord, ProjectRecord, State};
+use crate::supervisor::watch::WatchLog;
 use crate::supervisor::{teardown, ProjectPaths};
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Default, clap::Args)]
 pub struct UpArgs {
     /// Detached: return once the services are started, leaving the supervisor running
     #[arg(short, long)]
@@ -56,6 +57,10 @@ pub struct UpArgs {
     /// Stop timeout in seconds when the project is stopped
     #[arg(short, long)]
     pub timeout: Option<u64>,
+    /// Watch the services' develop.watch paths and sync, restart or exec on changes (with
+    /// -d the supervisor keeps watching after hoist returns, until `down`)
+    #[arg(short = 'w', long)]
+    pub watch: bool,
     pub services: Vec<String>,
 }
 
@@ -102,6 +107,31 @@ pub fn project_paths(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
 }
 
 pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
+    let (paths, order, watched) = bring_up(global, args)?;
+    if !args.watch {
+        if args.detach || args.wait {
+            return Ok(0);
+        }
+        return attach(&paths, &order, args, None);
+    }
+    if args.detach || args.wait {
+        let response = client::request(&paths, Command::Watch { services: watched, attach: false })?;
+        for message in &response.messages {
+            eprintln!(" {message}");
+        }
+        return Ok(0);
+    }
+    let watch_log = WatchLog::follow(&paths.watch_log());
+    let (messages, _connection) = client::attach_watch(&paths, watched)?;
+    for message in &messages {
+        eprintln!(" {message}");
+    }
+    attach(&paths, &order, args, Some(watch_log))
+}
+
+/// Validates the project, pulls what is missing and has the supervisor converge; returns
+/// its paths, the services in start order and, with `--watch`, those of them to watch.
+pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(ProjectPaths, Vec<String>, Vec<String>)> {
     let loaded = global.load()?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -120,6 +150,7 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
     let graph = ServiceGraph::new(&project)?;
     let selection = graph.select(&args.services, !args.no_deps)?;
     let order: Vec<String> = selection.start_layers().concat();
+    let watched = if args.watch { watched_services(&project, &order)? } else { Vec::new() };
     let options = UpOptions {
         services: order.clone(),
         force_recreate: args.force_recreate,
@@ -129,10 +160,29 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
         config_files: loaded.files.iter().map(|f| f.display().to_string()).collect(),
     };
     let paths = converge(&project, &order, &args.pull, options)?;
-    if args.detach || args.wait {
-        return Ok(0);
+    Ok((paths, order, watched))
+}
+
+/// The services of `order` with `develop.watch` rules, their paths checked, before anything
+/// starts.
+pub fn watched_services(project: &Project, order: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut watched = Vec::new();
+    for name in order {
+        let Some(service) = project.services.get(name) else { continue };
+        let rules = service.develop.as_ref().map(|d| d.watch.as_slice()).unwrap_or_default();
+        for (i, rule) in rules.iter().enumerate() {
+            if !rule.path.exists() {
+                bail!("service {name}: develop.watch[{i}].path: {} does not exist", rule.path.display());
+            }
+        }
+        if !rules.is_empty() {
+            watched.push(name.clone());
+        }
     }
-    attach(&paths, &order, args)
+    if watched.is_empty() {
+        bail!("none of the services {} has develop.watch rules; nothing to watch", order.join(", "));
+    }
+    Ok(watched)
 }
 
 /// Plans `order` (services of `project`, in start order) and has the project's supervisor,
@@ -185,7 +235,12 @@ fn image_for(store: &Store, image: &str, policy: &str) -> Result<(crate::image::
 
 /// Attached `up`: logs of every container until Ctrl-C (then a graceful stop; a second
 /// Ctrl-C kills) or, with --abort-on-container-exit, until a container stops.
-fn attach(paths: &ProjectPaths, services: &[String], args: &UpArgs) -> anyhow::Result<i32> {
+fn attach(
+    paths: &ProjectPaths,
+    services: &[String],
+    args: &UpArgs,
+    mut watch_log: Option<WatchLog>,
+) -> anyhow::Result<i32> {
     let abort = args.abort_on_container_exit || args.exit_code_from.is_some();
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut followers = logs::Followers::new(paths, services, !args.no_color);
@@ -196,6 +251,11 @@ fn attach(paths: &ProjectPaths, services: &[String], args: &UpArgs) -> anyhow::R
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
             followers.print_new()?;
+            if let Some(watch_log) = watch_log.as_mut() {
+                for line in watch_log.new_lines() {
+                    println!("{line}");
+                }
+            }
             if abort {
                 if let Some(record) = ProjectRecord::load(paths)? {
                     if record.containers.values().any(|c| c.state == State::Exited && services.contains(&c.service)) {

@@ -12,6 +12,7 @@ mod logging;
 mod logs;
 mod run;
 mod status;
+mod watch;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -100,6 +101,8 @@ pub enum Command {
     Top(status::TopArgs),
     /// Block until the containers of all (or the named) services stop
     Wait(lifecycle::WaitArgs),
+    /// Watch services' develop.watch paths: sync files into their containers, restart or exec on changes
+    Watch(watch::WatchArgs),
     /// Runs a project's supervisor (started by `up`)
     #[command(name = "__supervise", hide = true)]
     Supervise { project: String },
@@ -163,6 +166,7 @@ pub fn run() -> i32 {
         Command::Exec(args) => return finish(exec::run(global, args).map(Outcome::Code)),
         Command::Run(args) => return finish(run::run(global, args).map(Outcome::Code)),
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
+        Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {
             crate::supervisor::daemon::main(lifecycle::roots(), project).map_err(anyhow::Error::from)
         }

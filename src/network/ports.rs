@@ -58,6 +58,18 @@ impl Forwarder {
     pub fn published(&self) -> &[Published] {
         &self.published
     }
+
+    /// Stops forwarding and returns once the ports are free again (dropping only asks the
+    /// tasks to stop: a port rebound at once, by a recreated container, could be refused).
+    pub async fn close(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
 }
 
 impl Drop for Forwarder {

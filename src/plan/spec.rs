@@ -15,6 +15,7 @@ use crate::image::manifest::ImageHealthcheck;
 use crate::image::ImageRecord;
 use crate::network::ports::Protocol;
 use crate::network::subnet::Subnet;
+use crate::project::model::WatchAction;
 use crate::project::model::{Condition, Healthcheck, Hook, MountType, Project, Service};
 use crate::runtime::spec::Rlimit;
 use crate::runtime::{ContainerSpec, EtcFiles, Limits, Mount, ProcessSpec, RootFs};
@@ -102,6 +103,23 @@ pub struct PortPlan {
     pub protocol: Protocol,
 }
 
+/// A `develop.watch` rule as the supervisor's watcher applies it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchPlan {
+    pub action: WatchAction,
+    /// The watched file or directory on the host (absolute).
+    pub path: PathBuf,
+    /// Where `path` goes in the container (sync actions).
+    pub target: Option<String>,
+    /// `.dockerignore` syntax, relative to `path`.
+    pub ignore: Vec<String>,
+    /// When not empty, only matching files count (`.gitignore` syntax, relative to `path`).
+    pub include: Vec<String>,
+    pub initial_sync: bool,
+    /// `sync+exec`: run in the container after each sync.
+    pub exec: Option<ProcessSpec>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HealthPlan {
     pub args: Vec<String>,
@@ -154,6 +172,9 @@ pub struct ServicePlan {
     /// Log rotation: bytes per file and files kept.
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
+    /// `develop.watch` (not part of the hash: editing it recreates nothing).
+    #[serde(default)]
+    pub watch: Vec<WatchPlan>,
 }
 
 impl ServicePlan {
@@ -363,6 +384,20 @@ fn service_plan(
             .collect(),
         log_max_size,
         log_max_files: log_max_files.max(1),
+        watch: service
+            .develop
+            .iter()
+            .flat_map(|d| &d.watch)
+            .map(|rule| WatchPlan {
+                action: rule.action,
+                path: rule.path.clone(),
+                target: rule.target.clone(),
+                ignore: rule.ignore.clone(),
+                include: rule.include.clone(),
+                initial_sync: rule.initial_sync,
+                exec: rule.exec.as_ref().map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user)),
+            })
+            .collect(),
     })
 }
 

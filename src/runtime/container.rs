@@ -224,12 +224,12 @@ impl Runtime {
     }
 
     fn create_in(&self, spec: &ContainerSpec, stdio: Stdio, dir: &Path) -> Result<Container> {
-        let mut subdirs = vec!["rootfs"];
+        std::fs::create_dir(dir.join("rootfs")).map_err(RuntimeError::io("cannot create", dir.join("rootfs")))?;
         if matches!(spec.root, RootFs::Overlay { .. }) {
-            subdirs.extend(["upper", "work"]);
-        }
-        for sub in subdirs {
-            std::fs::create_dir(dir.join(sub)).map_err(RuntimeError::io("cannot create", dir.join(sub)))?;
+            let (upper, work) = spec.layer_dirs(dir);
+            for sub in [upper, work] {
+                std::fs::create_dir_all(&sub).map_err(RuntimeError::io("cannot create", sub))?;
+            }
         }
         etc_files::write(spec, dir)?;
         let cgroup = Cgroup::create(&spec.id, &spec.limits)?;

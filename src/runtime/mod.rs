@@ -16,6 +16,7 @@
 pub mod caps;
 pub mod cgroup;
 mod container;
+pub mod container_fs;
 mod copy;
 pub mod error;
 mod etc_files;

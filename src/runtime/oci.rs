@@ -49,16 +49,12 @@ pub fn write_bundle(spec: &ContainerSpec, dir: &Path) -> Result<Bundle> {
         RootFs::Directory(path) => path.clone(),
         RootFs::Overlay { lowers } => {
             let rootfs = dir.join("rootfs");
-            for sub in ["rootfs", "upper", "work"] {
-                std::fs::create_dir_all(dir.join(sub)).map_err(RuntimeError::io("cannot create", dir.join(sub)))?;
+            let (upper, work) = spec.layer_dirs(dir);
+            for sub in [&rootfs, &upper, &work] {
+                std::fs::create_dir_all(sub).map_err(RuntimeError::io("cannot create", sub))?;
             }
             let lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.join(":"),
-                dir.join("upper").display(),
-                dir.join("work").display()
-            );
+            let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
             mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
                 .map_err(RuntimeError::sys("mounting the bundle's overlay root"))?;
             bundle.overlay = Some(rootfs.clone());

@@ -131,12 +131,8 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
                 return Err(SetupError("an overlay root needs at least one lower directory".into()));
             }
             let lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
-            let data = format!(
-                "lowerdir={},upperdir={},workdir={}",
-                lower.join(":"),
-                state_dir.join("upper").display(),
-                state_dir.join("work").display()
-            );
+            let (upper, work) = spec.layer_dirs(state_dir);
+            let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
             mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
                 .map_err(err(format!("cannot mount the overlay root ({data})")))?;
         }

@@ -2,7 +2,7 @@
 //! mounts, limits, capabilities and namespaces. The supervisor builds one from a service;
 //! the init stage receives it (as JSON over a pipe) and applies it inside the new namespaces.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +32,12 @@ pub struct ContainerSpec {
     /// /etc/hosts, /etc/hostname and /etc/resolv.conf written for this container and
     /// bound over the image's; `None` leaves the image's files alone.
     pub etc_files: Option<EtcFiles>,
+    /// Where an overlay root's writable layer (its `upper` and `work` directories) lives.
+    /// `None`: in the container's state directory, gone with it. A supervised container
+    /// names a directory of its own so that its files survive a stop and a restart, as a
+    /// Docker container's do, until it is removed.
+    #[serde(default)]
+    pub writable_layer: Option<PathBuf>,
 }
 
 /// What goes into the container's /etc/hosts and /etc/resolv.conf.
@@ -138,6 +144,13 @@ impl ContainerSpec {
             privileged: false,
             init: false,
             etc_files: Some(EtcFiles::default()),
+            writable_layer: None,
         }
+    }
+
+    /// The overlay's upper and work directories for a container whose state is in `state_dir`.
+    pub fn layer_dirs(&self, state_dir: &Path) -> (PathBuf, PathBuf) {
+        let base = self.writable_layer.as_deref().unwrap_or(state_dir);
+        (base.join("upper"), base.join("work"))
     }
 }

@@ -90,3 +90,16 @@ pub fn request(paths: &ProjectPaths, command: Command) -> Result<Response, Super
         None => Ok(response),
     }
 }
+
+/// Starts watching `services` for as long as the returned connection stays open (the
+/// supervisor's answer messages with it).
+pub fn attach_watch(
+    paths: &ProjectPaths,
+    services: Vec<String>,
+) -> Result<(Vec<String>, std::os::unix::net::UnixStream), SupervisorError> {
+    let (response, stream) = protocol::call_and_hold(&paths.socket(), Command::Watch { services, attach: true }, None)?;
+    match response.error {
+        Some(message) => Err(SupervisorError::Failed(message)),
+        None => Ok((response.messages, stream)),
+    }
+}

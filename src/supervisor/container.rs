@@ -15,10 +15,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::daemon::Daemon;
-use super::health;
 use super::logs::{LogWriter, Stream};
 use super::records::{Health, State};
 use super::restart::{backoff, should_restart, STABLE_RUN};
+use super::{health, teardown};
 use crate::network::links::{self, EndpointSpec};
 use crate::plan::spec::{NetworkMode as PlanNetworkMode, ServicePlan};
 use crate::runtime::cgroup::Cgroup;
@@ -64,7 +64,6 @@ pub struct Handle {
     pub control: mpsc::Sender<Control>,
     pub status: watch::Receiver<Status>,
     /// Published ports live as long as the container does: dropping the handle closes them.
-    #[expect(dead_code, reason = "held for its Drop")]
     pub forwarder: Option<crate::network::ports::Forwarder>,
 }
 
@@ -399,6 +398,7 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<St
     let service = &config.service;
     let mut spec = service.spec.clone();
     spec.id = config.name.clone();
+    spec.writable_layer = Some(daemon.paths.layer(&config.name));
     spec.process.terminal = config.one_off.as_ref().is_some_and(|o| o.terminal);
     if spec.hostname.is_none() {
         spec.hostname = Some(config.name.clone());
@@ -497,6 +497,7 @@ fn cleanup(daemon: &Daemon, config: &Config, running: &Running) {
 /// Forgets a removed container: its leases and its record.
 fn finish(daemon: &Daemon, config: &Config) {
     let _ = daemon.runtime.delete(&config.name);
+    teardown::remove_layer(&daemon.paths, &config.name);
     for attachment in &config.service.networks {
         let _ = crate::network::ipam::Ipam::new(&daemon.paths.state_root).release(&attachment.network, &config.name);
     }

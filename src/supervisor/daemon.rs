@@ -43,6 +43,12 @@ pub struct Daemon {
     /// The pty masters of one-off containers run with a terminal, by container name: held
     /// here while the container runs, for the client to copy.
     pub consoles: Mutex<BTreeMap<String, OwnedFd>>,
+    /// Watch mode's watchers, by service.
+    pub(super) watchers: super::watch::Watchers,
+    /// Counts container starts: watchers bring (re)started containers up to date.
+    pub(super) starts: tokio::sync::watch::Sender<u64>,
+    /// Numbers the control connections (watchers' attached owners).
+    connections: std::sync::atomic::AtomicU64,
 }
 
 #[derive(Default)]
@@ -93,6 +99,9 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             shared: Mutex::new(Shared::default()),
             shutdown: tokio::sync::Notify::new(),
             consoles: Mutex::new(BTreeMap::new()),
+            watchers: super::watch::Watchers::default(),
+            starts: tokio::sync::watch::Sender::new(0),
+            connections: std::sync::atomic::AtomicU64::new(0),
         });
         let socket = paths.socket();
         std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
@@ -135,16 +144,28 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
 }
 
 async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
+    let connection = daemon.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let (read, mut write) = stream.into_split();
+    let mut read = BufReader::new(read);
     let mut line = String::new();
-    if BufReader::new(read).read_line(&mut line).await.unwrap_or(0) == 0 {
+    if read.read_line(&mut line).await.unwrap_or(0) == 0 {
         return;
     }
     let mut down = false;
+    let mut attached = false;
     let response = match serde_json::from_str::<Request>(&line) {
         Err(e) => Response::failure(format!("undecodable request: {e}")),
         Ok(request) if request.version != VERSION => {
             Response::failure(format!("protocol version {} is not spoken here; expected {VERSION}", request.version))
+        }
+        Ok(Request { command: Command::Watch { services, attach }, .. }) => {
+            match daemon.watch(&services, attach.then_some(connection)) {
+                Ok(messages) => {
+                    attached = attach;
+                    Response::success(Answer::from(messages))
+                }
+                Err(e) => Response::failure(e),
+            }
         }
         Ok(request) => {
             down = matches!(request.command, Command::Down { .. });
@@ -162,6 +183,13 @@ async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     if down {
         daemon.shutdown.notify_one();
     }
+    if attached {
+        // The client keeps the connection while it watches; its end (exit, crash, Ctrl-C)
+        // closes it.
+        let mut rest = Vec::new();
+        let _ = tokio::io::AsyncReadExt::read_to_end(&mut read, &mut rest).await;
+        daemon.release_watchers(connection);
+    }
 }
 
 fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
@@ -169,18 +197,14 @@ fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
 }
 
 impl Daemon {
-    async fn handle(self: &Arc<Self>, command: Command) -> Result<Answer, String> {
+    pub(super) async fn handle(self: &Arc<Self>, command: Command) -> Result<Answer, String> {
         let done = |_| Answer::default();
         match command {
             Command::Ping => Ok(Answer::default()),
             Command::Up { plan, options } => self.up(*plan, options).await.map(Answer::from),
             Command::Stop { services, timeout } => self.stop(&services, timeout).await.map(done),
             Command::Start { services } => self.start(&services).await.map(done),
-            Command::Restart { services, timeout } => {
-                let services = self.with_restart_dependents(services);
-                self.stop(&services, timeout).await?;
-                self.start(&services).await.map(done)
-            }
+            Command::Restart { services, timeout } => self.restart(services, timeout).await.map(done),
             Command::Kill { services, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
                 self.each(
@@ -206,6 +230,7 @@ impl Daemon {
             Command::Down { timeout, volumes } => self.down(timeout, volumes).await.map(Answer::from),
             Command::Run { plan, service, name, options } => self.run(*plan, *service, name, options).await,
             Command::WaitExit { container } => self.wait_exit(&container).await,
+            Command::Watch { services, .. } => self.watch(&services, None).map(Answer::from),
         }
     }
 
@@ -232,6 +257,26 @@ impl Daemon {
 
     pub fn event(&self, container: &str, service: &str, action: &str, exit_code: Option<i32>) {
         events::append(&self.paths.events(), container, service, action, exit_code);
+        if action == "start" {
+            self.starts.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The plan the project was last brought up with.
+    pub fn plan(&self) -> Option<ProjectPlan> {
+        self.shared.lock().ok()?.plan.clone()
+    }
+
+    /// A copy of the project record.
+    pub fn record_snapshot(&self) -> Option<ProjectRecord> {
+        self.record.lock().ok().map(|r| r.clone())
+    }
+
+    /// Stops and starts `services` and those following them (`depends_on.restart`).
+    pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<(), String> {
+        let services = self.with_restart_dependents(services);
+        self.stop(&services, timeout).await?;
+        self.start(&services).await
     }
 
     /// The network records of a service's attachments, in order.
@@ -297,6 +342,7 @@ impl Daemon {
             merged.services.retain(|s| all.contains(&s.name));
             shared.plan = Some(merged);
         }
+        self.refresh_watchers();
         if let Ok(mut record) = self.record.lock() {
             record.config_files = options.config_files.clone();
         }
@@ -688,10 +734,13 @@ impl Daemon {
     }
 
     async fn remove(&self, inner: &mut Inner, name: &str, grace: Duration) {
-        if let Some(handle) = inner.containers.remove(name) {
+        if let Some(mut handle) = inner.containers.remove(name) {
             let (reply, done) = oneshot::channel();
             if handle.control.send(Control::Remove { grace, reply }).await.is_ok() {
                 let _ = done.await;
+            }
+            if let Some(forwarder) = handle.forwarder.take() {
+                forwarder.close().await;
             }
         } else {
             // Known from the record only (a crashed predecessor's).
@@ -771,6 +820,7 @@ impl Daemon {
     }
 
     async fn down(&self, timeout: Option<u64>, volumes: bool) -> Result<Vec<String>, String> {
+        self.stop_watchers();
         let mut inner = self.inner.lock().await;
         let mut messages = Vec::new();
         for layer in self.stop_order(&inner, &[]) {

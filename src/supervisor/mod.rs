@@ -16,6 +16,7 @@ pub mod protocol;
 pub mod records;
 pub mod restart;
 pub mod teardown;
+pub mod watch;
 
 pub use error::SupervisorError;
 pub use paths::ProjectPaths;

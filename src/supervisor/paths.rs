@@ -52,6 +52,16 @@ impl ProjectPaths {
         self.state_dir.join("events.jsonl")
     }
 
+    /// A container's writable layer: kept across its restarts, removed with it.
+    pub fn layer(&self, container: &str) -> PathBuf {
+        self.state_dir.join("layers").join(container)
+    }
+
+    /// One JSON line per watch batch (`hoist watch`, `up --watch`).
+    pub fn watch_log(&self) -> PathBuf {
+        self.state_dir.join("watch.log")
+    }
+
     pub fn log(&self, container: &str) -> PathBuf {
         self.state_dir.join("logs").join(format!("{container}.log"))
     }

@@ -78,6 +78,13 @@ pub enum Command {
         container: String,
         signal: String,
     },
+    /// Starts watching `services` (`develop.watch`; all that have rules when empty). With
+    /// `attach`, the watchers are kept only while the client keeps this connection open;
+    /// without, until `down`.
+    Watch {
+        services: Vec<String>,
+        attach: bool,
+    },
     Ping,
 }
 
@@ -150,6 +157,15 @@ impl Response {
 /// Sends `command` to the supervisor listening on `socket` and waits for its answer
 /// (`timeout`: `None` waits as long as the command takes).
 pub fn call(socket: &Path, command: Command, timeout: Option<Duration>) -> Result<Response, SupervisorError> {
+    call_and_hold(socket, command, timeout).map(|(response, _)| response)
+}
+
+/// [`call`], keeping the connection: the supervisor ties an attached watch to it.
+pub fn call_and_hold(
+    socket: &Path,
+    command: Command,
+    timeout: Option<Duration>,
+) -> Result<(Response, UnixStream), SupervisorError> {
     let unreachable =
         |e: std::io::Error| SupervisorError::Unreachable { socket: socket.to_path_buf(), message: e.to_string() };
     let mut stream = UnixStream::connect(socket).map_err(unreachable)?;
@@ -159,7 +175,7 @@ pub fn call(socket: &Path, command: Command, timeout: Option<Duration>) -> Resul
     line.push(b'\n');
     stream.write_all(&line).map_err(unreachable)?;
     let mut answer = String::new();
-    BufReader::new(stream).read_line(&mut answer).map_err(unreachable)?;
+    BufReader::new(&stream).read_line(&mut answer).map_err(unreachable)?;
     if answer.is_empty() {
         return Err(SupervisorError::Protocol("the supervisor closed the connection without an answer".into()));
     }
@@ -171,5 +187,5 @@ pub fn call(socket: &Path, command: Command, timeout: Option<Duration>) -> Resul
             response.version
         )));
     }
-    Ok(response)
+    Ok((response, stream))
 }

@@ -17,12 +17,23 @@ pub fn containers(paths: &ProjectPaths, record: &ProjectRecord) {
         if let Err(e) = runtime.delete(&container.name) {
             tracing::warn!("cannot delete container {}: {e}", container.name);
         }
+        remove_layer(paths, &container.name);
         let networks = container.addresses.keys().chain(record.networks.iter());
         for network in networks {
             if let Err(e) = links::detach(network, &container.name) {
                 tracing::warn!("cannot disconnect {} from {network}: {e}", container.name);
             }
         }
+    }
+}
+
+/// Removes a container's writable layer (its files outlive stops, not removal).
+pub fn remove_layer(paths: &ProjectPaths, container: &str) {
+    let layer = paths.layer(container);
+    match std::fs::remove_dir_all(&layer) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => tracing::warn!("cannot remove the writable layer {}: {e}", layer.display()),
     }
 }
 

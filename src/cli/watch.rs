@@ -1,0 +1,60 @@
+//! `hoist watch [--no-up] [SERVICE...]`: brings the services up detached (unless
+//! `--no-up`), has the project's supervisor watch them for as long as this command runs,
+//! and prints one line per batch (service, action, files, elapsed ms) until Ctrl-C. The
+//! project keeps running afterwards; `up -d --watch` keeps watching without a terminal.
+
+use std::time::Duration;
+
+use super::lifecycle::{self, UpArgs};
+use super::GlobalOptions;
+use crate::supervisor::client::{self, Liveness};
+use crate::supervisor::watch::WatchLog;
+
+#[derive(Debug, clap::Args)]
+pub struct WatchArgs {
+    /// Do not bring the services up first; they must be running
+    #[arg(long)]
+    pub no_up: bool,
+    /// Plain output (accepted for Compose compatibility; output is always plain)
+    #[arg(long)]
+    pub quiet: bool,
+    pub services: Vec<String>,
+}
+
+pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
+    let paths = if args.no_up {
+        lifecycle::project_paths(global)?
+    } else {
+        let up = UpArgs {
+            detach: true,
+            watch: true,
+            pull: "missing".into(),
+            services: args.services.clone(),
+            ..UpArgs::default()
+        };
+        lifecycle::bring_up(global, &up)?.0
+    };
+    let mut log = WatchLog::follow(&paths.watch_log());
+    let (messages, _connection) = client::attach_watch(&paths, args.services.clone())?;
+    for message in &messages {
+        eprintln!(" {message}");
+    }
+    eprintln!("Watching; Ctrl-C stops watching (the services keep running)");
+    let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    tokio.block_on(async {
+        let mut ticks = 0u32;
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => return Ok::<(), anyhow::Error>(()),
+                _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            }
+            for line in log.new_lines() {
+                println!("{line}");
+            }
+            ticks += 1;
+            if ticks % 20 == 0 && !matches!(client::liveness(&paths), Liveness::Running { .. }) {
+                anyhow::bail!("the project's supervisor has gone (the project was taken down)");
+            }
+        }
+    })
+}

@@ -1,0 +1,297 @@
+//! Writing into a running container's filesystem from the host (watch mode's sync).
+//!
+//! Everything goes through `/proc/PID/root` of the container's first process, and every
+//! path below it is resolved with openat2(RESOLVE_IN_ROOT): the container's own mounts
+//! (volumes, binds, tmpfs) are honoured as the container sees them, and a symlink planted
+//! in the container (`/www -> /etc`) resolves inside its root, never onto the host. Files
+//! are written aside and renamed into place, so a reader never sees half a file.
+//! New files and directories take the owner of the directory they land in (a replaced
+//! file keeps its owner), so a service running as `www-data` can still rewrite them.
+
+use std::fs::File;
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use nix::errno::Errno;
+use nix::fcntl::{openat, renameat, AtFlags, OFlag};
+use nix::sys::stat::{fchmod, fstat, fstatat, futimens, mkdirat, Mode, SFlag};
+use nix::sys::time::TimeSpec;
+use nix::unistd::{fchown, fchownat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+
+use super::sys::open_in_root;
+
+/// Temporary names start with this; watchers ignore it in case a target is bound back
+/// onto the watched directory.
+pub const TEMP_PREFIX: &str = ".hoist-sync-";
+
+/// What a path in the container is, for deciding whether a copy is needed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub kind: Kind,
+    pub size: u64,
+    /// Modification time: seconds and nanoseconds.
+    pub mtime: (i64, i64),
+    /// Permission bits.
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    File,
+    Directory,
+    Symlink,
+    Other,
+}
+
+/// The root of a running container, open for writing into.
+pub struct ContainerFs {
+    root: OwnedFd,
+    pid: i32,
+}
+
+fn sys_error(e: Errno) -> io::Error {
+    io::Error::from(e)
+}
+
+/// `/a/b/c` → (`/a/b`, `c`); `None` for the root itself.
+fn split(path: &str) -> Option<(&str, &str)> {
+    let trimmed = path.trim_end_matches('/');
+    let (parent, name) = trimmed.rsplit_once('/')?;
+    if name.is_empty() || name == "." || name == ".." {
+        return None;
+    }
+    Some((if parent.is_empty() { "/" } else { parent }, name))
+}
+
+fn temp_name(name: &str) -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{TEMP_PREFIX}{}-{n}-{name}", std::process::id())
+}
+
+impl ContainerFs {
+    /// The root of process `pid` (a container's first process).
+    pub fn open(pid: i32) -> io::Result<ContainerFs> {
+        let path = format!("/proc/{pid}/root");
+        let root =
+            nix::fcntl::open(path.as_str(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+                .map_err(sys_error)?;
+        Ok(ContainerFs { root, pid })
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn open_dir(&self, path: &str) -> io::Result<OwnedFd> {
+        open_in_root(&self.root, path, libc::O_PATH | libc::O_DIRECTORY, 0).map_err(sys_error)
+    }
+
+    /// What `path` is, without following a final symlink; `None` when it does not exist.
+    pub fn stat(&self, path: &str) -> io::Result<Option<Stat>> {
+        let Some((parent, name)) = split(path) else {
+            return self.open_dir("/").and_then(|fd| fstat(&fd).map(to_stat).map(Some).map_err(sys_error));
+        };
+        let dir = match self.open_dir(parent) {
+            Ok(dir) => dir,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok(Some(to_stat(stat))),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(sys_error(e)),
+        }
+    }
+
+    /// Creates directory `path` and its missing parents; new ones get the owner of the
+    /// directory they are made in, the last one `mode`. A file in the way is replaced.
+    pub fn make_dir(&self, path: &str, mode: u32) -> io::Result<()> {
+        let mut current = String::from("/");
+        let mut dir = self.open_dir("/")?;
+        let components: Vec<&str> = path.split('/').filter(|c| !c.is_empty() && *c != ".").collect();
+        for (i, name) in components.iter().enumerate() {
+            if *name == ".." {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{path}: `..` is not allowed")));
+            }
+            if !current.ends_with('/') {
+                current.push('/');
+            }
+            current.push_str(name);
+            let last = i + 1 == components.len();
+            match fstatat(&dir, *name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+                Ok(stat) if SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT) == SFlag::S_IFDIR => {}
+                // A symlink to a directory is followed (inside the root) like any path.
+                Ok(stat)
+                    if SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT) == SFlag::S_IFLNK
+                        && self.open_dir(&current).is_ok() => {}
+                Ok(_) => {
+                    remove_at(&dir, name)?;
+                    self.create_dir_at(&dir, name, if last { mode } else { 0o755 })?;
+                }
+                Err(Errno::ENOENT) => self.create_dir_at(&dir, name, if last { mode } else { 0o755 })?,
+                Err(e) => return Err(sys_error(e)),
+            }
+            dir = self.open_dir(&current)?;
+        }
+        Ok(())
+    }
+
+    fn create_dir_at(&self, parent: &OwnedFd, name: &str, mode: u32) -> io::Result<()> {
+        let owner = fstat(parent).map_err(sys_error)?;
+        match mkdirat(parent, name, Mode::from_bits_truncate(mode)) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(sys_error(e)),
+        }
+        fchownat(
+            parent,
+            name,
+            Some(Uid::from_raw(owner.st_uid)),
+            Some(Gid::from_raw(owner.st_gid)),
+            AtFlags::AT_SYMLINK_NOFOLLOW,
+        )
+        .map_err(sys_error)?;
+        // mkdir applied the umask; the mode asked for is the one wanted.
+        let fd = openat(
+            parent,
+            name,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(sys_error)?;
+        fchmod(&fd, Mode::from_bits_truncate(mode)).map_err(sys_error)
+    }
+
+    /// The parent directory of `path` (created when missing) and the name in it.
+    fn parent_of<'p>(&self, path: &'p str) -> io::Result<(OwnedFd, &'p str)> {
+        let (parent, name) = split(path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{path:?} names no file")))?;
+        let dir = match self.open_dir(parent) {
+            Ok(dir) => dir,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                self.make_dir(parent, 0o755)?;
+                self.open_dir(parent)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok((dir, name))
+    }
+
+    /// The owner a new or replaced `name` in `dir` gets: the replaced entry's, else the directory's.
+    fn owner_for(dir: &OwnedFd, name: &str) -> io::Result<(Uid, Gid, Option<Kind>)> {
+        match fstatat(dir, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(stat) => Ok((Uid::from_raw(stat.st_uid), Gid::from_raw(stat.st_gid), Some(to_stat(stat).kind))),
+            Err(Errno::ENOENT) => {
+                let stat = fstat(dir).map_err(sys_error)?;
+                Ok((Uid::from_raw(stat.st_uid), Gid::from_raw(stat.st_gid), None))
+            }
+            Err(e) => Err(sys_error(e)),
+        }
+    }
+
+    /// Copies the host file `source` to `path`: contents, permission bits and modification
+    /// time; written aside and renamed over whatever was there (a directory is removed).
+    pub fn write_file(&self, path: &str, source: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent_of(path)?;
+        let (uid, gid, existing) = Self::owner_for(&dir, name)?;
+        let mut input = File::open(source)?;
+        let meta = input.metadata()?;
+        let temp = temp_name(name);
+        let fd = openat(
+            &dir,
+            temp.as_str(),
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(0o600),
+        )
+        .map_err(sys_error)?;
+        let written = (|| {
+            let mut output = File::from(fd);
+            io::copy(&mut input, &mut output)?;
+            fchown(output.as_fd(), Some(uid), Some(gid)).map_err(sys_error)?;
+            fchmod(output.as_fd(), Mode::from_bits_truncate(meta.mode() & 0o7777)).map_err(sys_error)?;
+            let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
+            futimens(output.as_fd(), &mtime, &mtime).map_err(sys_error)?;
+            if existing == Some(Kind::Directory) {
+                remove_at(&dir, name)?;
+            }
+            renameat(&dir, temp.as_str(), &dir, name).map_err(sys_error)
+        })();
+        if written.is_err() {
+            let _ = unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        written
+    }
+
+    /// Makes `path` a symlink to `target` (written aside and renamed into place).
+    pub fn write_symlink(&self, path: &str, target: &Path) -> io::Result<()> {
+        let (dir, name) = self.parent_of(path)?;
+        let (uid, gid, existing) = Self::owner_for(&dir, name)?;
+        let temp = temp_name(name);
+        symlinkat(target, &dir, temp.as_str()).map_err(sys_error)?;
+        let placed = (|| {
+            fchownat(&dir, temp.as_str(), Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys_error)?;
+            if existing == Some(Kind::Directory) {
+                remove_at(&dir, name)?;
+            }
+            renameat(&dir, temp.as_str(), &dir, name).map_err(sys_error)
+        })();
+        if placed.is_err() {
+            let _ = unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
+        }
+        placed
+    }
+
+    /// Removes `path` (a whole tree for a directory); nothing to do when it is absent.
+    pub fn remove(&self, path: &str) -> io::Result<()> {
+        let Some((parent, name)) = split(path) else {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "refusing to remove the container's root"));
+        };
+        let dir = match self.open_dir(parent) {
+            Ok(dir) => dir,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        remove_at(&dir, name)
+    }
+}
+
+/// Removes `name` in `dir`, recursively for a directory (never following symlinks).
+fn remove_at(dir: &OwnedFd, name: &str) -> io::Result<()> {
+    match unlinkat(dir, name, UnlinkatFlags::NoRemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => return Ok(()),
+        Err(Errno::EISDIR) => {}
+        Err(e) => return Err(sys_error(e)),
+    }
+    let fd =
+        openat(dir, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(sys_error)?;
+    let entries: Vec<String> = {
+        let mut listing = nix::dir::Dir::from_fd(fd.try_clone()?).map_err(sys_error)?;
+        listing
+            .iter()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "." && n != "..")
+            .collect()
+    };
+    for entry in entries {
+        remove_at(&fd, &entry)?;
+    }
+    match unlinkat(dir, name, UnlinkatFlags::RemoveDir) {
+        Ok(()) | Err(Errno::ENOENT) => Ok(()),
+        Err(e) => Err(sys_error(e)),
+    }
+}
+
+fn to_stat(stat: libc::stat) -> Stat {
+    let kind = match SFlag::from_bits_truncate(stat.st_mode & libc::S_IFMT) {
+        SFlag::S_IFREG => Kind::File,
+        SFlag::S_IFDIR => Kind::Directory,
+        SFlag::S_IFLNK => Kind::Symlink,
+        _ => Kind::Other,
+    };
+    Stat { kind, size: stat.st_size as u64, mtime: (stat.st_mtime, stat.st_mtime_nsec), mode: stat.st_mode & 0o7777 }
+}

@@ -1,0 +1,499 @@
+//! The supervisor's watchers (`develop.watch`): one task per watched service that turns
+//! batches of host file changes into syncs into the service's running containers, restarts
+//! and `sync+exec` commands, and writes one line per batch to the project's watch log
+//! (read by `hoist watch` and `hoist up --watch`).
+//!
+//! A watcher is kept by its owners: the project itself (`up -d --watch`, until `down`) or
+//! attached clients (`hoist watch`, `up --watch`), each holding its control connection open;
+//! the watcher ends with the last one. It outlives restarts and recreations: containers are
+//! looked up for every batch, and a container that (re)starts gets again every file the
+//! watcher synced before (the whole tree for `initial_sync` rules).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use super::daemon::Daemon;
+use super::health;
+use super::records::State;
+use crate::plan::spec::WatchPlan;
+use crate::project::model::WatchAction;
+use crate::runtime::container_fs::ContainerFs;
+use crate::watch::batch::{Batch, EventSource};
+use crate::watch::rules::Matcher;
+use crate::watch::sync::{self, Report};
+
+/// Who keeps a watcher running.
+#[derive(Debug, Default)]
+struct Owners {
+    /// `up -d --watch`: until `down`.
+    project: bool,
+    /// Attached clients, by connection number.
+    clients: BTreeSet<u64>,
+}
+
+struct Watching {
+    rules: Vec<WatchPlan>,
+    owners: Owners,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The watchers of a project, by service.
+#[derive(Default)]
+pub struct Watchers {
+    services: std::sync::Mutex<BTreeMap<String, Watching>>,
+}
+
+/// One line of the watch log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchLine {
+    pub time: String,
+    pub service: String,
+    /// `sync`, `sync+restart`, `sync+exec`, `restart`, `rebuild`, or `watch` for the
+    /// watcher's own news.
+    pub action: String,
+    /// Files that changed on the host.
+    pub files: usize,
+    pub elapsed_ms: u64,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl std::fmt::Display for WatchLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "watch {}: {}", self.service, self.message)?;
+        if self.action != "watch" {
+            write!(f, " ({} ms)", self.elapsed_ms)?;
+        }
+        if let Some(error) = &self.error {
+            write!(f, "; error: {error}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Appends one line to the watch log (one write, O_APPEND: lines never interleave).
+fn append(path: &Path, line: &WatchLine) {
+    match &line.error {
+        Some(error) => tracing::warn!("{line}; {error}"),
+        None => tracing::info!("{line}"),
+    }
+    let Ok(mut bytes) = serde_json::to_vec(line) else { return };
+    bytes.push(b'\n');
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::create_dir_all(dir);
+    }
+    let written =
+        std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(&bytes));
+    if let Err(e) = written {
+        tracing::warn!("cannot write the watch log {}: {e}", path.display());
+    }
+}
+
+/// Follows the watch log from where it ended when the follower was made.
+pub struct WatchLog {
+    path: PathBuf,
+    offset: u64,
+}
+
+impl WatchLog {
+    pub fn follow(path: &Path) -> WatchLog {
+        let offset = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+        WatchLog { path: path.to_path_buf(), offset }
+    }
+
+    /// Lines written since the last call.
+    pub fn new_lines(&mut self) -> Vec<WatchLine> {
+        let Ok(mut file) = std::fs::File::open(&self.path) else { return Vec::new() };
+        if file.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
+            return Vec::new();
+        }
+        let mut lines = Vec::new();
+        let mut reader = std::io::BufReader::new(file);
+        let mut text = String::new();
+        while reader.read_line(&mut text).unwrap_or(0) > 0 && text.ends_with('\n') {
+            self.offset += text.len() as u64;
+            if let Ok(line) = serde_json::from_str(&text) {
+                lines.push(line);
+            }
+            text.clear();
+        }
+        lines
+    }
+}
+
+fn now() -> String {
+    humantime::format_rfc3339_millis(SystemTime::now()).to_string()
+}
+
+fn action_name(action: WatchAction) -> &'static str {
+    match action {
+        WatchAction::Sync => "sync",
+        WatchAction::SyncRestart => "sync+restart",
+        WatchAction::SyncExec => "sync+exec",
+        WatchAction::Restart => "restart",
+        WatchAction::Rebuild => "rebuild",
+    }
+}
+
+fn syncs(action: WatchAction) -> bool {
+    matches!(action, WatchAction::Sync | WatchAction::SyncRestart | WatchAction::SyncExec)
+}
+
+impl Daemon {
+    /// Starts watching `services` (every service with `develop.watch` when empty) for the
+    /// project (`client` is `None`) or for an attached client. Checks every rule first.
+    pub(super) fn watch(self: &Arc<Self>, services: &[String], client: Option<u64>) -> Result<Vec<String>, String> {
+        let plan = self.plan().ok_or("nothing is up in this project; run `hoist up` first")?;
+        let candidates: Vec<_> = plan
+            .services
+            .iter()
+            .filter(|s| services.is_empty() || services.contains(&s.name))
+            .filter(|s| !s.watch.is_empty() || !services.is_empty())
+            .collect();
+        for name in services {
+            match plan.services.iter().find(|s| &s.name == name) {
+                None => return Err(format!("no such service {name} in the running project")),
+                Some(s) if s.watch.is_empty() => return Err(format!("service {name} has no develop.watch rules")),
+                Some(_) => {}
+            }
+        }
+        if candidates.is_empty() {
+            return Err("none of the project's services has develop.watch rules".into());
+        }
+        for service in &candidates {
+            for rule in &service.watch {
+                if !rule.path.exists() {
+                    return Err(format!(
+                        "service {}: develop.watch path {} does not exist",
+                        service.name,
+                        rule.path.display()
+                    ));
+                }
+                Matcher::new(rule).map_err(|e| format!("service {}: {e}", service.name))?;
+            }
+        }
+        let mut messages = Vec::new();
+        let Ok(mut watchers) = self.watchers.services.lock() else { return Err("poisoned watcher table".into()) };
+        for service in candidates {
+            let watching = watchers.entry(service.name.clone()).or_insert_with(|| {
+                messages.push(format!("Watching {} ({} rules)", service.name, service.watch.len()));
+                Watching {
+                    rules: service.watch.clone(),
+                    owners: Owners::default(),
+                    task: tokio::spawn(run(self.clone(), service.name.clone(), service.watch.clone())),
+                }
+            });
+            match client {
+                Some(client) => watching.owners.clients.insert(client),
+                None => std::mem::replace(&mut watching.owners.project, true),
+            };
+            for rule in service.watch.iter().filter(|r| r.action == WatchAction::Rebuild) {
+                messages.push(format!(
+                    "{}: rule rebuild {}: hoist does not build images yet; changes there are reported, not acted on",
+                    service.name,
+                    rule.path.display()
+                ));
+            }
+        }
+        Ok(messages)
+    }
+
+    /// An attached client went away: watchers nobody keeps any more stop.
+    pub(super) fn release_watchers(&self, client: u64) {
+        let Ok(mut watchers) = self.watchers.services.lock() else { return };
+        watchers.retain(|service, watching| {
+            watching.owners.clients.remove(&client);
+            let kept = watching.owners.project || !watching.owners.clients.is_empty();
+            if !kept {
+                watching.task.abort();
+                tracing::info!("stopped watching {service}");
+            }
+            kept
+        });
+    }
+
+    /// After `up`: watchers whose rules changed start over with the new ones (their owners
+    /// kept); those of services gone or without rules stop.
+    pub(super) fn refresh_watchers(self: &Arc<Self>) {
+        let Some(plan) = self.plan() else { return };
+        let Ok(mut watchers) = self.watchers.services.lock() else { return };
+        watchers.retain(|service, watching| {
+            let rules = plan.services.iter().find(|s| &s.name == service).map(|s| s.watch.clone()).unwrap_or_default();
+            if rules == watching.rules {
+                return true;
+            }
+            watching.task.abort();
+            if rules.is_empty() {
+                return false;
+            }
+            watching.task = tokio::spawn(run(self.clone(), service.clone(), rules.clone()));
+            watching.rules = rules;
+            true
+        });
+    }
+
+    /// Stops every watcher (`down`).
+    pub(super) fn stop_watchers(&self) {
+        if let Ok(mut watchers) = self.watchers.services.lock() {
+            for watching in watchers.values() {
+                watching.task.abort();
+            }
+            watchers.clear();
+        }
+    }
+
+    /// Running containers of `service` (not one-offs): name and PID 1.
+    fn running_containers(&self, service: &str) -> Vec<(String, i32)> {
+        let Some(record) = self.record_snapshot() else { return Vec::new() };
+        record
+            .containers
+            .values()
+            .filter(|c| c.service == service && !c.one_off && c.state == State::Running)
+            .filter_map(|c| c.pid.map(|pid| (c.name.clone(), pid)))
+            .collect()
+    }
+}
+
+/// A rule with its matcher and what it has synced so far (relative paths), replayed into a
+/// container that (re)starts.
+struct Rule {
+    plan: WatchPlan,
+    matcher: Matcher,
+    synced: BTreeSet<PathBuf>,
+}
+
+/// The watcher of one service, until aborted.
+async fn run(daemon: Arc<Daemon>, service: String, plans: Vec<WatchPlan>) {
+    let log = daemon.paths.watch_log();
+    let note = |message: String, error: Option<String>| WatchLine {
+        time: now(),
+        service: service.clone(),
+        action: "watch".into(),
+        files: 0,
+        elapsed_ms: 0,
+        message,
+        error,
+    };
+    let mut rules = Vec::new();
+    for plan in plans {
+        match Matcher::new(&plan) {
+            Ok(matcher) => rules.push(Rule { plan, matcher, synced: BTreeSet::new() }),
+            Err(e) => return append(&log, &note("cannot watch".into(), Some(e.to_string()))),
+        }
+    }
+    let paths: Vec<PathBuf> = rules.iter().map(|r| r.plan.path.clone()).collect();
+    let mut source = match EventSource::new(&paths) {
+        Ok(source) => source,
+        Err(e) => return append(&log, &note("cannot watch".into(), Some(e.to_string()))),
+    };
+    let mut starts = daemon.starts.subscribe();
+    // Containers by name and the PID they were last brought up to date at.
+    let mut current: BTreeMap<String, i32> = BTreeMap::new();
+    // File copies block; other tasks keep this runtime's other worker.
+    tokio::task::block_in_place(|| catch_up(&daemon, &service, &mut rules, &mut current, &log));
+    append(&log, &note(format!("watching {}", describe(&rules)), None));
+    loop {
+        tokio::select! {
+            batch = source.next_batch() => match batch {
+                Some(batch) => apply(&daemon, &service, &mut rules, &mut current, batch, &log).await,
+                None => return,
+            },
+            changed = starts.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                tokio::task::block_in_place(|| catch_up(&daemon, &service, &mut rules, &mut current, &log));
+            }
+        }
+    }
+}
+
+fn describe(rules: &[Rule]) -> String {
+    let parts: Vec<String> = rules
+        .iter()
+        .map(|r| match &r.plan.target {
+            Some(target) if syncs(r.plan.action) => {
+                format!("{} → {target} ({})", r.plan.path.display(), action_name(r.plan.action))
+            }
+            _ => format!("{} ({})", r.plan.path.display(), action_name(r.plan.action)),
+        })
+        .collect();
+    parts.join(", ")
+}
+
+/// Brings containers that started since they were last synced up to date: what the watcher
+/// synced before, the whole tree for `initial_sync` rules.
+fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BTreeMap<String, i32>, log: &Path) {
+    let running = daemon.running_containers(service);
+    current.retain(|name, _| running.iter().any(|(n, _)| n == name));
+    for (name, pid) in running {
+        if current.get(&name) == Some(&pid) {
+            continue;
+        }
+        let started = Instant::now();
+        let mut report = Report::default();
+        let mut error = None;
+        for rule in rules.iter().filter(|r| syncs(r.plan.action)) {
+            let Some(target) = rule.plan.target.as_deref() else { continue };
+            let result =
+                ContainerFs::open(pid).map_err(|e| format!("cannot open the root of {name}: {e}")).and_then(|fs| {
+                    if rule.plan.initial_sync {
+                        sync::full(&fs, &rule.matcher, target, &rule.plan.path)
+                    } else {
+                        let paths: BTreeSet<PathBuf> = rule.synced.iter().map(|r| rule.plan.path.join(r)).collect();
+                        sync::apply(&fs, &rule.matcher, target, &paths)
+                    }
+                });
+            match result {
+                Ok(r) => report += r,
+                Err(e) => error = Some(e),
+            }
+        }
+        current.insert(name.clone(), pid);
+        if report.copied + report.removed > 0 || error.is_some() {
+            append(
+                log,
+                &WatchLine {
+                    time: now(),
+                    service: service.to_string(),
+                    action: "sync".into(),
+                    files: report.copied + report.removed,
+                    elapsed_ms: started.elapsed().as_millis() as u64,
+                    message: format!("brought {name} up to date: {} copied, {} removed", report.copied, report.removed),
+                    error,
+                },
+            );
+        }
+    }
+}
+
+/// Applies one batch: syncs, then at most one restart and one exec per container.
+async fn apply(
+    daemon: &Arc<Daemon>,
+    service: &str,
+    rules: &mut [Rule],
+    current: &mut BTreeMap<String, i32>,
+    batch: Batch,
+    log: &Path,
+) {
+    let started = Instant::now();
+    // The paths each rule cares about.
+    let mut triggered: Vec<(usize, BTreeSet<PathBuf>)> = Vec::new();
+    for (i, rule) in rules.iter().enumerate() {
+        let paths: BTreeSet<PathBuf> = if batch.rescan {
+            BTreeSet::from([rule.plan.path.clone()])
+        } else {
+            batch
+                .paths
+                .iter()
+                .filter(|p| {
+                    rule.matcher.relative(p).is_some()
+                        && (rule.matcher.counts(p, p.is_dir())
+                            // A removed directory is only known as such inside the container.
+                            || (!p.exists() && syncs(rule.plan.action) && rule.matcher.counts(p, true)))
+                })
+                .cloned()
+                .collect()
+        };
+        if !paths.is_empty() {
+            triggered.push((i, paths));
+        }
+    }
+    if triggered.is_empty() {
+        return;
+    }
+    let files: BTreeSet<&PathBuf> = triggered.iter().flat_map(|(_, p)| p).collect();
+    let files = files.len();
+    let containers = daemon.running_containers(service);
+    let mut report = Report::default();
+    let mut errors: Vec<String> = Vec::new();
+    let mut restart = false;
+    let mut execs = Vec::new();
+    let mut strongest = WatchAction::Sync;
+    tokio::task::block_in_place(|| {
+        for (i, paths) in &triggered {
+            let rule = &mut rules[*i];
+            let action = rule.plan.action;
+            if action != WatchAction::Sync {
+                strongest = action;
+            }
+            if syncs(action) {
+                let Some(target) = rule.plan.target.clone() else { continue };
+                for path in paths {
+                    if let Some(relative) = rule.matcher.relative(path) {
+                        rule.synced.insert(relative);
+                    }
+                }
+                if containers.is_empty() {
+                    errors.push(format!("no running container of {service}; the change is synced when one starts"));
+                }
+                for (name, pid) in &containers {
+                    let result = ContainerFs::open(*pid)
+                        .map_err(|e| format!("cannot open the root of {name}: {e}"))
+                        .and_then(|fs| {
+                            if batch.rescan {
+                                sync::full(&fs, &rule.matcher, &target, &rule.plan.path)
+                            } else {
+                                sync::apply(&fs, &rule.matcher, &target, paths)
+                            }
+                        });
+                    match result {
+                        Ok(r) => report += r,
+                        Err(e) => errors.push(format!("{name}: {e}")),
+                    }
+                    current.insert(name.clone(), *pid);
+                }
+            }
+            match action {
+                WatchAction::SyncRestart | WatchAction::Restart => restart = true,
+                WatchAction::SyncExec => execs.extend(rule.plan.exec.clone()),
+                WatchAction::Rebuild => errors.push("rebuild: hoist does not build images yet; nothing rebuilt".into()),
+                WatchAction::Sync => {}
+            }
+        }
+    });
+    let mut done = vec![format!("{files} changed")];
+    if report.copied + report.removed > 0 || triggered.iter().any(|(i, _)| syncs(rules[*i].plan.action)) {
+        done.push(format!(
+            "{} copied, {} removed in {} ms",
+            report.copied,
+            report.removed,
+            started.elapsed().as_millis()
+        ));
+    }
+    if restart {
+        let restarting = Instant::now();
+        match daemon.restart(vec![service.to_string()], None).await {
+            Ok(()) => done.push(format!("restarted in {} ms", restarting.elapsed().as_millis())),
+            Err(e) => errors.push(format!("restart: {e}")),
+        }
+    }
+    for exec in execs {
+        let command = exec.args.join(" ");
+        for (name, _) in daemon.running_containers(service) {
+            match health::exec(daemon, &name, exec.clone(), std::time::Duration::from_secs(60)).await {
+                Ok((0, _)) => done.push(format!("ran `{command}` in {name}")),
+                Ok((code, output)) => errors.push(format!("`{command}` in {name} exited with {code}: {output}")),
+                Err(e) => errors.push(format!("`{command}` in {name}: {e}")),
+            }
+        }
+    }
+    append(
+        log,
+        &WatchLine {
+            time: now(),
+            service: service.to_string(),
+            action: action_name(strongest).into(),
+            files,
+            elapsed_ms: started.elapsed().as_millis() as u64,
+            message: format!("{}: {}", action_name(strongest), done.join(", ")),
+            error: if errors.is_empty() { None } else { Some(errors.join("; ")) },
+        },
+    );
+}

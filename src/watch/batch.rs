@@ -1,0 +1,137 @@
+//! From file system events to batches. One notify watcher (inotify) covers every path of a
+//! service's rules: directories recursively (notify adds new sub-directories as they
+//! appear; `sync` walks a new directory whole, so files made before its watch was added are
+//! not missed), a single file through its parent directory, which survives editors that
+//! save by renaming. Events are debounced: a batch closes after a short quiet window, which
+//! grows while a burst is under way so that a checkout of many files stays one batch.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use notify::event::{AccessKind, AccessMode};
+use notify::{EventKind, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::WatchError;
+
+/// Quiet time that closes a batch of a few changes.
+pub const QUIET: Duration = Duration::from_millis(20);
+/// Quiet time that closes a batch once it holds [`BURST`] paths or more.
+pub const BURST_QUIET: Duration = Duration::from_millis(150);
+pub const BURST: usize = 64;
+/// A batch closes after this long even if events keep coming.
+pub const LONGEST: Duration = Duration::from_secs(2);
+
+/// Changed paths, absolute.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Batch {
+    pub paths: BTreeSet<PathBuf>,
+    /// Events were lost (the kernel's queue overflowed): everything must be looked at.
+    pub rescan: bool,
+}
+
+enum Signal {
+    Paths(Vec<PathBuf>),
+    Rescan,
+}
+
+/// The watcher of a set of paths and its event channel.
+pub struct EventSource {
+    _watcher: notify::RecommendedWatcher,
+    events: mpsc::UnboundedReceiver<Signal>,
+}
+
+fn counts(kind: &EventKind) -> bool {
+    match kind {
+        // Opening or reading changes nothing; a write that completes does.
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+        EventKind::Access(_) => false,
+        _ => true,
+    }
+}
+
+impl EventSource {
+    /// Starts watching `paths` (each must exist).
+    pub fn new(paths: &[PathBuf]) -> Result<EventSource, WatchError> {
+        let (sender, events) = mpsc::unbounded_channel();
+        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if event.need_rescan() => {
+                let _ = sender.send(Signal::Rescan);
+            }
+            Ok(event) if counts(&event.kind) => {
+                let _ = sender.send(Signal::Paths(event.paths));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!("file watcher: {e}");
+                let _ = sender.send(Signal::Rescan);
+            }
+        })
+        .map_err(|e| WatchError::Path { path: PathBuf::new(), message: format!("cannot start watching: {e}") })?;
+        let mut watched: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
+        for path in paths {
+            let meta = std::fs::metadata(path).map_err(|e| WatchError::Path {
+                path: path.clone(),
+                message: format!("expected an existing file or directory: {e}"),
+            })?;
+            let (what, recursive) = if meta.is_dir() {
+                (path.clone(), true)
+            } else {
+                (path.parent().unwrap_or(Path::new("/")).to_path_buf(), false)
+            };
+            watched.insert((what, recursive));
+        }
+        for (path, recursive) in watched {
+            let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+            watcher
+                .watch(&path, mode)
+                .map_err(|e| WatchError::Path { path: path.clone(), message: format!("cannot watch: {e}") })?;
+        }
+        Ok(EventSource { _watcher: watcher, events })
+    }
+
+    /// The next batch; `None` once the watcher is gone.
+    pub async fn next_batch(&mut self) -> Option<Batch> {
+        let mut batch = Batch::default();
+        let first = self.events.recv().await?;
+        let deadline = Instant::now() + LONGEST;
+        let mut signal = Some(first);
+        loop {
+            match signal.take() {
+                Some(Signal::Paths(paths)) => batch.paths.extend(paths),
+                Some(Signal::Rescan) => batch.rescan = true,
+                None => {}
+            }
+            let quiet = if batch.paths.len() >= BURST { BURST_QUIET } else { QUIET };
+            let until = (Instant::now() + quiet).min(deadline);
+            match tokio::time::timeout_at(until, self.events.recv()).await {
+                Ok(Some(next)) => signal = Some(next),
+                Ok(None) | Err(_) => return Some(batch),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_burst_is_one_batch_and_new_directories_are_watched() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut source = EventSource::new(&[dir.path().to_path_buf()]).unwrap();
+        for i in 0..300 {
+            std::fs::write(dir.path().join(format!("f{i}")), "x").unwrap();
+        }
+        let batch = source.next_batch().await.unwrap();
+        assert_eq!(batch.paths.iter().filter(|p| p.starts_with(dir.path())).count(), 300, "{batch:?}");
+
+        std::fs::create_dir(dir.path().join("new")).unwrap();
+        let _ = source.next_batch().await.unwrap();
+        std::fs::write(dir.path().join("new/inner"), "y").unwrap();
+        let batch = source.next_batch().await.unwrap();
+        assert!(batch.paths.contains(&dir.path().join("new/inner")), "{batch:?}");
+    }
+}

@@ -1,0 +1,130 @@
+//! Applying changed host paths of a sync rule to a running container. The host's current
+//! state decides, so an event's kind never matters and a rename is a removal plus an
+//! arrival: a file is copied (skipped when size, modification time and mode already
+//! match, which also stops a loop when the target is bound back onto the watched
+//! directory), a directory is made and walked whole, a symlink is recreated, and a path
+//! gone from the host is removed from the container.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use super::rules::Matcher;
+use crate::runtime::container_fs::{ContainerFs, Kind, Stat};
+
+/// What one application did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Report {
+    pub copied: usize,
+    pub removed: usize,
+    /// Already up to date.
+    pub unchanged: usize,
+}
+
+impl std::ops::AddAssign for Report {
+    fn add_assign(&mut self, other: Report) {
+        self.copied += other.copied;
+        self.removed += other.removed;
+        self.unchanged += other.unchanged;
+    }
+}
+
+/// Where a host path of the rule lands in the container.
+pub fn container_path(target: &str, relative: &Path) -> String {
+    let target = target.trim_end_matches('/');
+    if relative.as_os_str().is_empty() {
+        return if target.is_empty() { "/".into() } else { target.to_string() };
+    }
+    format!("{target}/{}", relative.display())
+}
+
+fn up_to_date(host: &std::fs::Metadata, inside: Option<Stat>) -> bool {
+    inside.is_some_and(|s| {
+        s.kind == Kind::File
+            && s.size == host.len()
+            && s.mtime == (host.mtime(), host.mtime_nsec())
+            && s.mode == host.permissions().mode() & 0o7777
+    })
+}
+
+/// Syncs `paths` (absolute host paths, outside ones ignored) of the rule with root
+/// `matcher` and container directory `target` into `fs`.
+pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet<PathBuf>) -> Result<Report, String> {
+    let mut report = Report::default();
+    for path in paths {
+        let Some(relative) = matcher.relative(path) else { continue };
+        // A directory already synced whole covers its contents.
+        if path.ancestors().skip(1).any(|a| paths.contains(a) && a.is_dir() && matcher.relative(a).is_some()) {
+            continue;
+        }
+        report += one(fs, matcher, target, path, &relative)?;
+    }
+    Ok(report)
+}
+
+/// Syncs the whole tree of the rule (`initial_sync`, lost events).
+pub fn full(fs: &ContainerFs, matcher: &Matcher, target: &str, root: &Path) -> Result<Report, String> {
+    one(fs, matcher, target, root, Path::new(""))
+}
+
+fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative: &Path) -> Result<Report, String> {
+    let mut report = Report::default();
+    let destination = container_path(target, relative);
+    let failed = |what: &str, e: std::io::Error| format!("cannot {what} {destination} in the container: {e}");
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) => {
+            if !matcher.counts(path, meta.is_dir()) {
+                return Ok(report);
+            }
+            if meta.is_dir() {
+                fs.make_dir(&destination, meta.permissions().mode() & 0o7777).map_err(|e| failed("create", e))?;
+                let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+                children.sort();
+                for child in children {
+                    let child_relative = relative.join(child.file_name().unwrap_or_default());
+                    report += one(fs, matcher, target, &child, &child_relative)?;
+                }
+            } else if meta.file_type().is_symlink() {
+                let link = std::fs::read_link(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                fs.write_symlink(&destination, &link).map_err(|e| failed("write", e))?;
+                report.copied += 1;
+            } else if meta.is_file() {
+                let inside = fs.stat(&destination).map_err(|e| failed("inspect", e))?;
+                if up_to_date(&meta, inside) {
+                    report.unchanged += 1;
+                } else {
+                    match fs.write_file(&destination, path) {
+                        Ok(()) => report.copied += 1,
+                        // Gone between the event and the copy: its removal event follows.
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.exists() => {}
+                        Err(e) => return Err(failed("write", e)),
+                    }
+                }
+            }
+            // Sockets, fifos and devices are not synced.
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let inside = fs.stat(&destination).map_err(|e| failed("inspect", e))?;
+            let Some(inside) = inside else { return Ok(report) };
+            if matcher.counts(path, inside.kind == Kind::Directory) {
+                fs.remove(&destination).map_err(|e| failed("remove", e))?;
+                report.removed += 1;
+            }
+        }
+        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn container_paths() {
+        assert_eq!(container_path("/www/", Path::new("a/b.html")), "/www/a/b.html");
+        assert_eq!(container_path("/www", Path::new("")), "/www");
+        assert_eq!(container_path("/", Path::new("x")), "/x");
+    }
+}
