@@ -121,6 +121,16 @@ pub struct EndpointSpec<'a> {
     pub default_route: bool,
 }
 
+/// The hardware address of an endpoint, derived from its IPv4 address as Docker does
+/// (02:42 and the four bytes): a restarted container keeps its address and so its MAC, and
+/// the neighbour caches of the host and of the other containers stay right. A fresh random
+/// MAC would leave them stale, and the first connections after a restart would wait for a
+/// SYN retransmission (a second).
+pub fn mac_for(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x42, a, b, c, d]
+}
+
 /// Connects a container to a network; returns its address there.
 pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
     let network = spec.network;
@@ -132,7 +142,7 @@ pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
     let veth = veth_name(&network.key, spec.endpoint);
     // A leftover from a crash would make the creation fail.
     remove_veth(&mut host, &network.key, spec.endpoint)?;
-    host.create_veth(&veth, bridge, spec.interface, spec.netns.as_fd())?;
+    host.create_veth(&veth, bridge, spec.interface, mac_for(address), spec.netns.as_fd())?;
     let mut inside = Netlink::open_in(spec.netns.as_fd())?;
     let index = inside.link_index(spec.interface)?.ok_or_else(|| {
         NetworkError::Setup(format!("{} did not appear in the container's network namespace", spec.interface))

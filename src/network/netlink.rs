@@ -149,10 +149,19 @@ impl Netlink {
     }
 
     /// Creates a veth pair: `host_name` here (attached to `bridge`, up) and `peer_name`
-    /// directly inside the namespace `peer_netns`, so it never has to be moved.
-    pub fn create_veth(&mut self, host_name: &str, bridge: u32, peer_name: &str, peer_netns: BorrowedFd) -> Result<()> {
+    /// with hardware address `peer_mac` directly inside the namespace `peer_netns`, so it
+    /// never has to be moved.
+    pub fn create_veth(
+        &mut self,
+        host_name: &str,
+        bridge: u32,
+        peer_name: &str,
+        peer_mac: [u8; 6],
+        peer_netns: BorrowedFd,
+    ) -> Result<()> {
         let mut peer = LinkMessage::default();
         peer.attributes.push(LinkAttribute::IfName(peer_name.to_string()));
+        peer.attributes.push(LinkAttribute::Address(peer_mac.to_vec()));
         peer.attributes.push(LinkAttribute::NetNsFd(peer_netns.as_raw_fd()));
         let mut message = LinkMessage::default();
         message.header.flags = LinkFlags::Up;

@@ -120,11 +120,32 @@ pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
     Ok(forwarder)
 }
 
+/// Waits for an unanswered SYN before a new one: a container that is being restarted
+/// has no endpoint for a moment, and the kernel would resend the lost SYN only after its
+/// one-second initial timeout; on a local bridge an answer takes well under a millisecond.
+const SYN_WAITS: [Duration; 5] = [
+    Duration::from_millis(25),
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+];
+
+/// Connects to the container, trying again quickly while SYNs go unanswered.
+async fn connect(target: SocketAddr) -> std::io::Result<TcpStream> {
+    for wait in SYN_WAITS {
+        if let Ok(connected) = tokio::time::timeout(wait, TcpStream::connect(target)).await {
+            return connected;
+        }
+    }
+    TcpStream::connect(target).await
+}
+
 async fn forward_tcp(listener: TcpListener, target: SocketAddr) {
     loop {
         let Ok((client, _)) = listener.accept().await else { continue };
         tokio::spawn(async move {
-            let Ok(upstream) = TcpStream::connect(target).await else { return };
+            let Ok(upstream) = connect(target).await else { return };
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);
             if let Err(e) = super::splice::relay(client, upstream).await {
