@@ -21,6 +21,8 @@
 //!   addresses, answers DNS for each network and forwards published ports.
 //! * [`supervisor`] is the per-project process that owns the containers: start order,
 //!   restart policies, health checks, logs, events, and the control socket the CLI talks to.
+//! * [`watch`] is watch mode's host side: which changed files count, batches of file
+//!   events, and syncing them into a running container's filesystem (the supervisor runs it).
 //! * [`roots`] says where state lives (`HOIST_ROOT`).
 //! * [`cli`] is the thin command-line layer; it is the only code that prints to stdout.
 
