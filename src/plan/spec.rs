@@ -113,7 +113,7 @@ pub struct WatchPlan {
     pub target: Option<String>,
     /// `.dockerignore` syntax, relative to `path`.
     pub ignore: Vec<String>,
-    /// When not empty, only matching files count (`.gitignore` syntax, relative to `path`).
+    /// When not empty, only matching files count (`.dockerignore` syntax, relative to `path`).
     pub include: Vec<String>,
     pub initial_sync: bool,
     /// `sync+exec`: run in the container after each sync.

@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -73,12 +73,30 @@ fn temp_name(name: &str) -> String {
 }
 
 impl ContainerFs {
-    /// The root of process `pid` (a container's first process).
-    pub fn open(pid: i32) -> io::Result<ContainerFs> {
+    /// The root of container `id` whose first process is `pid`. Checked after opening: the
+    /// process must still be in the container's cgroup (a PID recorded a moment ago may
+    /// have been reused), and the root must not be the host's own.
+    pub fn open(pid: i32, id: &str) -> io::Result<ContainerFs> {
         let path = format!("/proc/{pid}/root");
         let root =
             nix::fcntl::open(path.as_str(), OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
                 .map_err(sys_error)?;
+        let not_it = |why: String| {
+            io::Error::new(io::ErrorKind::NotFound, format!("process {pid} is not container {id}: {why}"))
+        };
+        let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).map_err(|e| not_it(e.to_string()))?;
+        let ours = cgroups.lines().any(|line| {
+            let path = line.splitn(3, ':').nth(2).unwrap_or_default();
+            path.split('/').any(|component| component == id)
+        });
+        if !ours {
+            return Err(not_it(format!("its cgroups are {}", cgroups.trim().replace('\n', ", "))));
+        }
+        let host = nix::sys::stat::stat("/").map_err(sys_error)?;
+        let inside = fstat(&root).map_err(sys_error)?;
+        if (host.st_dev, host.st_ino) == (inside.st_dev, inside.st_ino) {
+            return Err(not_it("its root is the host's".into()));
+        }
         Ok(ContainerFs { root, pid })
     }
 
@@ -197,8 +215,13 @@ impl ContainerFs {
     pub fn write_file(&self, path: &str, source: &Path) -> io::Result<()> {
         let (dir, name) = self.parent_of(path)?;
         let (uid, gid, existing) = Self::owner_for(&dir, name)?;
-        let mut input = File::open(source)?;
+        // Not following a symlink swapped in since the caller looked, nor blocking on a fifo.
+        let mut input =
+            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(source)?;
         let meta = input.metadata()?;
+        if !meta.is_file() {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a file", source.display())));
+        }
         let temp = temp_name(name);
         let fd = openat(
             &dir,
@@ -294,4 +317,26 @@ fn to_stat(stat: libc::stat) -> Stat {
         _ => Kind::Other,
     };
     Stat { kind, size: stat.st_size as u64, mtime: (stat.st_mtime, stat.st_mtime_nsec), mode: stat.st_mode & 0o7777 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_process_outside_the_container_is_refused() {
+        // This test's own process: not in the container's cgroup, and (as root, on the host)
+        // its root is the host's.
+        let err = ContainerFs::open(std::process::id() as i32, "hoist-no-such-container").err().expect("refused");
+        assert!(err.to_string().contains("is not container hoist-no-such-container"), "{err}");
+    }
+
+    #[test]
+    fn paths_split_into_parent_and_name() {
+        assert_eq!(split("/www/a.html"), Some(("/www", "a.html")));
+        assert_eq!(split("/a"), Some(("/", "a")));
+        assert_eq!(split("/www/"), Some(("/", "www")));
+        assert_eq!(split("/"), None);
+        assert_eq!(split("/x/.."), None);
+    }
 }

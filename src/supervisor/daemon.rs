@@ -745,6 +745,7 @@ impl Daemon {
         } else {
             // Known from the record only (a crashed predecessor's).
             let _ = self.runtime.delete(name);
+            teardown::remove_layer(&self.paths, name);
             self.forget(name);
         }
     }

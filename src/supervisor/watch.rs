@@ -180,6 +180,8 @@ impl Daemon {
         }
         let mut messages = Vec::new();
         let Ok(mut watchers) = self.watchers.services.lock() else { return Err("poisoned watcher table".into()) };
+        // A watcher that ended (it could not watch) is started afresh.
+        watchers.retain(|_, watching| !watching.task.is_finished());
         for service in candidates {
             let watching = watchers.entry(service.name.clone()).or_insert_with(|| {
                 messages.push(format!("Watching {} ({} rules)", service.name, service.watch.len()));
@@ -338,25 +340,27 @@ fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BT
         }
         let started = Instant::now();
         let mut report = Report::default();
-        let mut error = None;
+        let mut errors: Vec<String> = Vec::new();
         for rule in rules.iter().filter(|r| syncs(r.plan.action)) {
             let Some(target) = rule.plan.target.as_deref() else { continue };
-            let result =
-                ContainerFs::open(pid).map_err(|e| format!("cannot open the root of {name}: {e}")).and_then(|fs| {
-                    if rule.plan.initial_sync {
-                        sync::full(&fs, &rule.matcher, target, &rule.plan.path)
-                    } else {
-                        let paths: BTreeSet<PathBuf> = rule.synced.iter().map(|r| rule.plan.path.join(r)).collect();
-                        sync::apply(&fs, &rule.matcher, target, &paths)
-                    }
-                });
-            match result {
-                Ok(r) => report += r,
-                Err(e) => error = Some(e),
-            }
+            let fs = match ContainerFs::open(pid, &name) {
+                Ok(fs) => fs,
+                Err(e) => {
+                    errors.push(format!("cannot open the root of {name}: {e}"));
+                    continue;
+                }
+            };
+            let (done, failed) = if rule.plan.initial_sync {
+                sync::full(&fs, &rule.matcher, target, &rule.plan.path)
+            } else {
+                let paths: BTreeSet<PathBuf> = rule.synced.iter().map(|r| rule.plan.path.join(r)).collect();
+                sync::apply(&fs, &rule.matcher, target, &paths)
+            };
+            report += done;
+            errors.extend(failed);
         }
         current.insert(name.clone(), pid);
-        if report.copied + report.removed > 0 || error.is_some() {
+        if report.copied + report.removed > 0 || !errors.is_empty() {
             append(
                 log,
                 &WatchLine {
@@ -366,7 +370,7 @@ fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BT
                     files: report.copied + report.removed,
                     elapsed_ms: started.elapsed().as_millis() as u64,
                     message: format!("brought {name} up to date: {} copied, {} removed", report.copied, report.removed),
-                    error,
+                    error: if errors.is_empty() { None } else { Some(errors.join("; ")) },
                 },
             );
         }
@@ -408,6 +412,8 @@ async fn apply(
     if triggered.is_empty() {
         return;
     }
+    // A container (re)started since the last look gets the earlier files first.
+    tokio::task::block_in_place(|| catch_up(daemon, service, rules, current, log));
     let files: BTreeSet<&PathBuf> = triggered.iter().flat_map(|(_, p)| p).collect();
     let files = files.len();
     let containers = daemon.running_containers(service);
@@ -434,19 +440,20 @@ async fn apply(
                     errors.push(format!("no running container of {service}; the change is synced when one starts"));
                 }
                 for (name, pid) in &containers {
-                    let result = ContainerFs::open(*pid)
-                        .map_err(|e| format!("cannot open the root of {name}: {e}"))
-                        .and_then(|fs| {
-                            if batch.rescan {
-                                sync::full(&fs, &rule.matcher, &target, &rule.plan.path)
-                            } else {
-                                sync::apply(&fs, &rule.matcher, &target, paths)
-                            }
-                        });
-                    match result {
-                        Ok(r) => report += r,
-                        Err(e) => errors.push(format!("{name}: {e}")),
-                    }
+                    let fs = match ContainerFs::open(*pid, name) {
+                        Ok(fs) => fs,
+                        Err(e) => {
+                            errors.push(format!("cannot open the root of {name}: {e}"));
+                            continue;
+                        }
+                    };
+                    let (done, failed) = if batch.rescan {
+                        sync::full(&fs, &rule.matcher, &target, &rule.plan.path)
+                    } else {
+                        sync::apply(&fs, &rule.matcher, &target, paths)
+                    };
+                    report += done;
+                    errors.extend(failed.into_iter().map(|e| format!("{name}: {e}")));
                     current.insert(name.clone(), *pid);
                 }
             }
@@ -469,7 +476,12 @@ async fn apply(
     }
     if restart {
         let restarting = Instant::now();
-        match daemon.restart(vec![service.to_string()], None).await {
+        // In a task of its own: a watcher stopped meanwhile must not leave the service stopped.
+        let restart = tokio::spawn({
+            let (daemon, service) = (daemon.clone(), service.to_string());
+            async move { daemon.restart(vec![service], None).await }
+        });
+        match restart.await.unwrap_or_else(|e| Err(e.to_string())) {
             Ok(()) => done.push(format!("restarted in {} ms", restarting.elapsed().as_millis())),
             Err(e) => errors.push(format!("restart: {e}")),
         }

@@ -41,6 +41,10 @@ enum Signal {
 pub struct EventSource {
     _watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<Signal>,
+    /// The batch being collected and when it must close: kept here so that a caller may
+    /// drop `next_batch` (in a `select!`) without losing events.
+    pending: Batch,
+    deadline: Option<Instant>,
 }
 
 fn counts(kind: &EventKind) -> bool {
@@ -89,26 +93,35 @@ impl EventSource {
                 .watch(&path, mode)
                 .map_err(|e| WatchError::Path { path: path.clone(), message: format!("cannot watch: {e}") })?;
         }
-        Ok(EventSource { _watcher: watcher, events })
+        Ok(EventSource { _watcher: watcher, events, pending: Batch::default(), deadline: None })
     }
 
-    /// The next batch; `None` once the watcher is gone.
+    /// The next batch; `None` once the watcher is gone. Cancel-safe.
     pub async fn next_batch(&mut self) -> Option<Batch> {
-        let mut batch = Batch::default();
-        let first = self.events.recv().await?;
-        let deadline = Instant::now() + LONGEST;
-        let mut signal = Some(first);
         loop {
-            match signal.take() {
-                Some(Signal::Paths(paths)) => batch.paths.extend(paths),
-                Some(Signal::Rescan) => batch.rescan = true,
-                None => {}
-            }
-            let quiet = if batch.paths.len() >= BURST { BURST_QUIET } else { QUIET };
-            let until = (Instant::now() + quiet).min(deadline);
-            match tokio::time::timeout_at(until, self.events.recv()).await {
-                Ok(Some(next)) => signal = Some(next),
-                Ok(None) | Err(_) => return Some(batch),
+            let signal = match self.deadline {
+                None => match self.events.recv().await {
+                    Some(signal) => {
+                        self.deadline = Some(Instant::now() + LONGEST);
+                        signal
+                    }
+                    None => return None,
+                },
+                Some(deadline) => {
+                    let quiet = if self.pending.paths.len() >= BURST { BURST_QUIET } else { QUIET };
+                    let until = (Instant::now() + quiet).min(deadline);
+                    match tokio::time::timeout_at(until, self.events.recv()).await {
+                        Ok(Some(signal)) => signal,
+                        Ok(None) | Err(_) => {
+                            self.deadline = None;
+                            return Some(std::mem::take(&mut self.pending));
+                        }
+                    }
+                }
+            };
+            match signal {
+                Signal::Paths(paths) => self.pending.paths.extend(paths),
+                Signal::Rescan => self.pending.rescan = true,
             }
         }
     }

@@ -2,8 +2,8 @@
 //! relative to the rule's path (so `*.tmp` is the top level only, `**/*.tmp` any depth),
 //! as do the lines of a `.dockerignore` there; a `.gitignore` there follows git's own
 //! rules. `.git` and editors' temporary files (vim, emacs, JetBrains, kate), as well as
-//! hoist's own temporary names, never count. With `include` patterns (`.gitignore`
-//! syntax), only matching files count.
+//! hoist's own temporary names, never count. With `include` patterns (`.dockerignore`
+//! syntax too, as Compose reads them), only matching files count.
 
 use std::path::{Path, PathBuf};
 
@@ -96,8 +96,8 @@ impl Matcher {
             None
         } else {
             let mut builder = GitignoreBuilder::new(&base);
-            for pattern in &rule.include {
-                add(&mut builder, &root, pattern)?;
+            for pattern in rule.include.iter().filter_map(|p| dockerignore_line(p)) {
+                add(&mut builder, &root, &pattern)?;
             }
             Some(build(builder, &root)?)
         };
@@ -183,12 +183,13 @@ mod tests {
     #[test]
     fn include_keeps_only_matching_files() {
         let dir = tempfile::tempdir().unwrap();
-        let m = Matcher::new(&rule(dir.path(), &["skip.html"], &["*.html"])).unwrap();
+        let m = Matcher::new(&rule(dir.path(), &["skip.html"], &["*.html", "**/*.css"])).unwrap();
         let counts = |p: &str, d: bool| m.counts(&dir.path().join(p), d);
         assert!(counts("a.html", false));
-        assert!(counts("sub/b.html", false));
+        assert!(!counts("sub/b.html", false), "include patterns are anchored like ignore ones");
+        assert!(counts("sub/deep/b.css", false));
         assert!(counts("sub", true));
-        assert!(!counts("a.css", false));
+        assert!(!counts("a.js", false));
         assert!(!counts("skip.html", false), "ignore wins over include");
     }
 

@@ -48,23 +48,28 @@ fn up_to_date(host: &std::fs::Metadata, inside: Option<Stat>) -> bool {
 }
 
 /// Syncs `paths` (absolute host paths, outside ones ignored) of the rule with root
-/// `matcher` and container directory `target` into `fs`.
-pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet<PathBuf>) -> Result<Report, String> {
+/// `matcher` and container directory `target` into `fs`. A path that fails does not stop
+/// the others: what was done, and what failed.
+pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet<PathBuf>) -> (Report, Vec<String>) {
     let mut report = Report::default();
+    let mut errors = Vec::new();
     for path in paths {
         let Some(relative) = matcher.relative(path) else { continue };
         // A directory already synced whole covers its contents.
         if path.ancestors().skip(1).any(|a| paths.contains(a) && a.is_dir() && matcher.relative(a).is_some()) {
             continue;
         }
-        report += one(fs, matcher, target, path, &relative)?;
+        match one(fs, matcher, target, path, &relative) {
+            Ok(done) => report += done,
+            Err(e) => errors.push(e),
+        }
     }
-    Ok(report)
+    (report, errors)
 }
 
 /// Syncs the whole tree of the rule (`initial_sync`, lost events).
-pub fn full(fs: &ContainerFs, matcher: &Matcher, target: &str, root: &Path) -> Result<Report, String> {
-    one(fs, matcher, target, root, Path::new(""))
+pub fn full(fs: &ContainerFs, matcher: &Matcher, target: &str, root: &Path) -> (Report, Vec<String>) {
+    apply(fs, matcher, target, &BTreeSet::from([root.to_path_buf()]))
 }
 
 fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative: &Path) -> Result<Report, String> {

@@ -561,6 +561,14 @@ fn watch_rule(rule: raw::WatchRule, ctx: &Context, field: &str, e: &mut Errors) 
     if syncs && rule.target.is_none() {
         e.at(field, format!("action {} needs a `target` path in the container", rule.action));
     }
+    if let Some(target) = &rule.target {
+        if !target.starts_with('/') || target.split('/').any(|c| c == "..") {
+            e.at(
+                &format!("{field}.target"),
+                format!("expected an absolute path in the container without `..`, found {target:?}"),
+            );
+        }
+    }
     if action == WatchAction::SyncExec && rule.exec.is_none() {
         e.at(field, "action sync+exec needs an `exec` command");
     }
