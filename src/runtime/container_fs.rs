@@ -230,22 +230,14 @@ impl ContainerFs {
             Mode::from_bits_truncate(0o600),
         )
         .map_err(sys_error)?;
-        let written = (|| {
+        place(&dir, &temp, name, existing, || {
             let mut output = File::from(fd);
             io::copy(&mut input, &mut output)?;
             fchown(output.as_fd(), Some(uid), Some(gid)).map_err(sys_error)?;
             fchmod(output.as_fd(), Mode::from_bits_truncate(meta.mode() & 0o7777)).map_err(sys_error)?;
             let mtime = TimeSpec::new(meta.mtime(), meta.mtime_nsec());
-            futimens(output.as_fd(), &mtime, &mtime).map_err(sys_error)?;
-            if existing == Some(Kind::Directory) {
-                remove_at(&dir, name)?;
-            }
-            renameat(&dir, temp.as_str(), &dir, name).map_err(sys_error)
-        })();
-        if written.is_err() {
-            let _ = unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        written
+            futimens(output.as_fd(), &mtime, &mtime).map_err(sys_error)
+        })
     }
 
     /// Makes `path` a symlink to `target` (written aside and renamed into place).
@@ -254,17 +246,9 @@ impl ContainerFs {
         let (uid, gid, existing) = Self::owner_for(&dir, name)?;
         let temp = temp_name(name);
         symlinkat(target, &dir, temp.as_str()).map_err(sys_error)?;
-        let placed = (|| {
-            fchownat(&dir, temp.as_str(), Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys_error)?;
-            if existing == Some(Kind::Directory) {
-                remove_at(&dir, name)?;
-            }
-            renameat(&dir, temp.as_str(), &dir, name).map_err(sys_error)
-        })();
-        if placed.is_err() {
-            let _ = unlinkat(&dir, temp.as_str(), UnlinkatFlags::NoRemoveDir);
-        }
-        placed
+        place(&dir, &temp, name, existing, || {
+            fchownat(&dir, temp.as_str(), Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys_error)
+        })
     }
 
     /// Removes `path` (a whole tree for a directory); nothing to do when it is absent.
@@ -279,6 +263,27 @@ impl ContainerFs {
         };
         remove_at(&dir, name)
     }
+}
+
+/// Finishes the entry made aside as `temp` in `dir` with `finish`, then renames it over
+/// `name` (removing a directory in the way); on failure the temporary entry goes.
+fn place(
+    dir: &OwnedFd,
+    temp: &str,
+    name: &str,
+    existing: Option<Kind>,
+    finish: impl FnOnce() -> io::Result<()>,
+) -> io::Result<()> {
+    let placed = finish().and_then(|()| {
+        if existing == Some(Kind::Directory) {
+            remove_at(dir, name)?;
+        }
+        renameat(dir, temp, dir, name).map_err(sys_error)
+    });
+    if placed.is_err() {
+        let _ = unlinkat(dir, temp, UnlinkatFlags::NoRemoveDir);
+    }
+    placed
 }
 
 /// Removes `name` in `dir`, recursively for a directory (never following symlinks).

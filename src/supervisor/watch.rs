@@ -329,6 +329,17 @@ fn describe(rules: &[Rule]) -> String {
     parts.join(", ")
 }
 
+/// Syncs `paths` of `rule` into container `name` (PID 1 `pid`); errors name the container.
+fn sync_into(name: &str, pid: i32, rule: &Rule, target: &str, paths: &BTreeSet<PathBuf>) -> (Report, Vec<String>) {
+    match ContainerFs::open(pid, name) {
+        Ok(fs) => {
+            let (done, failed) = sync::apply(&fs, &rule.matcher, target, paths);
+            (done, failed.into_iter().map(|e| format!("{name}: {e}")).collect())
+        }
+        Err(e) => (Report::default(), vec![format!("cannot open the root of {name}: {e}")]),
+    }
+}
+
 /// Brings containers that started since they were last synced up to date: what the watcher
 /// synced before, the whole tree for `initial_sync` rules.
 fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BTreeMap<String, i32>, log: &Path) {
@@ -343,19 +354,12 @@ fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BT
         let mut errors: Vec<String> = Vec::new();
         for rule in rules.iter().filter(|r| syncs(r.plan.action)) {
             let Some(target) = rule.plan.target.as_deref() else { continue };
-            let fs = match ContainerFs::open(pid, &name) {
-                Ok(fs) => fs,
-                Err(e) => {
-                    errors.push(format!("cannot open the root of {name}: {e}"));
-                    continue;
-                }
-            };
-            let (done, failed) = if rule.plan.initial_sync {
-                sync::full(&fs, &rule.matcher, target, &rule.plan.path)
+            let paths: BTreeSet<PathBuf> = if rule.plan.initial_sync {
+                BTreeSet::from([rule.plan.path.clone()])
             } else {
-                let paths: BTreeSet<PathBuf> = rule.synced.iter().map(|r| rule.plan.path.join(r)).collect();
-                sync::apply(&fs, &rule.matcher, target, &paths)
+                rule.synced.iter().map(|r| rule.plan.path.join(r)).collect()
             };
+            let (done, failed) = sync_into(&name, pid, rule, target, &paths);
             report += done;
             errors.extend(failed);
         }
@@ -440,20 +444,11 @@ async fn apply(
                     errors.push(format!("no running container of {service}; the change is synced when one starts"));
                 }
                 for (name, pid) in &containers {
-                    let fs = match ContainerFs::open(*pid, name) {
-                        Ok(fs) => fs,
-                        Err(e) => {
-                            errors.push(format!("cannot open the root of {name}: {e}"));
-                            continue;
-                        }
-                    };
-                    let (done, failed) = if batch.rescan {
-                        sync::full(&fs, &rule.matcher, &target, &rule.plan.path)
-                    } else {
-                        sync::apply(&fs, &rule.matcher, &target, paths)
-                    };
+                    let everything = BTreeSet::from([rule.plan.path.clone()]);
+                    let (done, failed) =
+                        sync_into(name, *pid, rule, &target, if batch.rescan { &everything } else { paths });
                     report += done;
-                    errors.extend(failed.into_iter().map(|e| format!("{name}: {e}")));
+                    errors.extend(failed);
                     current.insert(name.clone(), *pid);
                 }
             }

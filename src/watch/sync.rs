@@ -67,11 +67,6 @@ pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet
     (report, errors)
 }
 
-/// Syncs the whole tree of the rule (`initial_sync`, lost events).
-pub fn full(fs: &ContainerFs, matcher: &Matcher, target: &str, root: &Path) -> (Report, Vec<String>) {
-    apply(fs, matcher, target, &BTreeSet::from([root.to_path_buf()]))
-}
-
 fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative: &Path) -> Result<Report, String> {
     let mut report = Report::default();
     let destination = container_path(target, relative);
