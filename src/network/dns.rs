@@ -104,6 +104,20 @@ pub struct DnsServer {
     pub address: SocketAddr,
 }
 
+impl DnsServer {
+    /// Stops answering and returns once the server's sockets are closed, so that the
+    /// address can be bound again at once (by a network made right after this one went).
+    pub async fn close(mut self) {
+        let tasks = std::mem::take(&mut self.tasks);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
+    }
+}
+
 impl Drop for DnsServer {
     fn drop(&mut self) {
         for task in &self.tasks {
@@ -124,23 +138,32 @@ pub fn upstreams_from_resolv_conf(text: &str) -> Vec<SocketAddr> {
 /// Starts answering for `network` on `bind` (UDP and TCP).
 pub async fn serve(bind: SocketAddr, network: &str, names: NameTable, upstreams: Vec<SocketAddr>) -> Result<DnsServer> {
     let publish_err = |source| NetworkError::Publish { what: format!("the DNS server of {network} on {bind}"), source };
-    let udp = Arc::new(UdpSocket::bind(bind).await.map_err(publish_err)?);
+    let udp = UdpSocket::bind(bind).await.map_err(publish_err)?;
     let address = udp.local_addr().map_err(publish_err)?;
     let tcp = TcpListener::bind(address).await.map_err(publish_err)?;
     let context = Arc::new(Context { network: network.to_string(), names, upstreams });
 
     let udp_context = context.clone();
+    // Only this task holds the socket (answers come back to it), so aborting it closes it.
     let udp_task = tokio::spawn(async move {
         let mut buf = vec![0u8; 4096];
+        let (answered, mut answers) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, SocketAddr)>();
         loop {
-            let Ok((n, client)) = udp.recv_from(&mut buf).await else { continue };
-            let query = buf[..n].to_vec();
-            let (socket, context) = (udp.clone(), udp_context.clone());
-            tokio::spawn(async move {
-                if let Some(answer) = context.answer(&query, client).await {
-                    let _ = socket.send_to(&answer, client).await;
+            tokio::select! {
+                received = udp.recv_from(&mut buf) => {
+                    let Ok((n, client)) = received else { continue };
+                    let query = buf[..n].to_vec();
+                    let (answered, context) = (answered.clone(), udp_context.clone());
+                    tokio::spawn(async move {
+                        if let Some(answer) = context.answer(&query, client).await {
+                            let _ = answered.send((answer, client));
+                        }
+                    });
                 }
-            });
+                Some((answer, client)) = answers.recv() => {
+                    let _ = udp.send_to(&answer, client).await;
+                }
+            }
         }
     });
     let tcp_task = tokio::spawn(async move {

@@ -841,7 +841,9 @@ impl Daemon {
                 messages.push(format!("Container {name} Removed"));
             }
         }
-        inner.dns.clear();
+        for (_, server) in std::mem::take(&mut inner.dns) {
+            server.close().await;
+        }
         let record = self.record.lock().map_err(|_| "poisoned state")?.clone();
         let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
         messages.extend(teardown::everything(&self.paths, &record, plan.as_ref(), volumes));
