@@ -270,3 +270,35 @@ services:
     let out = p.hoist(&["wait", "job"]);
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_recreated_container_gets_its_published_ports_back_at_once() {
+    if !can_run() {
+        return;
+    }
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let compose = format!(
+        r#"
+name: PROJECT
+services:
+  web:
+    image: busybox:test
+    init: true
+    command: ["sleep", "1000"]
+    ports: ["127.0.0.1:{port}:80", "127.0.0.1:{port}:53/udp"]
+"#
+    );
+    let mut p = Project::new("republish", &compose);
+    p.up();
+    p.ps();
+    // A UDP session and a TCP connection through the forwarder are live when `up` recreates.
+    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    client.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+    let _tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    p.write(&compose.replace("init: true", "init: true\n    environment: {CHANGED: \"1\"}"));
+    let out = p.ok(&["up", "-d"]);
+    assert!(out.contains("Recreated"), "{out}");
+    p.ps();
+    assert_eq!(p.container("web")["State"], "running");
+}

@@ -245,9 +245,12 @@ fn attach(
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let mut followers = logs::Followers::new(paths, services, !args.no_color);
     let interrupted = tokio.block_on(async {
+        // One listener for the whole loop: a Ctrl-C between two turns is not lost.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok(true),
+                _ = &mut ctrl_c => return Ok(true),
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
             followers.print_new()?;

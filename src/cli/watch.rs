@@ -43,9 +43,12 @@ pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     tokio.block_on(async {
         let mut ticks = 0u32;
+        // One listener for the whole loop: a Ctrl-C between two turns is not lost.
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
         loop {
             tokio::select! {
-                _ = tokio::signal::ctrl_c() => return Ok::<(), anyhow::Error>(()),
+                _ = &mut ctrl_c => return Ok::<(), anyhow::Error>(()),
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
             for line in log.new_lines() {

@@ -156,13 +156,25 @@ async fn forward_tcp(listener: TcpListener, target: SocketAddr) {
 }
 
 /// Each client address gets its own socket towards the container, so replies find their way
-/// back; idle ones are dropped.
+/// back; idle ones are dropped. Only this task holds the published socket (replies come back
+/// to it over a channel) and it owns the session tasks, so aborting it frees the port.
 async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
-    let socket = Arc::new(socket);
     let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let mut session_tasks = tokio::task::JoinSet::new();
+    let (replied, mut replies) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, SocketAddr)>();
     let mut buf = vec![0u8; 65536];
     loop {
-        let Ok((n, client)) = socket.recv_from(&mut buf).await else { continue };
+        let (n, client) = tokio::select! {
+            received = socket.recv_from(&mut buf) => match received {
+                Ok(received) => received,
+                Err(_) => continue,
+            },
+            Some((reply, client)) = replies.recv() => {
+                let _ = socket.send_to(&reply, client).await;
+                continue;
+            }
+            Some(_) = session_tasks.join_next() => continue,
+        };
         let existing = sessions.lock().await.get(&client).cloned();
         let upstream = match existing {
             Some(upstream) => upstream,
@@ -174,11 +186,11 @@ async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
                 }
                 let upstream = Arc::new(upstream);
                 sessions.lock().await.insert(client, upstream.clone());
-                let (reply_socket, reply_upstream, sessions) = (socket.clone(), upstream.clone(), sessions.clone());
-                tokio::spawn(async move {
+                let (replied, reply_upstream, sessions) = (replied.clone(), upstream.clone(), sessions.clone());
+                session_tasks.spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, reply_upstream.recv(&mut buf)).await {
-                        if reply_socket.send_to(&buf[..n], client).await.is_err() {
+                        if replied.send((buf[..n].to_vec(), client)).is_err() {
                             break;
                         }
                     }

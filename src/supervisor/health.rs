@@ -33,6 +33,22 @@ pub async fn exec(
         let stdio =
             Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
         let mut child = daemon.runtime.exec(&name, &process, stdio).map_err(|e| e.to_string())?;
+        // Drained while the command runs, so that a chatty one never blocks on a full pipe;
+        // the start is kept.
+        let output = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (drained, drained_rx) = std::sync::mpsc::channel::<()>();
+        let kept = output.clone();
+        std::thread::spawn(move || {
+            let mut pipe = std::fs::File::from(read);
+            let mut buf = [0u8; 8192];
+            while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                if let Ok(mut kept) = kept.lock() {
+                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
+                    kept.extend_from_slice(&buf[..n.min(room)]);
+                }
+            }
+            let _ = drained.send(());
+        });
         let deadline = Instant::now() + timeout;
         let exit = loop {
             if let Some(exit) = child.try_wait().map_err(|e| e.to_string())? {
@@ -45,9 +61,9 @@ pub async fn exec(
             }
             std::thread::sleep(Duration::from_millis(5));
         };
-        let mut output = Vec::new();
-        let _ = std::fs::File::from(read).take(OUTPUT_LIMIT as u64).read_to_end(&mut output);
-        let output = String::from_utf8_lossy(&output).trim_end().to_string();
+        // A process left in the background may keep the pipe open: wait a little, not forever.
+        let _ = drained_rx.recv_timeout(Duration::from_millis(200));
+        let output = output.lock().map(|o| String::from_utf8_lossy(&o).trim_end().to_string()).unwrap_or_default();
         match exit {
             Some(exit) => Ok((exit.status(), output)),
             None => Err(format!("timed out after {timeout:?}")),

@@ -77,16 +77,22 @@ impl std::fmt::Display for WatchLine {
     }
 }
 
+/// The watch log is started afresh (the old one kept as `watch.log.1`) beyond this size.
+const WATCH_LOG_MAX: u64 = 4 << 20;
+
 /// Appends one line to the watch log (one write, O_APPEND: lines never interleave).
 fn append(path: &Path, line: &WatchLine) {
     match &line.error {
-        Some(error) => tracing::warn!("{line}; {error}"),
+        Some(_) => tracing::warn!("{line}"),
         None => tracing::info!("{line}"),
     }
     let Ok(mut bytes) = serde_json::to_vec(line) else { return };
     bytes.push(b'\n');
     if let Some(dir) = path.parent() {
         let _ = std::fs::create_dir_all(dir);
+    }
+    if std::fs::metadata(path).is_ok_and(|m| m.len() > WATCH_LOG_MAX) {
+        let _ = std::fs::rename(path, path.with_extension("log.1"));
     }
     let written =
         std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(&bytes));
@@ -110,6 +116,10 @@ impl WatchLog {
     /// Lines written since the last call.
     pub fn new_lines(&mut self) -> Vec<WatchLine> {
         let Ok(mut file) = std::fs::File::open(&self.path) else { return Vec::new() };
+        // Started afresh since: read the new one from its beginning.
+        if file.metadata().is_ok_and(|m| m.len() < self.offset) {
+            self.offset = 0;
+        }
         if file.seek(std::io::SeekFrom::Start(self.offset)).is_err() {
             return Vec::new();
         }

@@ -56,6 +56,15 @@ fn counts(kind: &EventKind) -> bool {
     }
 }
 
+fn watch_failure(e: &notify::Error) -> String {
+    match e.kind {
+        notify::ErrorKind::MaxFilesWatch => "cannot watch: the inotify watch limit is reached (raise \
+            fs.inotify.max_user_watches, or ignore big directories such as node_modules)"
+            .into(),
+        _ => format!("cannot watch: {e}"),
+    }
+}
+
 impl EventSource {
     /// Starts watching `paths` (each must exist).
     pub fn new(paths: &[PathBuf]) -> Result<EventSource, WatchError> {
@@ -73,7 +82,10 @@ impl EventSource {
                 let _ = sender.send(Signal::Rescan);
             }
         })
-        .map_err(|e| WatchError::Path { path: PathBuf::new(), message: format!("cannot start watching: {e}") })?;
+        .map_err(|e| WatchError::Path {
+            path: paths.first().cloned().unwrap_or_default(),
+            message: format!("cannot start watching: {e}"),
+        })?;
         let mut watched: BTreeSet<(PathBuf, bool)> = BTreeSet::new();
         for path in paths {
             let meta = std::fs::metadata(path).map_err(|e| WatchError::Path {
@@ -91,7 +103,7 @@ impl EventSource {
             let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
             watcher
                 .watch(&path, mode)
-                .map_err(|e| WatchError::Path { path: path.clone(), message: format!("cannot watch: {e}") })?;
+                .map_err(|e| WatchError::Path { path: path.clone(), message: watch_failure(&e) })?;
         }
         Ok(EventSource { _watcher: watcher, events, pending: Batch::default(), deadline: None })
     }

@@ -29,13 +29,14 @@ impl std::ops::AddAssign for Report {
     }
 }
 
-/// Where a host path of the rule lands in the container.
-pub fn container_path(target: &str, relative: &Path) -> String {
+/// Where a host path of the rule lands in the container; `None` for a name that is not
+/// UTF-8 (not synced rather than synced under a mangled name).
+pub fn container_path(target: &str, relative: &Path) -> Option<String> {
     let target = target.trim_end_matches('/');
     if relative.as_os_str().is_empty() {
-        return if target.is_empty() { "/".into() } else { target.to_string() };
+        return Some(if target.is_empty() { "/".into() } else { target.to_string() });
     }
-    format!("{target}/{}", relative.display())
+    Some(format!("{target}/{}", relative.to_str()?))
 }
 
 fn up_to_date(host: &std::fs::Metadata, inside: Option<Stat>) -> bool {
@@ -69,7 +70,8 @@ pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet
 
 fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative: &Path) -> Result<Report, String> {
     let mut report = Report::default();
-    let destination = container_path(target, relative);
+    let destination = container_path(target, relative)
+        .ok_or_else(|| format!("{}: only UTF-8 file names are synced", path.display()))?;
     let failed = |what: &str, e: std::io::Error| format!("cannot {what} {destination} in the container: {e}");
     match std::fs::symlink_metadata(path) {
         Ok(meta) => {
@@ -120,11 +122,14 @@ fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative:
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::ffi::OsStrExt;
 
     #[test]
     fn container_paths() {
-        assert_eq!(container_path("/www/", Path::new("a/b.html")), "/www/a/b.html");
-        assert_eq!(container_path("/www", Path::new("")), "/www");
-        assert_eq!(container_path("/", Path::new("x")), "/x");
+        assert_eq!(container_path("/www/", Path::new("a/b.html")).as_deref(), Some("/www/a/b.html"));
+        assert_eq!(container_path("/www", Path::new("")).as_deref(), Some("/www"));
+        assert_eq!(container_path("/", Path::new("x")).as_deref(), Some("/x"));
+        let latin1 = std::ffi::OsStr::from_bytes(b"caf\xe9.html");
+        assert_eq!(container_path("/www", Path::new(latin1)), None);
     }
 }
