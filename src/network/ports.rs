@@ -123,17 +123,14 @@ pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
 /// Waits for an unanswered SYN before a new one: a container that is being restarted
 /// has no endpoint for a moment, and the kernel would resend the lost SYN only after its
 /// one-second initial timeout; on a local bridge an answer takes well under a millisecond.
-const SYN_WAITS: [Duration; 5] = [
-    Duration::from_millis(25),
-    Duration::from_millis(50),
-    Duration::from_millis(100),
-    Duration::from_millis(200),
-    Duration::from_millis(400),
-];
+/// The waits grow to 400 ms and stay there for about five seconds in all.
+fn syn_waits() -> impl Iterator<Item = Duration> {
+    [25, 50, 100, 200].into_iter().chain(std::iter::repeat_n(400, 11)).map(Duration::from_millis)
+}
 
 /// Connects to the container, trying again quickly while SYNs go unanswered.
 async fn connect(target: SocketAddr) -> std::io::Result<TcpStream> {
-    for wait in SYN_WAITS {
+    for wait in syn_waits() {
         if let Ok(connected) = tokio::time::timeout(wait, TcpStream::connect(target)).await {
             return connected;
         }
