@@ -299,3 +299,42 @@ fn bad_watch_setups_are_refused_before_anything_starts() {
     assert!(err.contains("develop.watch[0].path") && err.contains("missing"), "{err}");
     assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
 }
+
+#[test]
+fn attached_up_watch_prints_batches_and_ctrl_c_stops_the_project() {
+    if !can_run() {
+        return;
+    }
+    let port = free_port();
+    let rules = r#"        - action: sync
+          path: ./site
+          target: /www"#;
+    let mut p = Project::new("wattached", &httpd(port, rules));
+    std::fs::create_dir_all(site(&p)).unwrap();
+    let mut up =
+        p.command(&["up", "--watch", "--no-color"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let stdout = BufReader::new(up.stdout.take().unwrap());
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    wait_log(&p, "watching", |l| l["message"].as_str().is_some_and(|m| m.starts_with("watching")));
+    p.ps();
+    write(&site(&p).join("index.html"), "attached");
+    wait_served(port, "/index.html", 200, "attached");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let line =
+            lines.recv_timeout(deadline.saturating_duration_since(Instant::now())).expect("a watch line on stdout");
+        if line.starts_with("watch web: sync: 1 changed") {
+            break;
+        }
+    }
+    // Ctrl-C stops the project, as for `up` without --watch.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(up.id() as i32), nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = up.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{status}");
+    assert_eq!(p.container("web")["State"], "exited");
+}
