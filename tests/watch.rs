@@ -49,6 +49,18 @@ fn wait_served(port: u16, path: &str, status: u16, body: &str) {
     panic!("GET {path} never answered {status} {body:?}; last answer {last:?}");
 }
 
+/// The lines a child prints on stdout, as they come.
+fn stdout_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = BufReader::new(child.stdout.take().expect("a piped stdout"));
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    lines
+}
+
 fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     std::fs::write(path, text).unwrap();
@@ -204,13 +216,7 @@ fn foreground_watch_runs_sync_exec_once_per_batch_and_stops_with_ctrl_c() {
     p.up();
     p.ps();
     let mut watch = p.command(&["watch", "--no-up"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stdout = BufReader::new(watch.stdout.take().unwrap());
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = stdout_lines(&mut watch);
     let next_batch = |what: &str| loop {
         let line = lines.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("no watch line {what}"));
         if line.contains(" changed") {
@@ -313,13 +319,7 @@ fn attached_up_watch_prints_batches_and_ctrl_c_stops_the_project() {
     std::fs::create_dir_all(site(&p)).unwrap();
     let mut up =
         p.command(&["up", "--watch", "--no-color"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let stdout = BufReader::new(up.stdout.take().unwrap());
-    let (lines_tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
+    let lines = stdout_lines(&mut up);
     wait_log(&p, "watching", |l| l["message"].as_str().is_some_and(|m| m.starts_with("watching")));
     p.ps();
     write(&site(&p).join("index.html"), "attached");

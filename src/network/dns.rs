@@ -108,13 +108,7 @@ impl DnsServer {
     /// Stops answering and returns once the server's sockets are closed, so that the
     /// address can be bound again at once (by a network made right after this one went).
     pub async fn close(mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        super::stop_tasks(std::mem::take(&mut self.tasks)).await;
     }
 }
 

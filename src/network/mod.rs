@@ -15,3 +15,14 @@ mod splice;
 pub mod subnet;
 
 pub use error::NetworkError;
+
+/// Aborts a server's tasks and returns once they have ended, so that the sockets they own
+/// are closed (dropping a task handle only asks it to stop).
+async fn stop_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}

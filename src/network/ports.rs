@@ -62,13 +62,7 @@ impl Forwarder {
     /// Stops forwarding and returns once the ports are free again (dropping only asks the
     /// tasks to stop: a port rebound at once, by a recreated container, could be refused).
     pub async fn close(mut self) {
-        let tasks = std::mem::take(&mut self.tasks);
-        for task in &tasks {
-            task.abort();
-        }
-        for task in tasks {
-            let _ = task.await;
-        }
+        super::stop_tasks(std::mem::take(&mut self.tasks)).await;
     }
 }
 
