@@ -193,14 +193,13 @@ impl Daemon {
         // A watcher that ended (it could not watch) is started afresh.
         watchers.retain(|_, watching| !watching.task.is_finished());
         for service in candidates {
-            let watching = watchers.entry(service.name.clone()).or_insert_with(|| {
+            if !watchers.contains_key(&service.name) {
+                let task = spawn_watcher(self, &service.name, service.watch.clone())?;
                 messages.push(format!("Watching {} ({} rules)", service.name, service.watch.len()));
-                Watching {
-                    rules: service.watch.clone(),
-                    owners: Owners::default(),
-                    task: tokio::spawn(run(self.clone(), service.name.clone(), service.watch.clone())),
-                }
-            });
+                let watching = Watching { rules: service.watch.clone(), owners: Owners::default(), task };
+                watchers.insert(service.name.clone(), watching);
+            }
+            let Some(watching) = watchers.get_mut(&service.name) else { continue };
             match client {
                 Some(client) => watching.owners.clients.insert(client),
                 None => std::mem::replace(&mut watching.owners.project, true),
@@ -244,9 +243,17 @@ impl Daemon {
             if rules.is_empty() {
                 return false;
             }
-            watching.task = tokio::spawn(run(self.clone(), service.clone(), rules.clone()));
-            watching.rules = rules;
-            true
+            match spawn_watcher(self, service, rules.clone()) {
+                Ok(task) => {
+                    watching.task = task;
+                    watching.rules = rules;
+                    true
+                }
+                Err(e) => {
+                    tracing::warn!("{e}");
+                    false
+                }
+            }
         });
     }
 
@@ -281,7 +288,24 @@ struct Rule {
 }
 
 /// The watcher of one service, until aborted.
-async fn run(daemon: Arc<Daemon>, service: String, plans: Vec<WatchPlan>) {
+/// Sets up the watches of `plans` at once (a change made once the caller has its answer is
+/// never missed) and starts the watcher.
+fn spawn_watcher(
+    daemon: &Arc<Daemon>,
+    service: &str,
+    plans: Vec<WatchPlan>,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    let mut rules = Vec::new();
+    for plan in plans {
+        let matcher = Matcher::new(&plan).map_err(|e| format!("service {service}: {e}"))?;
+        rules.push(Rule { plan, matcher, synced: BTreeSet::new() });
+    }
+    let paths: Vec<PathBuf> = rules.iter().map(|r| r.plan.path.clone()).collect();
+    let source = EventSource::new(&paths).map_err(|e| format!("service {service}: {e}"))?;
+    Ok(tokio::spawn(run(daemon.clone(), service.to_string(), rules, source)))
+}
+
+async fn run(daemon: Arc<Daemon>, service: String, mut rules: Vec<Rule>, mut source: EventSource) {
     let log = daemon.paths.watch_log();
     let note = |message: String, error: Option<String>| WatchLine {
         time: now(),
@@ -291,18 +315,6 @@ async fn run(daemon: Arc<Daemon>, service: String, plans: Vec<WatchPlan>) {
         elapsed_ms: 0,
         message,
         error,
-    };
-    let mut rules = Vec::new();
-    for plan in plans {
-        match Matcher::new(&plan) {
-            Ok(matcher) => rules.push(Rule { plan, matcher, synced: BTreeSet::new() }),
-            Err(e) => return append(&log, &note("cannot watch".into(), Some(e.to_string()))),
-        }
-    }
-    let paths: Vec<PathBuf> = rules.iter().map(|r| r.plan.path.clone()).collect();
-    let mut source = match EventSource::new(&paths) {
-        Ok(source) => source,
-        Err(e) => return append(&log, &note("cannot watch".into(), Some(e.to_string()))),
     };
     let mut starts = daemon.starts.subscribe();
     // Containers by name and the PID they were last brought up to date at.

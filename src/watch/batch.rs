@@ -20,7 +20,7 @@ use super::WatchError;
 pub const QUIET: Duration = Duration::from_millis(20);
 /// Quiet time that closes a batch once it holds [`BURST`] paths or more.
 pub const BURST_QUIET: Duration = Duration::from_millis(150);
-pub const BURST: usize = 64;
+pub const BURST: usize = 16;
 /// A batch closes after this long even if events keep coming.
 pub const LONGEST: Duration = Duration::from_secs(2);
 
