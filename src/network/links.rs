@@ -152,6 +152,9 @@ pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
     if spec.default_route && !network.internal {
         inside.add_default_route(network.gateway)?;
     }
+    // The host learns the (known) MAC now: while the container was away (a restart) its
+    // entry may have failed, and resolving it again would wait for the next ARP retry (1 s).
+    host.set_neighbour(bridge, address, mac_for(address))?;
     Ok(address)
 }
 
