@@ -121,11 +121,7 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    let watch_log = WatchLog::follow(&paths.watch_log());
-    let (messages, _connection) = client::attach_watch(&paths, watched)?;
-    for message in &messages {
-        eprintln!(" {message}");
-    }
+    let (watch_log, _connection) = super::watch::attach(&paths, watched)?;
     attach(&paths, &order, args, Some(watch_log))
 }
 
@@ -255,9 +251,7 @@ fn attach(
             }
             followers.print_new()?;
             if let Some(watch_log) = watch_log.as_mut() {
-                for line in watch_log.new_lines() {
-                    println!("{line}");
-                }
+                super::watch::print_new(watch_log);
             }
             if abort {
                 if let Some(record) = ProjectRecord::load(paths)? {

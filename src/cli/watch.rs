@@ -9,6 +9,7 @@ use super::lifecycle::{self, UpArgs};
 use super::GlobalOptions;
 use crate::supervisor::client::{self, Liveness};
 use crate::supervisor::watch::WatchLog;
+use crate::supervisor::ProjectPaths;
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
@@ -19,6 +20,27 @@ pub struct WatchArgs {
     #[arg(long)]
     pub quiet: bool,
     pub services: Vec<String>,
+}
+
+/// Has the supervisor watch `services` while the returned connection stays open, prints
+/// its answer, and follows the watch log from now on.
+pub fn attach(
+    paths: &ProjectPaths,
+    services: Vec<String>,
+) -> anyhow::Result<(WatchLog, std::os::unix::net::UnixStream)> {
+    let log = WatchLog::follow(&paths.watch_log());
+    let (messages, connection) = client::attach_watch(paths, services)?;
+    for message in &messages {
+        eprintln!(" {message}");
+    }
+    Ok((log, connection))
+}
+
+/// Prints the watch log's new lines.
+pub fn print_new(log: &mut WatchLog) {
+    for line in log.new_lines() {
+        println!("{line}");
+    }
 }
 
 pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
@@ -34,11 +56,7 @@ pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
         };
         lifecycle::bring_up(global, &up)?.0
     };
-    let mut log = WatchLog::follow(&paths.watch_log());
-    let (messages, _connection) = client::attach_watch(&paths, args.services.clone())?;
-    for message in &messages {
-        eprintln!(" {message}");
-    }
+    let (mut log, _connection) = attach(&paths, args.services.clone())?;
     eprintln!("Watching; Ctrl-C stops watching (the services keep running)");
     let tokio = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     tokio.block_on(async {
@@ -51,9 +69,7 @@ pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
                 _ = &mut ctrl_c => return Ok::<(), anyhow::Error>(()),
                 _ = tokio::time::sleep(Duration::from_millis(50)) => {}
             }
-            for line in log.new_lines() {
-                println!("{line}");
-            }
+            print_new(&mut log);
             ticks += 1;
             if ticks % 20 == 0 && !matches!(client::liveness(&paths), Liveness::Running { .. }) {
                 anyhow::bail!("the project's supervisor has gone (the project was taken down)");

@@ -15,7 +15,6 @@ use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::task::JoinHandle;
 
 use super::error::{NetworkError, Result};
 
@@ -100,23 +99,15 @@ impl NameTable {
 
 /// A running DNS server; stopped when dropped.
 pub struct DnsServer {
-    tasks: Vec<JoinHandle<()>>,
+    tasks: super::ServerTasks,
     pub address: SocketAddr,
 }
 
 impl DnsServer {
     /// Stops answering and returns once the server's sockets are closed, so that the
     /// address can be bound again at once (by a network made right after this one went).
-    pub async fn close(mut self) {
-        super::stop_tasks(std::mem::take(&mut self.tasks)).await;
-    }
-}
-
-impl Drop for DnsServer {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+    pub async fn close(self) {
+        self.tasks.stop().await;
     }
 }
 
@@ -180,7 +171,7 @@ pub async fn serve(bind: SocketAddr, network: &str, names: NameTable, upstreams:
             });
         }
     });
-    Ok(DnsServer { tasks: vec![udp_task, tcp_task], address })
+    Ok(DnsServer { tasks: super::ServerTasks(vec![udp_task, tcp_task]), address })
 }
 
 struct Context {

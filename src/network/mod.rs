@@ -16,13 +16,29 @@ pub mod subnet;
 
 pub use error::NetworkError;
 
-/// Aborts a server's tasks and returns once they have ended, so that the sockets they own
-/// are closed (dropping a task handle only asks it to stop).
-async fn stop_tasks(tasks: Vec<tokio::task::JoinHandle<()>>) {
-    for task in &tasks {
-        task.abort();
+/// The tasks of a server (a DNS server, a container's port forwards), which own its
+/// sockets: aborted when dropped, or stopped and awaited by [`ServerTasks::stop`].
+#[derive(Default)]
+struct ServerTasks(Vec<tokio::task::JoinHandle<()>>);
+
+impl ServerTasks {
+    /// Aborts the tasks and returns once they have ended, so that their sockets are closed
+    /// (an abort alone only asks a task to stop, and its port stays taken meanwhile).
+    async fn stop(mut self) {
+        let tasks = std::mem::take(&mut self.0);
+        for task in &tasks {
+            task.abort();
+        }
+        for task in tasks {
+            let _ = task.await;
+        }
     }
-    for task in tasks {
-        let _ = task.await;
+}
+
+impl Drop for ServerTasks {
+    fn drop(&mut self) {
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }

@@ -10,8 +10,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Mutex;
-use tokio::task::JoinHandle;
 
 use super::error::{NetworkError, Result};
 
@@ -50,7 +48,7 @@ pub struct Published {
 
 /// The running forwards of one container; stopped when dropped.
 pub struct Forwarder {
-    tasks: Vec<JoinHandle<()>>,
+    tasks: super::ServerTasks,
     published: Vec<Published>,
 }
 
@@ -61,16 +59,8 @@ impl Forwarder {
 
     /// Stops forwarding and returns once the ports are free again (dropping only asks the
     /// tasks to stop: a port rebound at once, by a recreated container, could be refused).
-    pub async fn close(mut self) {
-        super::stop_tasks(std::mem::take(&mut self.tasks)).await;
-    }
-}
-
-impl Drop for Forwarder {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
+    pub async fn close(self) {
+        self.tasks.stop().await;
     }
 }
 
@@ -102,13 +92,13 @@ pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
         .map_err(|source| NetworkError::Publish { what: what(), source })?;
         bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
     }
-    let mut forwarder = Forwarder { tasks: Vec::new(), published: Vec::new() };
+    let mut forwarder = Forwarder { tasks: super::ServerTasks::default(), published: Vec::new() };
     for (published, socket) in bound {
         let task = match socket {
             Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, published.target)),
             Bound::Udp(socket) => tokio::spawn(forward_udp(socket, published.target)),
         };
-        forwarder.tasks.push(task);
+        forwarder.tasks.0.push(task);
         forwarder.published.push(published);
     }
     Ok(forwarder)
@@ -150,7 +140,8 @@ async fn forward_tcp(listener: TcpListener, target: SocketAddr) {
 /// back; idle ones are dropped. Only this task holds the published socket (replies come back
 /// to it over a channel) and it owns the session tasks, so aborting it frees the port.
 async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
-    let sessions: Arc<Mutex<HashMap<SocketAddr, Arc<UdpSocket>>>> = Arc::default();
+    let mut sessions: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    // Each session task ends after its idle time and hands back its client.
     let mut session_tasks = tokio::task::JoinSet::new();
     let (replied, mut replies) = tokio::sync::mpsc::unbounded_channel::<(Vec<u8>, SocketAddr)>();
     let mut buf = vec![0u8; 65536];
@@ -164,11 +155,15 @@ async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
                 let _ = socket.send_to(&reply, client).await;
                 continue;
             }
-            Some(_) = session_tasks.join_next() => continue,
+            Some(ended) = session_tasks.join_next() => {
+                if let Ok(client) = ended {
+                    sessions.remove(&client);
+                }
+                continue;
+            }
         };
-        let existing = sessions.lock().await.get(&client).cloned();
-        let upstream = match existing {
-            Some(upstream) => upstream,
+        let upstream = match sessions.get(&client) {
+            Some(upstream) => upstream.clone(),
             None => {
                 let bind: SocketAddr = if target.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { ([0u16; 8], 0).into() };
                 let Ok(upstream) = UdpSocket::bind(bind).await else { continue };
@@ -176,8 +171,8 @@ async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
                     continue;
                 }
                 let upstream = Arc::new(upstream);
-                sessions.lock().await.insert(client, upstream.clone());
-                let (replied, reply_upstream, sessions) = (replied.clone(), upstream.clone(), sessions.clone());
+                sessions.insert(client, upstream.clone());
+                let (replied, reply_upstream) = (replied.clone(), upstream.clone());
                 session_tasks.spawn(async move {
                     let mut buf = vec![0u8; 65536];
                     while let Ok(Ok(n)) = tokio::time::timeout(UDP_IDLE, reply_upstream.recv(&mut buf)).await {
@@ -185,7 +180,7 @@ async fn forward_udp(socket: UdpSocket, target: SocketAddr) {
                             break;
                         }
                     }
-                    sessions.lock().await.remove(&client);
+                    client
                 });
                 upstream
             }

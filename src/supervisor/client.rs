@@ -84,7 +84,10 @@ pub fn ensure_running(paths: &ProjectPaths, binary: &Path) -> Result<(), Supervi
 
 /// Sends a command; a supervisor-side failure becomes an error.
 pub fn request(paths: &ProjectPaths, command: Command) -> Result<Response, SupervisorError> {
-    let response = protocol::call(&paths.socket(), command, None)?;
+    checked(protocol::call(&paths.socket(), command, None)?)
+}
+
+fn checked(response: Response) -> Result<Response, SupervisorError> {
     match &response.error {
         Some(message) => Err(SupervisorError::Failed(message.clone())),
         None => Ok(response),
@@ -98,8 +101,5 @@ pub fn attach_watch(
     services: Vec<String>,
 ) -> Result<(Vec<String>, std::os::unix::net::UnixStream), SupervisorError> {
     let (response, stream) = protocol::call_and_hold(&paths.socket(), Command::Watch { services, attach: true }, None)?;
-    match response.error {
-        Some(message) => Err(SupervisorError::Failed(message)),
-        None => Ok((response.messages, stream)),
-    }
+    Ok((checked(response)?.messages, stream))
 }

@@ -260,20 +260,16 @@ async fn supervise(
             s.health = None;
         });
         daemon.event(&config.name, &config.service.name, "die", Some(code));
-        if config.one_off.as_ref().is_some_and(|o| o.remove) {
+        let (reply, removed) = pending.take().map_or((None, false), |(reply, remove)| (Some(reply), remove));
+        let removed = removed || config.one_off.as_ref().is_some_and(|o| o.remove);
+        if removed {
             finish(&daemon, &config);
-            if let Some((reply, _)) = pending.take() {
-                let _ = reply.send(());
-            }
-            return;
         }
-        if let Some((reply, remove)) = pending.take() {
-            if remove {
-                finish(&daemon, &config);
-                let _ = reply.send(());
-                return;
-            }
+        if let Some(reply) = reply {
             let _ = reply.send(());
+        }
+        if removed {
+            return;
         }
         if stopped_by_user {
             want_running = false;
@@ -496,8 +492,7 @@ fn cleanup(daemon: &Daemon, config: &Config, running: &Running) {
 
 /// Forgets a removed container: its leases and its record.
 fn finish(daemon: &Daemon, config: &Config) {
-    let _ = daemon.runtime.delete(&config.name);
-    teardown::remove_layer(&daemon.paths, &config.name);
+    teardown::remove_container(&daemon.paths, &daemon.runtime, &config.name);
     for attachment in &config.service.networks {
         let _ = crate::network::ipam::Ipam::new(&daemon.paths.state_root).release(&attachment.network, &config.name);
     }

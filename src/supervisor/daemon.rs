@@ -158,19 +158,14 @@ async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         Ok(request) if request.version != VERSION => {
             Response::failure(format!("protocol version {} is not spoken here; expected {VERSION}", request.version))
         }
-        Ok(Request { command: Command::Watch { services, attach }, .. }) => {
-            match daemon.watch(&services, attach.then_some(connection)) {
-                Ok(messages) => {
-                    attached = attach;
-                    Response::success(Answer::from(messages))
-                }
-                Err(e) => Response::failure(e),
-            }
-        }
         Ok(request) => {
             down = matches!(request.command, Command::Down { .. });
-            match daemon.handle(request.command).await {
-                Ok(answer) => Response::success(answer),
+            let attach = matches!(request.command, Command::Watch { attach: true, .. });
+            match daemon.handle(request.command, connection).await {
+                Ok(answer) => {
+                    attached = attach;
+                    Response::success(answer)
+                }
                 Err(e) => Response::failure(e),
             }
         }
@@ -197,7 +192,8 @@ fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
 }
 
 impl Daemon {
-    pub(super) async fn handle(self: &Arc<Self>, command: Command) -> Result<Answer, String> {
+    /// Carries out one command of control connection number `connection`.
+    async fn handle(self: &Arc<Self>, command: Command, connection: u64) -> Result<Answer, String> {
         let done = |_| Answer::default();
         match command {
             Command::Ping => Ok(Answer::default()),
@@ -230,7 +226,9 @@ impl Daemon {
             Command::Down { timeout, volumes } => self.down(timeout, volumes).await.map(Answer::from),
             Command::Run { plan, service, name, options } => self.run(*plan, *service, name, options).await,
             Command::WaitExit { container } => self.wait_exit(&container).await,
-            Command::Watch { services, .. } => self.watch(&services, None).map(Answer::from),
+            Command::Watch { services, attach } => {
+                self.watch(&services, attach.then_some(connection)).map(Answer::from)
+            }
         }
     }
 
@@ -267,11 +265,6 @@ impl Daemon {
         self.shared.lock().ok()?.plan.clone()
     }
 
-    /// A copy of the project record.
-    pub fn record_snapshot(&self) -> Option<ProjectRecord> {
-        self.record.lock().ok().map(|r| r.clone())
-    }
-
     /// Stops and starts `services` and those following them (`depends_on.restart`).
     pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<(), String> {
         let services = self.with_restart_dependents(services);
@@ -290,15 +283,23 @@ impl Daemon {
         shared.plan.as_ref()?.services.iter().find(|s| s.name == service).map(|s| s.spec.clone())
     }
 
-    /// PID 1 of the first running container of `service`.
-    pub fn first_pid_of(&self, service: &str) -> Option<i32> {
-        let record = self.record.lock().ok()?;
-        record
+    /// The running containers of `service` (one-offs are not the service's), by replica
+    /// index: name and PID 1.
+    pub fn running_of(&self, service: &str) -> Vec<(String, i32)> {
+        let Ok(record) = self.record.lock() else { return Vec::new() };
+        let mut running: Vec<_> = record
             .containers
             .values()
-            .filter(|c| c.service == service && c.state == State::Running)
-            .min_by_key(|c| c.index)
-            .and_then(|c| c.pid)
+            .filter(|c| c.service == service && !c.one_off && c.state == State::Running)
+            .filter_map(|c| c.pid.map(|pid| (c.index, c.name.clone(), pid)))
+            .collect();
+        running.sort();
+        running.into_iter().map(|(_, name, pid)| (name, pid)).collect()
+    }
+
+    /// PID 1 of the first running container of `service`.
+    pub fn first_pid_of(&self, service: &str) -> Option<i32> {
+        self.running_of(service).first().map(|&(_, pid)| pid)
     }
 
     /// Addresses of `service`'s containers on `network`.
@@ -628,8 +629,7 @@ impl Daemon {
         if services.is_empty() {
             return services;
         }
-        let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
-        if let Some(plan) = plan {
+        if let Some(plan) = self.plan() {
             services.extend(plan.restart_dependents(&services));
         }
         services
@@ -744,8 +744,7 @@ impl Daemon {
             }
         } else {
             // Known from the record only (a crashed predecessor's).
-            let _ = self.runtime.delete(name);
-            teardown::remove_layer(&self.paths, name);
+            teardown::remove_container(&self.paths, &self.runtime, name);
             self.forget(name);
         }
     }

@@ -14,10 +14,7 @@ use crate::runtime::Runtime;
 pub fn containers(paths: &ProjectPaths, record: &ProjectRecord) {
     let runtime = Runtime::new(&paths.state_root, std::path::PathBuf::new());
     for container in record.containers.values() {
-        if let Err(e) = runtime.delete(&container.name) {
-            tracing::warn!("cannot delete container {}: {e}", container.name);
-        }
-        remove_layer(paths, &container.name);
+        remove_container(paths, &runtime, &container.name);
         let networks = container.addresses.keys().chain(record.networks.iter());
         for network in networks {
             if let Err(e) = links::detach(network, &container.name) {
@@ -27,8 +24,12 @@ pub fn containers(paths: &ProjectPaths, record: &ProjectRecord) {
     }
 }
 
-/// Removes a container's writable layer (its files outlive stops, not removal).
-pub fn remove_layer(paths: &ProjectPaths, container: &str) {
+/// Removes a container from the runtime, and its writable layer (which outlives stops, not
+/// removal).
+pub fn remove_container(paths: &ProjectPaths, runtime: &Runtime, container: &str) {
+    if let Err(e) = runtime.delete(container) {
+        tracing::warn!("cannot delete container {container}: {e}");
+    }
     let layer = paths.layer(container);
     match std::fs::remove_dir_all(&layer) {
         Ok(()) => {}

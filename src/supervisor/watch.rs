@@ -19,7 +19,6 @@ use serde::{Deserialize, Serialize};
 
 use super::daemon::Daemon;
 use super::health;
-use super::records::State;
 use crate::plan::spec::WatchPlan;
 use crate::project::model::WatchAction;
 use crate::runtime::container_fs::ContainerFs;
@@ -62,6 +61,28 @@ pub struct WatchLine {
     pub message: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl WatchLine {
+    /// A line stamped now; `started` gives the elapsed time, `errors` (joined) the error.
+    fn new(
+        service: &str,
+        action: &str,
+        files: usize,
+        started: Option<Instant>,
+        message: String,
+        errors: Vec<String>,
+    ) -> WatchLine {
+        WatchLine {
+            time: now(),
+            service: service.to_string(),
+            action: action.to_string(),
+            files,
+            elapsed_ms: started.map_or(0, |s| s.elapsed().as_millis() as u64),
+            message,
+            error: if errors.is_empty() { None } else { Some(errors.join("; ")) },
+        }
+    }
 }
 
 impl std::fmt::Display for WatchLine {
@@ -176,29 +197,22 @@ impl Daemon {
         if candidates.is_empty() {
             return Err("none of the project's services has develop.watch rules".into());
         }
-        for service in &candidates {
-            for rule in &service.watch {
-                if !rule.path.exists() {
-                    return Err(format!(
-                        "service {}: develop.watch path {} does not exist",
-                        service.name,
-                        rule.path.display()
-                    ));
-                }
-                Matcher::new(rule).map_err(|e| format!("service {}: {e}", service.name))?;
-            }
-        }
         let mut messages = Vec::new();
         let Ok(mut watchers) = self.watchers.services.lock() else { return Err("poisoned watcher table".into()) };
         // A watcher that ended (it could not watch) is started afresh.
         watchers.retain(|_, watching| !watching.task.is_finished());
+        // Every new watcher is set up (rules checked, paths watched) before any starts.
+        let mut prepared = Vec::new();
+        for service in candidates.iter().filter(|s| !watchers.contains_key(&s.name)) {
+            prepared.push((service, prepare(&service.name, &service.watch)?));
+        }
+        for (service, (rules, source)) in prepared {
+            let task = tokio::spawn(run(self.clone(), service.name.clone(), rules, source));
+            messages.push(format!("Watching {} ({} rules)", service.name, service.watch.len()));
+            let watching = Watching { rules: service.watch.clone(), owners: Owners::default(), task };
+            watchers.insert(service.name.clone(), watching);
+        }
         for service in candidates {
-            if !watchers.contains_key(&service.name) {
-                let task = spawn_watcher(self, &service.name, service.watch.clone())?;
-                messages.push(format!("Watching {} ({} rules)", service.name, service.watch.len()));
-                let watching = Watching { rules: service.watch.clone(), owners: Owners::default(), task };
-                watchers.insert(service.name.clone(), watching);
-            }
             let Some(watching) = watchers.get_mut(&service.name) else { continue };
             match client {
                 Some(client) => watching.owners.clients.insert(client),
@@ -243,9 +257,9 @@ impl Daemon {
             if rules.is_empty() {
                 return false;
             }
-            match spawn_watcher(self, service, rules.clone()) {
-                Ok(task) => {
-                    watching.task = task;
+            match prepare(service, &rules) {
+                Ok((prepared, source)) => {
+                    watching.task = tokio::spawn(run(self.clone(), service.clone(), prepared, source));
                     watching.rules = rules;
                     true
                 }
@@ -266,17 +280,6 @@ impl Daemon {
             watchers.clear();
         }
     }
-
-    /// Running containers of `service` (not one-offs): name and PID 1.
-    fn running_containers(&self, service: &str) -> Vec<(String, i32)> {
-        let Some(record) = self.record_snapshot() else { return Vec::new() };
-        record
-            .containers
-            .values()
-            .filter(|c| c.service == service && !c.one_off && c.state == State::Running)
-            .filter_map(|c| c.pid.map(|pid| (c.name.clone(), pid)))
-            .collect()
-    }
 }
 
 /// A rule with its matcher and what it has synced so far (relative paths), replayed into a
@@ -287,41 +290,29 @@ struct Rule {
     synced: BTreeSet<PathBuf>,
 }
 
-/// The watcher of one service, until aborted.
-/// Sets up the watches of `plans` at once (a change made once the caller has its answer is
-/// never missed) and starts the watcher.
-fn spawn_watcher(
-    daemon: &Arc<Daemon>,
-    service: &str,
-    plans: Vec<WatchPlan>,
-) -> Result<tokio::task::JoinHandle<()>, String> {
+/// A watcher's rules with their matchers, and its watches set up at once (a change made once
+/// the caller has its answer is never missed); an error names the service and the path.
+fn prepare(service: &str, plans: &[WatchPlan]) -> Result<(Vec<Rule>, EventSource), String> {
     let mut rules = Vec::new();
     for plan in plans {
-        let matcher = Matcher::new(&plan).map_err(|e| format!("service {service}: {e}"))?;
-        rules.push(Rule { plan, matcher, synced: BTreeSet::new() });
+        let matcher = Matcher::new(plan).map_err(|e| format!("service {service}: {e}"))?;
+        rules.push(Rule { plan: plan.clone(), matcher, synced: BTreeSet::new() });
     }
     let paths: Vec<PathBuf> = rules.iter().map(|r| r.plan.path.clone()).collect();
     let source = EventSource::new(&paths).map_err(|e| format!("service {service}: {e}"))?;
-    Ok(tokio::spawn(run(daemon.clone(), service.to_string(), rules, source)))
+    Ok((rules, source))
 }
 
+/// The watcher of one service, until aborted.
 async fn run(daemon: Arc<Daemon>, service: String, mut rules: Vec<Rule>, mut source: EventSource) {
     let log = daemon.paths.watch_log();
-    let note = |message: String, error: Option<String>| WatchLine {
-        time: now(),
-        service: service.clone(),
-        action: "watch".into(),
-        files: 0,
-        elapsed_ms: 0,
-        message,
-        error,
-    };
     let mut starts = daemon.starts.subscribe();
     // Containers by name and the PID they were last brought up to date at.
     let mut current: BTreeMap<String, i32> = BTreeMap::new();
     // File copies block; other tasks keep this runtime's other worker.
     tokio::task::block_in_place(|| catch_up(&daemon, &service, &mut rules, &mut current, &log));
-    append(&log, &note(format!("watching {}", describe(&rules)), None));
+    let watching = format!("watching {}", describe(&rules));
+    append(&log, &WatchLine::new(&service, "watch", 0, None, watching, Vec::new()));
     loop {
         tokio::select! {
             batch = source.next_batch() => match batch {
@@ -365,7 +356,7 @@ fn sync_into(name: &str, pid: i32, rule: &Rule, target: &str, paths: &BTreeSet<P
 /// Brings containers that started since they were last synced up to date: what the watcher
 /// synced before, the whole tree for `initial_sync` rules.
 fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BTreeMap<String, i32>, log: &Path) {
-    let running = daemon.running_containers(service);
+    let running = daemon.running_of(service);
     current.retain(|name, _| running.iter().any(|(n, _)| n == name));
     for (name, pid) in running {
         if current.get(&name) == Some(&pid) {
@@ -387,18 +378,9 @@ fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BT
         }
         current.insert(name.clone(), pid);
         if report.copied + report.removed > 0 || !errors.is_empty() {
-            append(
-                log,
-                &WatchLine {
-                    time: now(),
-                    service: service.to_string(),
-                    action: "sync".into(),
-                    files: report.copied + report.removed,
-                    elapsed_ms: started.elapsed().as_millis() as u64,
-                    message: format!("brought {name} up to date: {} copied, {} removed", report.copied, report.removed),
-                    error: if errors.is_empty() { None } else { Some(errors.join("; ")) },
-                },
-            );
+            let message = format!("brought {name} up to date: {} copied, {} removed", report.copied, report.removed);
+            let files = report.copied + report.removed;
+            append(log, &WatchLine::new(service, "sync", files, Some(started), message, errors));
         }
     }
 }
@@ -422,11 +404,12 @@ async fn apply(
             batch
                 .paths
                 .iter()
-                .filter(|p| {
-                    rule.matcher.relative(p).is_some()
-                        && (rule.matcher.counts(p, p.is_dir())
-                            // A removed directory is only known as such inside the container.
-                            || (!p.exists() && syncs(rule.plan.action) && rule.matcher.counts(p, true)))
+                .filter(|p| match std::fs::symlink_metadata(p) {
+                    Ok(meta) => rule.matcher.counts(p, meta.is_dir()),
+                    // Removed: whether it was a directory is only known inside the container.
+                    Err(_) => {
+                        rule.matcher.counts(p, false) || (syncs(rule.plan.action) && rule.matcher.counts(p, true))
+                    }
                 })
                 .cloned()
                 .collect()
@@ -438,11 +421,12 @@ async fn apply(
     if triggered.is_empty() {
         return;
     }
-    // A container (re)started since the last look gets the earlier files first.
+    // A container (re)started since the last look gets the earlier files first; `current`
+    // then holds every running container.
     tokio::task::block_in_place(|| catch_up(daemon, service, rules, current, log));
     let files: BTreeSet<&PathBuf> = triggered.iter().flat_map(|(_, p)| p).collect();
     let files = files.len();
-    let containers = daemon.running_containers(service);
+    let containers = daemon.running_of(service);
     let mut report = Report::default();
     let mut errors: Vec<String> = Vec::new();
     let mut restart = false;
@@ -466,12 +450,9 @@ async fn apply(
                     errors.push(format!("no running container of {service}; the change is synced when one starts"));
                 }
                 for (name, pid) in &containers {
-                    let everything = BTreeSet::from([rule.plan.path.clone()]);
-                    let (done, failed) =
-                        sync_into(name, *pid, rule, &target, if batch.rescan { &everything } else { paths });
+                    let (done, failed) = sync_into(name, *pid, rule, &target, paths);
                     report += done;
                     errors.extend(failed);
-                    current.insert(name.clone(), *pid);
                 }
             }
             match action {
@@ -505,7 +486,7 @@ async fn apply(
     }
     for exec in execs {
         let command = exec.args.join(" ");
-        for (name, _) in daemon.running_containers(service) {
+        for (name, _) in daemon.running_of(service) {
             match health::exec(daemon, &name, exec.clone(), std::time::Duration::from_secs(60)).await {
                 Ok((0, _)) => done.push(format!("ran `{command}` in {name}")),
                 Ok((code, output)) => errors.push(format!("`{command}` in {name} exited with {code}: {output}")),
@@ -513,16 +494,6 @@ async fn apply(
             }
         }
     }
-    append(
-        log,
-        &WatchLine {
-            time: now(),
-            service: service.to_string(),
-            action: action_name(strongest).into(),
-            files,
-            elapsed_ms: started.elapsed().as_millis() as u64,
-            message: format!("{}: {}", action_name(strongest), done.join(", ")),
-            error: if errors.is_empty() { None } else { Some(errors.join("; ")) },
-        },
-    );
+    let message = format!("{}: {}", action_name(strongest), done.join(", "));
+    append(log, &WatchLine::new(service, action_name(strongest), files, Some(started), message, errors));
 }
