@@ -163,17 +163,33 @@ fn interactive_exec_under_tmux() {
     tmux.keys(&["stty size", "Enter"]);
     tmux.wait_for(&tmux.pane_size());
     tmux.tmux(&["resize-window", "-t", &p.name, "-x", "80", "-y", "20"]);
-    std::thread::sleep(Duration::from_millis(300));
-    tmux.keys(&["clear; stty size", "Enter"]);
     let size = tmux.pane_size();
     assert!(size.ends_with(" 80"), "{size}");
-    tmux.wait_for(&size);
+    // The resize reaches the container in its own time: ask until it shows.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        tmux.keys(&["clear; stty size", "Enter"]);
+        std::thread::sleep(Duration::from_millis(300));
+        if tmux.screen().contains(&size) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the pty never took the pane's size {size}:\n{}", tmux.screen());
+    }
 
     // Ctrl-C interrupts the command in the container, not the shell.
     tmux.keys(&["sleep 100; echo after-$?", "Enter"]);
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let ps = p.hoist(&["exec", "-T", "web", "ps"]);
+        if String::from_utf8_lossy(&ps.stdout).contains("sleep 100") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sleep never started:\n{}", tmux.screen());
+        std::thread::sleep(Duration::from_millis(50));
+    }
     tmux.keys(&["C-c"]);
-    tmux.keys(&["echo alive", "Enter"]);
+    // Split, so that only the command's output (not the echoed line) matches.
+    tmux.keys(&["echo al''ive", "Enter"]);
     tmux.wait_for("alive");
 
     // The shell's exit code is hoist's, and the terminal is sane afterwards.

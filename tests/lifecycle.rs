@@ -76,7 +76,14 @@ fn a_rails_shaped_stack_starts_in_order_and_goes_away() {
     let mut follow = p.command(&["logs", "-f", "--no-color", "worker"]).stdout(Stdio::piped()).spawn().unwrap();
     let mut lines = BufReader::new(follow.stdout.take().unwrap()).lines();
     let mut ticks = 0;
+    // A guard against a hang, not a timing target.
+    let deadline = Instant::now() + Duration::from_secs(60);
     while ticks < 3 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker never reached db three times: {}",
+            p.ok(&["logs", "--no-color", "--tail", "5", "worker"])
+        );
         let line = lines.next().expect("logs -f ended").unwrap();
         assert!(line.starts_with(&format!("{}-worker-1 | ", p.name)), "{line}");
         if line.ends_with("worker-tick ok") {
@@ -116,7 +123,8 @@ services:
     p.up();
     let flaky = p.wait_for("flaky", "given up", |r| r["State"] == "exited" && r["Restarts"] == 3);
     assert_eq!(flaky["ExitCode"], 1);
-    std::thread::sleep(Duration::from_millis(1000));
+    // Longer than the next back-off step would be (800 ms).
+    std::thread::sleep(Duration::from_millis(2000));
     assert_eq!(p.container("flaky")["Restarts"], 3, "restarted beyond on-failure:3");
     let times: Vec<String> =
         p.events().into_iter().filter(|e| e.service == "flaky" && e.action == "start").map(|e| e.time).collect();
@@ -194,10 +202,14 @@ fn named_volumes_survive_down_and_go_with_down_v() {
         "name: PROJECT\nservices:\n  db:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"echo boot >> /data/boots; exec sleep 1000\"]\n    volumes: [\"data:/data\"]\nvolumes:\n  data:\n",
     );
     p.up();
-    p.wait_for("db", "running", |r| r["State"] == "running");
+    let boots = p.volume("data").join("boots");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::fs::read_to_string(&boots).unwrap_or_default().lines().count() < 1 {
+        assert!(Instant::now() < deadline, "db never booted");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.ok(&["down", "-t", "1"]);
     p.up();
-    let boots = p.volume("data").join("boots");
     let deadline = Instant::now() + Duration::from_secs(10);
     while std::fs::read_to_string(&boots).unwrap_or_default().lines().count() < 2 {
         assert!(Instant::now() < deadline, "the volume lost its data: {:?}", std::fs::read_to_string(&boots));
@@ -276,7 +288,7 @@ fn a_recreated_container_gets_its_published_ports_back_at_once() {
     if !can_run() {
         return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = common::free_port();
     let compose = format!(
         r#"
 name: PROJECT

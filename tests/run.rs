@@ -5,7 +5,6 @@
 mod common;
 
 use std::process::Stdio;
-use std::time::{Duration, Instant};
 
 use common::project::Project;
 
@@ -44,8 +43,10 @@ fn assert_no_one_off_left(p: &mut Project) {
         .map(|d| d.flatten().map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
     assert!(containers.iter().all(|c| !c.contains("-run-")), "container state left: {containers:?}");
+    // This project's mounts only: other tests' one-offs run meanwhile.
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    assert!(!mounts.contains("-run-"), "a one-off's mounts are left");
+    let root = root.display().to_string();
+    assert!(!mounts.lines().any(|m| m.contains(&root) && m.contains("-run-")), "a one-off's mounts are left");
 }
 
 #[test]
@@ -76,7 +77,7 @@ fn run_rm_cleans_up_when_hoist_is_terminated() {
         return;
     }
     let mut p = Project::new("runterm", APP);
-    let child = p
+    let mut child = p
         .command(&[
             "run",
             "--rm",
@@ -84,22 +85,24 @@ fn run_rm_cleans_up_when_hoist_is_terminated() {
             "web",
             "sh",
             "-c",
-            "trap 'echo got-term; exit 9' TERM; while true; do sleep 0.1; done",
+            "trap 'echo got-term; exit 9' TERM; echo ready; while true; do sleep 0.1; done",
         ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while one_offs(&mut p).is_empty() {
-        assert!(Instant::now() < deadline, "the one-off never appeared");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    std::thread::sleep(Duration::from_millis(300));
+    // The trap is set once the command says so.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut ready = String::new();
+    std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap();
+    assert_eq!(ready.trim(), "ready");
+    assert!(!one_offs(&mut p).is_empty(), "the one-off is not recorded");
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(9), "the command's exit code after SIGTERM reached it");
-    assert!(String::from_utf8_lossy(&out.stdout).contains("got-term"));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(9), "the command's exit code after SIGTERM reached it");
+    assert!(rest.contains("got-term"));
     assert_no_one_off_left(&mut p);
 }
 

@@ -17,10 +17,6 @@ fn can_run() -> bool {
     common::can_run_as_root("watch")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
 /// `GET /path` on 127.0.0.1:port: the status code and body, `None` when nothing answers.
 fn get(port: u16, path: &str) -> Option<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
@@ -105,6 +101,14 @@ services:
     )
 }
 
+/// A project with one httpd service `web` on a free published port, its `./site` made.
+fn web_project(tag: &str, rules: &str) -> (Project, u16) {
+    let port = common::free_port();
+    let p = Project::new(tag, &httpd(port, rules));
+    std::fs::create_dir_all(site(&p)).unwrap();
+    (p, port)
+}
+
 fn site(p: &Project) -> PathBuf {
     p.dir.path().join("site")
 }
@@ -114,13 +118,12 @@ fn sync_serves_new_content_and_propagates_removal_renames_and_modes() {
     if !can_run() {
         return;
     }
-    let port = free_port();
     let rules = r#"        - action: sync
           path: ./site
           target: /www
           initial_sync: true
           ignore: ["*.tmp", "drafts/"]"#;
-    let mut p = Project::new("wsync", &httpd(port, rules));
+    let (mut p, port) = web_project("wsync", rules);
     write(&site(&p).join("index.html"), "v0");
     write(&site(&p).join(".gitignore"), "*.log\n");
     let out = p.ok(&["up", "-d", "--watch"]);
@@ -149,6 +152,7 @@ fn sync_serves_new_content_and_propagates_removal_renames_and_modes() {
     for ignored in ["a.tmp", "drafts/b.html", "server.log", ".index.html.swp"] {
         write(&site(&p).join(ignored), "ignored");
     }
+    let before_last = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     write(&site(&p).join("last.html"), "last");
     wait_served(port, "/last.html", 200, "last");
     let listing = p.ok(&["exec", "-T", "web", "sh", "-c", "stat -c '%a %n' /www/run.sh; ls -aR /www"]);
@@ -157,7 +161,9 @@ fn sync_serves_new_content_and_propagates_removal_renames_and_modes() {
         assert!(!listing.contains(ignored), "{ignored} arrived: {listing}");
     }
     // One log line per batch, with the numbers.
-    let line = wait_log(&p, "for last.html", |l| l["action"] == "sync" && l["files"].as_u64() >= Some(1));
+    let line = wait_log(&p, "for last.html", |l| {
+        l["time"].as_str() >= Some(before_last.as_str()) && l["action"] == "sync" && l["files"].as_u64() == Some(1)
+    });
     assert!(line["elapsed_ms"].is_u64(), "{line}");
 }
 
@@ -166,12 +172,10 @@ fn sync_restart_restarts_once_per_batch_even_for_a_thousand_files() {
     if !can_run() {
         return;
     }
-    let port = free_port();
     let rules = r#"        - action: sync+restart
           path: ./site
           target: /www"#;
-    let mut p = Project::new("wrestart", &httpd(port, rules));
-    std::fs::create_dir_all(site(&p)).unwrap();
+    let (mut p, port) = web_project("wrestart", rules);
     p.ok(&["up", "-d", "--watch"]);
     p.ps();
     wait_served(port, "/", 404, "");
@@ -205,14 +209,12 @@ fn foreground_watch_runs_sync_exec_once_per_batch_and_stops_with_ctrl_c() {
     if !can_run() {
         return;
     }
-    let port = free_port();
     let rules = r#"        - action: sync+exec
           path: ./site
           target: /www
           exec:
             command: ["sh", "-c", "echo ran >> /tmp/execs"]"#;
-    let mut p = Project::new("wexec", &httpd(port, rules));
-    std::fs::create_dir_all(site(&p)).unwrap();
+    let (mut p, port) = web_project("wexec", rules);
     p.up();
     p.ps();
     let mut watch = p.command(&["watch", "--no-up"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
@@ -255,13 +257,11 @@ fn the_watcher_survives_stops_restarts_and_recreation() {
     if !can_run() {
         return;
     }
-    let port = free_port();
     let rules = r#"        - action: sync
           path: ./site
           target: /www"#;
+    let (mut p, port) = web_project("wsurvive", rules);
     let compose = httpd(port, rules);
-    let mut p = Project::new("wsurvive", &compose);
-    std::fs::create_dir_all(site(&p)).unwrap();
     p.ok(&["up", "-d", "--watch"]);
     p.ps();
     write(&site(&p).join("a.html"), "a");
@@ -294,7 +294,7 @@ fn bad_watch_setups_are_refused_before_anything_starts() {
     if !can_run() {
         return;
     }
-    let port = free_port();
+    let port = common::free_port();
     let rules = r#"        - action: sync
           path: ./missing
           target: /www"#;
@@ -304,6 +304,7 @@ fn bad_watch_setups_are_refused_before_anything_starts() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("develop.watch[0].path") && err.contains("missing"), "{err}");
     assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
+    assert!(p.events().is_empty(), "a container was created: {:?}", p.events());
 }
 
 #[test]
@@ -311,12 +312,10 @@ fn attached_up_watch_prints_batches_and_ctrl_c_stops_the_project() {
     if !can_run() {
         return;
     }
-    let port = free_port();
     let rules = r#"        - action: sync
           path: ./site
           target: /www"#;
-    let mut p = Project::new("wattached", &httpd(port, rules));
-    std::fs::create_dir_all(site(&p)).unwrap();
+    let (mut p, port) = web_project("wattached", rules);
     let mut up =
         p.command(&["up", "--watch", "--no-color"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let lines = stdout_lines(&mut up);

@@ -143,6 +143,11 @@ impl EventSource {
 mod tests {
     use super::*;
 
+    /// The next batch, failing the test rather than hanging when none comes.
+    async fn next(source: &mut EventSource) -> Batch {
+        tokio::time::timeout(Duration::from_secs(5), source.next_batch()).await.expect("a batch").expect("events")
+    }
+
     #[tokio::test]
     async fn a_burst_is_one_batch_and_new_directories_are_watched() {
         let dir = tempfile::tempdir().unwrap();
@@ -150,13 +155,13 @@ mod tests {
         for i in 0..300 {
             std::fs::write(dir.path().join(format!("f{i}")), "x").unwrap();
         }
-        let batch = source.next_batch().await.unwrap();
+        let batch = next(&mut source).await;
         assert_eq!(batch.paths.iter().filter(|p| p.starts_with(dir.path())).count(), 300, "{batch:?}");
 
         std::fs::create_dir(dir.path().join("new")).unwrap();
-        let _ = source.next_batch().await.unwrap();
+        let _ = next(&mut source).await;
         std::fs::write(dir.path().join("new/inner"), "y").unwrap();
-        let batch = source.next_batch().await.unwrap();
+        let batch = next(&mut source).await;
         assert!(batch.paths.contains(&dir.path().join("new/inner")), "{batch:?}");
     }
 }

@@ -151,3 +151,8 @@ pub fn cgroups_named(prefix: &str) -> Vec<PathBuf> {
     walk(Path::new("/sys/fs/cgroup"), prefix, 3, &mut found);
     found
 }
+
+/// A TCP port on 127.0.0.1 that nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
