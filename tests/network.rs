@@ -168,6 +168,11 @@ fn services_reach_each_other_by_name_alias_and_link_alias_and_nothing_else_does(
         &default,
     );
     assert!(out.starts_with("0\n") && out.contains(&format!("Address: {web_ip}")), "{out}");
+    // The gateway's MAC is the bridge's own, not its lowest port's: ports came and went
+    // (the client's with its namespace), and the containers' ARP entries stay right.
+    let mac = links::mac_for(default.gateway).map(|b| format!("{b:02x}")).join(":");
+    let bridge_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", default.bridge)).unwrap();
+    assert_eq!(bridge_mac.trim(), mac);
     // A container on another network neither resolves nor reaches web.
     let out = w.run("stranger", &format!("nslookup web >/dev/null 2>&1 && echo resolved || echo unresolved; wget -T 2 -qO- http://{web_ip}/ 2>/dev/null || echo unreachable"), &other);
     assert_eq!(out, "unresolved\nunreachable\n");

@@ -69,7 +69,7 @@ fn ensure_network_locked(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> R
     let index = match netlink.link_index(&bridge)? {
         Some(index) => index,
         None => {
-            netlink.create_bridge(&bridge)?;
+            netlink.create_bridge(&bridge, mac_for(record.gateway))?;
             let index = netlink
                 .link_index(&bridge)?
                 .ok_or_else(|| NetworkError::Setup(format!("bridge {bridge} vanished after creation")))?;

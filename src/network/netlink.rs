@@ -131,9 +131,13 @@ impl Netlink {
     }
 
     /// Creates bridge `name` (down).
-    pub fn create_bridge(&mut self, name: &str) -> Result<()> {
+    pub fn create_bridge(&mut self, name: &str, mac: [u8; 6]) -> Result<()> {
         let mut message = LinkMessage::default();
         message.attributes.push(LinkAttribute::IfName(name.to_string()));
+        // A bridge without an address of its own takes the lowest of its ports' and changes
+        // it when that port goes: containers that had resolved the gateway would then send
+        // to a MAC nobody owns (DNS and outbound traffic stall until their ARP entry ages).
+        message.attributes.push(LinkAttribute::Address(mac.to_vec()));
         message.attributes.push(LinkAttribute::LinkInfo(vec![
             LinkInfo::Kind(InfoKind::Bridge),
             // No STP delay: ports forward at once.
