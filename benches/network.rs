@@ -125,7 +125,7 @@ fn main() {
     let start = Instant::now();
     let network = links::ensure_network(
         &state,
-        &NetworkSpec { key: key.clone(), subnet: None, internal: false },
+        &NetworkSpec { key: key.clone(), subnet: None, internal: false, masquerade: false },
         Pool::default(),
     )
     .expect("create the network");
@@ -180,10 +180,13 @@ fn main() {
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("an address");
     let forwarder = tokio
-        .block_on(ports::publish(&[
-            Publish { host: loopback, target: (address, 5001).into(), protocol: Protocol::Tcp },
-            Publish { host: loopback, target: (address, 5002).into(), protocol: Protocol::Tcp },
-        ]))
+        .block_on(ports::publish(
+            &[
+                Publish { host: loopback, target: (address, 5001).into(), protocol: Protocol::Tcp },
+                Publish { host: loopback, target: (address, 5002).into(), protocol: Protocol::Tcp },
+            ],
+            None,
+        ))
         .expect("publish");
     let (published_bulk, published_echo) = (forwarder.published()[0].host, forwarder.published()[1].host);
     let (direct_bulk, direct_echo): (SocketAddr, SocketAddr) = ((address, 5001).into(), (address, 5002).into());

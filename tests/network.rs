@@ -7,9 +7,11 @@ mod common;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use hoist::network::dns::{self, NameTable};
+use hoist::network::firewall;
 use hoist::network::ipam::{Ipam, NetworkRecord, Pool};
 use hoist::network::links::{self, EndpointSpec, NetworkSpec};
 use hoist::network::netlink::Netlink;
@@ -58,7 +60,11 @@ fn key(name: &str) -> String {
 impl World {
     /// Creates a network with its DNS server (forwarding to `upstreams`).
     fn network(&mut self, name: &str, upstreams: Vec<SocketAddr>) -> NetworkRecord {
-        let spec = NetworkSpec { key: key(name), subnet: None, internal: false };
+        self.network_with(name, upstreams, false)
+    }
+
+    fn network_with(&mut self, name: &str, upstreams: Vec<SocketAddr>, masquerade: bool) -> NetworkRecord {
+        let spec = NetworkSpec { key: key(name), subnet: None, internal: false, masquerade };
         let record = links::ensure_network(&self.root, &spec, Pool::default()).unwrap();
         self.networks.push(record.key.clone());
         let bind = SocketAddr::from((record.gateway, 53));
@@ -76,13 +82,30 @@ impl World {
         networks: &[&NetworkRecord],
         names: &[&str],
     ) -> (Container, Ipv4Addr, File) {
+        let (container, address, output) = self.container_in(id, script, networks, names);
+        (container, address.expect("an address on the first network"), output)
+    }
+
+    /// A container with a network namespace of its own and no hoist network.
+    fn container_without_network(&self, id: &str, script: &str) -> (Container, Option<Ipv4Addr>, File) {
+        self.container_in(id, script, &[], &[])
+    }
+
+    fn container_in(
+        &self,
+        id: &str,
+        script: &str,
+        networks: &[&NetworkRecord],
+        names: &[&str],
+    ) -> (Container, Option<Ipv4Addr>, File) {
         let mut spec = ContainerSpec::new(
             format!("hoist-nettest-{id}-{}", std::process::id()),
             RootFs::Overlay { lowers: vec![self.image.clone()] },
             vec!["/bin/sh".into(), "-c".into(), script.into()],
         );
         spec.hostname = Some(id.into());
-        spec.etc_files = Some(EtcFiles { nameservers: vec![networks[0].gateway.to_string()], ..EtcFiles::default() });
+        let nameservers = networks.first().map(|n| n.gateway.to_string()).into_iter().collect();
+        spec.etc_files = Some(EtcFiles { nameservers, ..EtcFiles::default() });
         let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
         let stdio = Stdio { stdout: Some(write.try_clone().unwrap()), stderr: Some(write), ..Stdio::default() };
         let mut container = self.runtime.create(&spec, stdio).unwrap();
@@ -107,7 +130,7 @@ impl World {
         let mut ready = [0u8; 6];
         output.read_exact(&mut ready).unwrap();
         assert_eq!(&ready, b"ready\n");
-        (container, first.unwrap(), output)
+        (container, first, output)
     }
 
     /// Runs `script` in a one-off container on `network`; returns what it printed.
@@ -125,6 +148,11 @@ impl World {
 
 const WEB: &str =
     "mkdir -p /www && echo hello-from-$(hostname) > /www/index.html && echo ready && exec httpd -f -p 80 -h /www";
+
+/// A script that prints whether an HTTP server answers at `address` (within 2 s).
+fn reach(address: Ipv4Addr) -> String {
+    format!("printf 'GET / HTTP/1.0\\r\\n\\r\\n' | nc -w 2 {address} 80 2>/dev/null | grep -q HTTP && echo reached || echo unreachable")
+}
 
 fn can_run() -> bool {
     common::can_run_as_root("network")
@@ -174,7 +202,11 @@ fn services_reach_each_other_by_name_alias_and_link_alias_and_nothing_else_does(
     let bridge_mac = std::fs::read_to_string(format!("/sys/class/net/{}/address", default.bridge)).unwrap();
     assert_eq!(bridge_mac.trim(), mac);
     // A container on another network neither resolves nor reaches web.
-    let out = w.run("stranger", &format!("nslookup web >/dev/null 2>&1 && echo resolved || echo unresolved; wget -T 2 -qO- http://{web_ip}/ 2>/dev/null || echo unreachable"), &other);
+    let out = w.run(
+        "stranger",
+        &format!("nslookup web >/dev/null 2>&1 && echo resolved || echo unresolved; {}", reach(web_ip)),
+        &other,
+    );
     assert_eq!(out, "unresolved\nunreachable\n");
 }
 
@@ -191,7 +223,7 @@ fn two_projects_with_the_same_names_stay_apart() {
     assert_ne!(a_ip, b_ip);
     assert_eq!(w.run("a-client", "wget -qO- http://web/", &a), "hello-from-a-web\n");
     assert_eq!(w.run("b-client", "wget -qO- http://web/", &b), "hello-from-b-web\n");
-    let out = w.run("b-snoop", &format!("wget -T 2 -qO- http://{a_ip}/ 2>/dev/null || echo unreachable"), &b);
+    let out = w.run("b-snoop", &reach(a_ip), &b);
     assert_eq!(out, "unreachable\n");
 }
 
@@ -283,10 +315,17 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
     udp_echo_in(&udp_container, 9000);
     let forwarder = w
         .tokio
-        .block_on(ports::publish(&[
-            Publish { host: "127.0.0.1:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
-            Publish { host: "127.0.0.1:0".parse().unwrap(), target: (udp_ip, 9000).into(), protocol: Protocol::Udp },
-        ]))
+        .block_on(ports::publish(
+            &[
+                Publish { host: "127.0.0.1:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+                Publish {
+                    host: "127.0.0.1:0".parse().unwrap(),
+                    target: (udp_ip, 9000).into(),
+                    protocol: Protocol::Udp,
+                },
+            ],
+            None,
+        ))
         .unwrap();
     let tcp = forwarder.published()[0].host;
     let mut stream = std::net::TcpStream::connect(tcp).unwrap();
@@ -306,10 +345,13 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
     let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let err = w
         .tokio
-        .block_on(ports::publish(&[
-            Publish { host: free, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
-            Publish { host: tcp, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
-        ]))
+        .block_on(ports::publish(
+            &[
+                Publish { host: free, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+                Publish { host: tcp, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+            ],
+            None,
+        ))
         .err()
         .expect("a taken port is refused")
         .to_string();
@@ -331,7 +373,8 @@ fn fifty_setup_and_teardown_cycles_leave_nothing() {
         })
         .collect();
     for cycle in 0..50 {
-        let spec = NetworkSpec { key: key(&format!("cycle{}", cycle % 3)), subnet: None, internal: false };
+        let spec =
+            NetworkSpec { key: key(&format!("cycle{}", cycle % 3)), subnet: None, internal: false, masquerade: false };
         let net = links::ensure_network(&w.root, &spec, Pool::default()).unwrap();
         let (mut c, _, _) = w.container(&format!("cyc{cycle}"), "echo ready; exec sleep 100", &[&net], &[]);
         c.kill(nix::sys::signal::Signal::SIGKILL).unwrap();
@@ -341,8 +384,163 @@ fn fifty_setup_and_teardown_cycles_leave_nothing() {
     }
     let left: Vec<String> = hoist_links().into_iter().filter(|l| ours.contains(l)).collect();
     assert!(left.is_empty(), "links left: {left:?}");
+    let tables: Vec<String> = firewall::tables()
+        .unwrap()
+        .into_iter()
+        .filter(|t| ours.iter().any(|link| t.ends_with(link.as_str())))
+        .collect();
+    assert!(tables.is_empty(), "nftables tables left: {tables:?}");
     assert!(Ipam::new(&w.root).all().unwrap().is_empty());
     assert!(w.runtime.list().is_empty());
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains("hoist-nettest-cyc"), "mounts left");
+}
+
+/// The host's address towards [`Outside`], and the outside's own.
+const HOST_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 77, 1);
+const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 77, 2);
+
+/// Stands in for the world beyond the host, on this machine: a namespace (a container
+/// with no hoist network) behind a plain bridge of its own, which carries the host's
+/// address HOST_SIDE and is no hoist network (no filter table of hoist's).
+struct Outside {
+    container: Container,
+    bridge: String,
+}
+
+impl Outside {
+    fn new(w: &World) -> Outside {
+        let (container, _, _) = w.container_without_network("outside", "echo ready; exec sleep 100");
+        let bridge = format!("hso-{}", std::process::id());
+        let mut host = Netlink::open().unwrap();
+        host.create_bridge(&bridge, [0x02, 0x42, 198, 18, 77, 1]).unwrap();
+        let outside = Outside { container, bridge };
+        let index = host.link_index(&outside.bridge).unwrap().unwrap();
+        host.add_address(index, HOST_SIDE, 30).unwrap();
+        host.set_up(index).unwrap();
+        let netns = File::open(format!("/proc/{}/ns/net", outside.container.pid())).unwrap();
+        host.create_veth(
+            &format!("hsov-{}", std::process::id()),
+            index,
+            "eth0",
+            [0x02, 0x42, 198, 18, 77, 2],
+            netns.as_fd(),
+        )
+        .unwrap();
+        let mut inside = Netlink::open_in(netns.as_fd()).unwrap();
+        let eth0 = inside.link_index("eth0").unwrap().unwrap();
+        inside.add_address(eth0, OUTSIDE, 30).unwrap();
+        inside.set_up(eth0).unwrap();
+        // Towards every container subnet: what a router beyond the host could do.
+        inside.add_default_route(HOST_SIDE).unwrap();
+        outside
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        if let Ok(mut host) = Netlink::open() {
+            if let Ok(Some(index)) = host.link_index(&self.bridge) {
+                let _ = host.delete_link(index);
+            }
+        }
+    }
+}
+
+/// Runs `f` in a thread that joined `container`'s network namespace.
+fn in_netns<T: Send + 'static>(
+    container: &Container,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let netns = File::open(format!("/proc/{}/ns/net", container.pid())).unwrap();
+    std::thread::spawn(move || {
+        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        f()
+    })
+}
+
+/// A TCP server in `container`'s namespace on `port` that answers each of `count`
+/// connections with the address it came from (and ends after 20 s at most).
+fn peer_server_in(container: &Container, port: u16, count: usize) -> std::thread::JoinHandle<()> {
+    let (bound, ready) = std::sync::mpsc::channel();
+    let server = in_netns(container, move || {
+        let listener = std::net::TcpListener::bind(("0.0.0.0", port)).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        bound.send(()).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        let mut served = 0;
+        while served < count && std::time::Instant::now() < deadline {
+            match listener.accept() {
+                Ok((mut stream, peer)) => {
+                    let _ = stream.write_all(format!("{}\n", peer.ip()).as_bytes());
+                    served += 1;
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(10)),
+            }
+        }
+    });
+    ready.recv().unwrap();
+    server
+}
+
+/// What a peer server at `address` says about us ("" when it cannot be reached in 3 s).
+fn ask_peer(address: SocketAddr) -> String {
+    let Ok(mut stream) = std::net::TcpStream::connect_timeout(&address, std::time::Duration::from_secs(3)) else {
+        return String::new();
+    };
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(3))).unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer
+}
+
+#[test]
+fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
+    if !can_run() {
+        return;
+    }
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap();
+    assert_eq!(forwarding.trim(), "1", "this test needs net.ipv4.ip_forward=1 (Docker sets it too)");
+    let mut w = world();
+    let nat = w.network_with("nat", Vec::new(), true);
+    let plain = w.network("plain", Vec::new());
+    let outside = Outside::new(&w);
+    let (web, web_ip, _) = w.container("nweb", "echo ready; exec sleep 100", &[&nat], &["web"]);
+    let server = peer_server_in(&web, 80, 2);
+    let forwarder = w
+        .tokio
+        .block_on(ports::publish(
+            &[Publish { host: "0.0.0.0:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp }],
+            Some(ports::NatOwner { container: web.id(), bridge: &nat.bridge }),
+        ))
+        .unwrap();
+    let port = forwarder.published()[0].host.port();
+
+    // From outside, to the host's address: DNAT, which keeps the client's address.
+    let seen = in_netns(&outside.container, move || ask_peer((HOST_SIDE, port).into())).join().unwrap();
+    assert_eq!(seen, format!("{OUTSIDE}\n"));
+    // From host loopback: the forwarder, whose connections come from the gateway.
+    assert_eq!(ask_peer(("127.0.0.1".parse::<Ipv4Addr>().unwrap(), port).into()), format!("{}\n", nat.gateway));
+    server.join().unwrap();
+    // Straight to the container's address from outside (a router could send it): dropped.
+    let reached = in_netns(&outside.container, move || {
+        std::net::TcpStream::connect_timeout(&(web_ip, 80).into(), std::time::Duration::from_secs(2)).is_ok()
+    });
+    assert!(!reached.join().unwrap(), "the container's address was reachable from outside");
+
+    // Outbound: from the masquerading network the outside sees the host; from the other
+    // one, the container itself.
+    let server = peer_server_in(&outside.container, 7000, 2);
+    let nc = format!("sleep 1 | nc {OUTSIDE} 7000");
+    assert_eq!(w.run("masq", &nc, &nat), format!("{HOST_SIDE}\n"));
+    let out = w.run("nomasq", &format!("{nc}; ip -4 -o addr show eth0"), &plain);
+    let seen: Ipv4Addr = out.lines().next().unwrap().parse().unwrap();
+    assert!(out.contains(&format!("inet {seen}/")) && seen != HOST_SIDE, "{out}");
+    server.join().unwrap();
+
+    // Closing the forwarder removes its rules.
+    let table = firewall::ports_table(web.id());
+    assert!(firewall::tables().unwrap().contains(&table));
+    w.tokio.block_on(forwarder.close());
+    assert!(!firewall::tables().unwrap().contains(&table), "{table} left");
 }

@@ -11,6 +11,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use super::error::{NetworkError, Result};
+use super::firewall;
 use super::ipam::{with_file_lock, Ipam, NetworkRecord, Pool};
 use super::netlink::Netlink;
 use super::subnet::Subnet;
@@ -37,6 +38,8 @@ pub struct NetworkSpec {
     pub key: String,
     pub subnet: Option<Subnet>,
     pub internal: bool,
+    /// Outbound traffic leaves with the host's address (see [`super::firewall`]).
+    pub masquerade: bool,
 }
 
 /// Host-wide, because bridges are: two hoists with different state roots choose subnets
@@ -78,6 +81,12 @@ fn ensure_network_locked(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> R
         }
     };
     netlink.set_up(index)?;
+    firewall::apply_network(&firewall::NetworkRules {
+        bridge: &bridge,
+        subnet: record.subnet,
+        internal: record.internal,
+        masquerade: spec.masquerade,
+    })?;
     Ok(record)
 }
 
@@ -90,6 +99,7 @@ pub fn remove_network(state_root: &Path, key: &str) -> Result<()> {
             remove_veth(&mut netlink, key, endpoint)?;
         }
     }
+    firewall::remove_network(&bridge_name(key))?;
     if let Some(index) = netlink.link_index(&bridge_name(key))? {
         netlink.delete_link(index)?;
     }

@@ -7,6 +7,7 @@
 
 pub mod dns;
 pub mod error;
+pub mod firewall;
 pub mod ipam;
 pub mod links;
 pub mod netlink;

@@ -46,10 +46,22 @@ pub struct Published {
     pub protocol: Protocol,
 }
 
-/// The running forwards of one container; stopped when dropped.
+/// The running forwards of one container, and its DNAT rules; stopped (and the rules
+/// removed) when dropped.
 pub struct Forwarder {
     tasks: super::ServerTasks,
     published: Vec<Published>,
+    /// The container whose DNAT table this forwarder installed.
+    nat: Option<String>,
+}
+
+/// Whose published ports these are, for the DNAT rules that bring outside traffic to
+/// them (see [`super::firewall`]).
+#[derive(Debug, Clone, Copy)]
+pub struct NatOwner<'a> {
+    pub container: &'a str,
+    /// The bridge of the target addresses.
+    pub bridge: &'a str,
 }
 
 impl Forwarder {
@@ -59,8 +71,24 @@ impl Forwarder {
 
     /// Stops forwarding and returns once the ports are free again (dropping only asks the
     /// tasks to stop: a port rebound at once, by a recreated container, could be refused).
-    pub async fn close(self) {
-        self.tasks.stop().await;
+    pub async fn close(mut self) {
+        self.remove_rules();
+        let tasks = std::mem::take(&mut self.tasks);
+        tasks.stop().await;
+    }
+
+    fn remove_rules(&mut self) {
+        if let Some(container) = self.nat.take() {
+            if let Err(e) = super::firewall::remove_ports(&container) {
+                tracing::warn!("cannot remove the port rules of {container}: {e}");
+            }
+        }
+    }
+}
+
+impl Drop for Forwarder {
+    fn drop(&mut self) {
+        self.remove_rules();
     }
 }
 
@@ -71,9 +99,9 @@ enum Bound {
     Udp(UdpSocket),
 }
 
-/// Binds every port (failing on the first that is taken, with nothing left bound), then
-/// starts forwarding.
-pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
+/// Binds every port (failing on the first that is taken, with nothing left bound), installs
+/// the DNAT rules of `nat` for traffic from outside, then starts forwarding.
+pub async fn publish(ports: &[Publish], nat: Option<NatOwner<'_>>) -> Result<Forwarder> {
     let mut bound = Vec::new();
     for port in ports {
         let what = || format!("{}/{} -> {}", port.host, port.protocol, port.target);
@@ -92,7 +120,12 @@ pub async fn publish(ports: &[Publish]) -> Result<Forwarder> {
         .map_err(|source| NetworkError::Publish { what: what(), source })?;
         bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
     }
-    let mut forwarder = Forwarder { tasks: super::ServerTasks::default(), published: Vec::new() };
+    let mut forwarder = Forwarder { tasks: super::ServerTasks::default(), published: Vec::new(), nat: None };
+    if let Some(owner) = nat {
+        let published: Vec<Published> = bound.iter().map(|(p, _)| *p).collect();
+        super::firewall::apply_ports(owner.container, owner.bridge, &published)?;
+        forwarder.nat = Some(owner.container.to_string());
+    }
     for (published, socket) in bound {
         let task = match socket {
             Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, published.target)),

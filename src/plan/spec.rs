@@ -75,6 +75,14 @@ pub struct NetworkPlan {
     pub internal: bool,
     /// Made by someone else: looked up, never created or removed.
     pub external: bool,
+    /// Outbound traffic leaves with the host's address (Docker's default; off with the
+    /// driver option `com.docker.network.bridge.enable_ip_masquerade: "false"`).
+    #[serde(default = "masquerade_default")]
+    pub masquerade: bool,
+}
+
+fn masquerade_default() -> bool {
+    true
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -211,6 +219,10 @@ pub fn build(
             subnet,
             internal: network.internal,
             external: network.external,
+            masquerade: network
+                .driver_opts
+                .get("com.docker.network.bridge.enable_ip_masquerade")
+                .is_none_or(|value| !matches!(value.as_str(), "false" | "0")),
         });
     }
     for volume in project.volumes.values() {

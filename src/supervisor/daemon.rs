@@ -187,6 +187,12 @@ async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     }
 }
 
+/// `HOIST_MASQUERADE=off` turns outbound NAT off host-wide (the test suite does: its
+/// containers never talk to the outside).
+fn masquerade_allowed() -> bool {
+    !matches!(std::env::var("HOIST_MASQUERADE").as_deref(), Ok("off" | "0" | "false"))
+}
+
 fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
     timeout.map(Duration::from_secs).unwrap_or(service.stop_grace_period)
 }
@@ -653,7 +659,12 @@ impl Daemon {
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("network {}: external network {} not found; create it first (e.g. from the project that declares it)", network.name, network.key))?
             } else {
-                let spec = NetworkSpec { key: network.key.clone(), subnet: network.subnet, internal: network.internal };
+                let spec = NetworkSpec {
+                    key: network.key.clone(),
+                    subnet: network.subnet,
+                    internal: network.internal,
+                    masquerade: network.masquerade && masquerade_allowed(),
+                };
                 let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default())
                     .map_err(|e| format!("network {}: {e}", network.name))?;
                 if let Ok(mut r) = self.record.lock() {
@@ -704,7 +715,12 @@ impl Daemon {
             .iter()
             .map(|p| Publish { host: p.host, target: SocketAddr::from((target, p.target)), protocol: p.protocol })
             .collect();
-        ports::publish(&requests).await.map(Some).map_err(|e| format!("service {}: {e}", service.name))
+        let bridge = service.networks.first().and_then(|first| {
+            let shared = self.shared.lock().ok()?;
+            shared.networks.get(&first.network).map(|record| record.bridge.clone())
+        });
+        let nat = bridge.as_deref().map(|bridge| ports::NatOwner { container: name, bridge });
+        ports::publish(&requests, nat).await.map(Some).map_err(|e| format!("service {}: {e}", service.name))
     }
 
     async fn wait_dependencies(&self, inner: &Inner, service: &ServicePlan) -> Result<(), String> {

@@ -6,7 +6,7 @@
 
 use super::paths::ProjectPaths;
 use super::records::ProjectRecord;
-use crate::network::links;
+use crate::network::{firewall, links};
 use crate::plan::spec::ProjectPlan;
 use crate::runtime::Runtime;
 
@@ -15,6 +15,9 @@ pub fn containers(paths: &ProjectPaths, record: &ProjectRecord) {
     let runtime = Runtime::new(&paths.state_root, std::path::PathBuf::new());
     for container in record.containers.values() {
         remove_container(paths, &runtime, &container.name);
+        if let Err(e) = firewall::remove_ports(&container.name) {
+            tracing::warn!("cannot remove the port rules of {}: {e}", container.name);
+        }
         let networks = container.addresses.keys().chain(record.networks.iter());
         for network in networks {
             if let Err(e) = links::detach(network, &container.name) {

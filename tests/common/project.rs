@@ -50,7 +50,11 @@ impl Project {
 
     pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_hoist"));
-        cmd.args(args).current_dir(self.dir.path()).env("HOIST_ROOT", root(self.dir.path()));
+        // Test containers never talk to the outside: no outbound NAT (see the network tests).
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .env("HOIST_ROOT", root(self.dir.path()))
+            .env("HOIST_MASQUERADE", "off");
         cmd
     }
 
@@ -149,6 +153,12 @@ impl Project {
     pub fn assert_nothing_left(&self) {
         let bridge = links::bridge_name(&format!("{}_default", self.name));
         assert!(!Path::new("/sys/class/net").join(&bridge).exists(), "bridge {bridge} left");
+        let tables: Vec<String> = hoist::network::firewall::tables()
+            .unwrap()
+            .into_iter()
+            .filter(|t| t.contains(&self.name) || t.contains(&bridge))
+            .collect();
+        assert!(tables.is_empty(), "nftables tables left: {tables:?}");
         let root = root(self.dir.path()).display().to_string();
         let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
         assert!(!mounts.contains(&root), "mounts left under {root}");
