@@ -1,21 +1,25 @@
 //! Networking figures in one run: bulk TCP throughput and request/response latency through a
-//! published port (host loopback → hoist's forwarder → the container) versus straight to the
-//! container's address, printed as ratios; and the time to set up one container endpoint
-//! (lease, veth pair created in the container's namespace, address, route).
+//! published port, from host loopback (hoist's forwarder) and from outside the host (the
+//! DNAT rules), versus straight from the host to the container's address, printed as
+//! ratios; and the time to set up one container endpoint (lease, veth pair created in the
+//! container's namespace, address, route).
 //!
-//! The servers are threads of this process that joined the container's network namespace, so
-//! both paths cross the same veth and bridge and only the forwarder differs.
+//! The servers are threads of this process that joined the container's network namespace.
+//! "Outside" is a namespace of this machine behind a bridge of its own (traffic never leaves
+//! the machine); its path crosses one more veth and bridge than the others.
 //!
 //! `cargo bench --bench network` as root, with busybox-static installed.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::os::fd::AsFd;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hoist::network::ipam::Pool;
 use hoist::network::links::{self, EndpointSpec, NetworkSpec};
+use hoist::network::netlink::Netlink;
 use hoist::network::ports::{self, Protocol, Publish};
 use hoist::runtime::{Container, ContainerSpec, RootFs, Runtime, Stdio};
 
@@ -24,7 +28,7 @@ const BULK_TURNS: usize = 5;
 const ROUND_TRIPS: usize = 5000;
 const ENDPOINTS: usize = 50;
 
-fn busybox_root(dir: &Path) -> PathBuf {
+fn busybox_root(dir: &std::path::Path) -> PathBuf {
     let root = dir.join("busybox");
     for sub in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
         std::fs::create_dir_all(root.join(sub)).expect("create the root");
@@ -102,13 +106,99 @@ fn round_trip(to: SocketAddr) -> Duration {
     median(samples)
 }
 
-fn container(runtime: &Runtime, image: &Path, id: &str) -> Container {
+fn container(runtime: &Runtime, image: &std::path::Path, id: &str) -> Container {
     let spec = ContainerSpec::new(
         id.to_string(),
         RootFs::Overlay { lowers: vec![image.to_path_buf()] },
         vec!["/bin/sleep".into(), "1000".into()],
     );
     runtime.create(&spec, Stdio::default()).expect("create a container")
+}
+
+/// One way to the servers: their addresses, and the namespace the client runs in (the
+/// host's when `None`).
+struct Route {
+    bulk: SocketAddr,
+    echo: SocketAddr,
+    from: Option<File>,
+}
+
+impl Route {
+    fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let netns = self.from.as_ref().map(|f| f.try_clone().expect("duplicate the netns descriptor"));
+        std::thread::spawn(move || {
+            if let Some(netns) = netns {
+                nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).expect("join the outside netns");
+            }
+            f()
+        })
+        .join()
+        .expect("the client thread")
+    }
+
+    fn bulk(&self) -> Duration {
+        let to = self.bulk;
+        self.run(move || bulk(to))
+    }
+
+    fn round_trip(&self) -> Duration {
+        let to = self.echo;
+        self.run(move || round_trip(to))
+    }
+}
+
+/// The host's address towards the outside namespace, and the outside's own.
+const HOST_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 78, 1);
+const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 78, 2);
+
+/// A client beyond the host, on this machine: a container's namespace behind a plain
+/// bridge carrying HOST_SIDE (no hoist network, so no hoist filter table).
+struct Outside {
+    container: Container,
+    bridge: String,
+}
+
+impl Outside {
+    fn new(runtime: &Runtime, image: &std::path::Path) -> Outside {
+        let id = format!("hoist-netbench-out-{}", std::process::id());
+        let outside =
+            Outside { container: container(runtime, image, &id), bridge: format!("hsob-{}", std::process::id()) };
+        let mut host = Netlink::open().expect("netlink");
+        host.create_bridge(&outside.bridge, [0x02, 0x42, 198, 18, 78, 1]).expect("create the outside bridge");
+        let index = host.link_index(&outside.bridge).expect("look up").expect("the outside bridge");
+        host.add_address(index, HOST_SIDE, 30).expect("address the outside bridge");
+        host.set_up(index).expect("set the outside bridge up");
+        let netns = outside.netns();
+        host.create_veth(
+            &format!("hsobv-{}", std::process::id()),
+            index,
+            "eth0",
+            [0x02, 0x42, 198, 18, 78, 2],
+            netns.as_fd(),
+        )
+        .expect("create the outside veth");
+        let mut inside = Netlink::open_in(netns.as_fd()).expect("netlink in the outside");
+        let eth0 = inside.link_index("eth0").expect("look up").expect("eth0 outside");
+        inside.add_address(eth0, OUTSIDE, 30).expect("address the outside");
+        inside.set_up(eth0).expect("set the outside up");
+        outside
+    }
+
+    fn netns(&self) -> File {
+        File::open(format!("/proc/{}/ns/net", self.container.pid())).expect("open the outside netns")
+    }
+}
+
+impl Drop for Outside {
+    fn drop(&mut self) {
+        let _ = self.container.kill(nix::sys::signal::Signal::SIGKILL);
+        let _ = self.container.wait();
+        if let Ok(mut host) = Netlink::open() {
+            if let Ok(Some(index)) = host.link_index(&self.bridge) {
+                let _ = host.delete_link(index);
+            }
+        }
+    }
 }
 
 fn main() {
@@ -178,46 +268,68 @@ fn main() {
     serve_in(&server, 5002, echo);
 
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("an address");
+    // Published on every host address: host loopback reaches the forwarder, the outside
+    // namespace the DNAT rules.
+    let any: SocketAddr = "0.0.0.0:0".parse().expect("an address");
     let forwarder = tokio
         .block_on(ports::publish(
             &[
-                Publish { host: loopback, target: (address, 5001).into(), protocol: Protocol::Tcp },
-                Publish { host: loopback, target: (address, 5002).into(), protocol: Protocol::Tcp },
+                Publish { host: any, target: (address, 5001).into(), protocol: Protocol::Tcp },
+                Publish { host: any, target: (address, 5002).into(), protocol: Protocol::Tcp },
             ],
-            None,
+            Some(ports::NatOwner { container: &id, bridge: &network.bridge }),
         ))
         .expect("publish");
-    let (published_bulk, published_echo) = (forwarder.published()[0].host, forwarder.published()[1].host);
-    let (direct_bulk, direct_echo): (SocketAddr, SocketAddr) = ((address, 5001).into(), (address, 5002).into());
+    let (bulk_port, echo_port) = (forwarder.published()[0].host.port(), forwarder.published()[1].host.port());
+    let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
+    assert_eq!(forwarding.trim(), "1", "the outside path needs net.ipv4.ip_forward=1 (Docker sets it too)");
+    let outside = Outside::new(&runtime, &image);
+    let direct = Route { bulk: (address, 5001).into(), echo: (address, 5002).into(), from: None };
+    let loopback = Route {
+        bulk: (Ipv4Addr::LOCALHOST, bulk_port).into(),
+        echo: (Ipv4Addr::LOCALHOST, echo_port).into(),
+        from: None,
+    };
+    let dnat =
+        Route { bulk: (HOST_SIDE, bulk_port).into(), echo: (HOST_SIDE, echo_port).into(), from: Some(outside.netns()) };
+    let paths = [&direct, &loopback, &dnat];
 
-    // Alternate the two paths so that neither gets the warmer machine.
-    bulk(direct_bulk);
-    bulk(published_bulk);
-    let (mut direct, mut published) = (Vec::new(), Vec::new());
+    // Alternate the paths so that none gets the warmer machine.
+    for path in paths {
+        path.bulk();
+    }
+    let mut times = vec![Vec::new(); paths.len()];
     for _ in 0..BULK_TURNS {
-        direct.push(bulk(direct_bulk));
-        published.push(bulk(published_bulk));
+        for (path, times) in paths.iter().zip(&mut times) {
+            times.push(path.bulk());
+        }
     }
     let mib_per_s = |d: Duration| (BULK_BYTES >> 20) as f64 / d.as_secs_f64();
-    let (direct_rate, published_rate) = (mib_per_s(median(direct)), mib_per_s(median(published)));
-    let (direct_rtt, published_rtt) = (round_trip(direct_echo), round_trip(published_echo));
+    let rates: Vec<f64> = times.into_iter().map(|t| mib_per_s(median(t))).collect();
+    let rtts: Vec<f64> = paths.iter().map(|p| p.round_trip().as_secs_f64() * 1e6).collect();
 
-    println!("network setup (bridge, address, IPAM record): {:.2} ms", network_setup.as_secs_f64() * 1e3);
+    println!("network setup (bridge, address, IPAM record, filter table): {:.2} ms", network_setup.as_secs_f64() * 1e3);
     println!("endpoint setup, median of {ENDPOINTS}: {:.2} ms", median(setups).as_secs_f64() * 1e3);
     println!(
-        "bulk TCP, {} MiB, median of {BULK_TURNS}: direct {direct_rate:.0} MiB/s, published {published_rate:.0} MiB/s, ratio {:.2}",
+        "bulk TCP, {} MiB, median of {BULK_TURNS}: direct {:.0} MiB/s; published, host loopback (forwarder) {:.0} MiB/s, ratio {:.2}; published, from outside (DNAT) {:.0} MiB/s, ratio {:.2}",
         BULK_BYTES >> 20,
-        published_rate / direct_rate
+        rates[0],
+        rates[1],
+        rates[1] / rates[0],
+        rates[2],
+        rates[2] / rates[0]
     );
     println!(
-        "round trip, median of {ROUND_TRIPS}: direct {:.1} µs, published {:.1} µs, ratio {:.2}",
-        direct_rtt.as_secs_f64() * 1e6,
-        published_rtt.as_secs_f64() * 1e6,
-        published_rtt.as_secs_f64() / direct_rtt.as_secs_f64()
+        "round trip, median of {ROUND_TRIPS}: direct {:.1} µs; published, host loopback {:.1} µs, ratio {:.2}; published, from outside {:.1} µs, ratio {:.2}",
+        rtts[0],
+        rtts[1],
+        rtts[1] / rtts[0],
+        rtts[2],
+        rtts[2] / rtts[0]
     );
 
     drop(forwarder);
+    drop(outside);
     let mut server = server;
     let _ = server.kill(nix::sys::signal::Signal::SIGKILL);
     let _ = server.wait();
