@@ -13,15 +13,18 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use hoist::network::ipam::Pool;
 use hoist::network::links::{self, EndpointSpec, NetworkSpec};
-use hoist::network::netlink::Netlink;
 use hoist::network::ports::{self, Protocol, Publish};
 use hoist::runtime::{Container, ContainerSpec, RootFs, Runtime, Stdio};
+
+#[path = "../tests/common/outside.rs"]
+#[allow(dead_code)] // the tests use all of it
+mod outside;
+use outside::Outside;
 
 const BULK_BYTES: usize = 512 << 20;
 const BULK_TURNS: usize = 5;
@@ -147,60 +150,6 @@ impl Route {
     }
 }
 
-/// The host's address towards the outside namespace, and the outside's own.
-const HOST_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 78, 1);
-const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 78, 2);
-
-/// A client beyond the host, on this machine: a container's namespace behind a plain
-/// bridge carrying HOST_SIDE (no hoist network, so no hoist filter table).
-struct Outside {
-    container: Container,
-    bridge: String,
-}
-
-impl Outside {
-    fn new(runtime: &Runtime, image: &std::path::Path) -> Outside {
-        let id = format!("hoist-netbench-out-{}", std::process::id());
-        let outside =
-            Outside { container: container(runtime, image, &id), bridge: format!("hsob-{}", std::process::id()) };
-        let mut host = Netlink::open().expect("netlink");
-        host.create_bridge(&outside.bridge, [0x02, 0x42, 198, 18, 78, 1]).expect("create the outside bridge");
-        let index = host.link_index(&outside.bridge).expect("look up").expect("the outside bridge");
-        host.add_address(index, HOST_SIDE, 30).expect("address the outside bridge");
-        host.set_up(index).expect("set the outside bridge up");
-        let netns = outside.netns();
-        host.create_veth(
-            &format!("hsobv-{}", std::process::id()),
-            index,
-            "eth0",
-            [0x02, 0x42, 198, 18, 78, 2],
-            netns.as_fd(),
-        )
-        .expect("create the outside veth");
-        let mut inside = Netlink::open_in(netns.as_fd()).expect("netlink in the outside");
-        let eth0 = inside.link_index("eth0").expect("look up").expect("eth0 outside");
-        inside.add_address(eth0, OUTSIDE, 30).expect("address the outside");
-        inside.set_up(eth0).expect("set the outside up");
-        outside
-    }
-
-    fn netns(&self) -> File {
-        File::open(format!("/proc/{}/ns/net", self.container.pid())).expect("open the outside netns")
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        let _ = self.container.kill(nix::sys::signal::Signal::SIGKILL);
-        let _ = self.container.wait();
-        if let Ok(mut host) = Netlink::open() {
-            if let Ok(Some(index)) = host.link_index(&self.bridge) {
-                let _ = host.delete_link(index);
-            }
-        }
-    }
-}
-
 fn main() {
     if !nix::unistd::geteuid().is_root() {
         eprintln!("network: needs root; not run");
@@ -283,15 +232,19 @@ fn main() {
     let (bulk_port, echo_port) = (forwarder.published()[0].host.port(), forwarder.published()[1].host.port());
     let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
     assert_eq!(forwarding.trim(), "1", "the outside path needs net.ipv4.ip_forward=1 (Docker sets it too)");
-    let outside = Outside::new(&runtime, &image);
+    let outside_id = format!("hoist-netbench-out-{}", std::process::id());
+    let outside = Outside::new(container(&runtime, &image, &outside_id), 78);
     let direct = Route { bulk: (address, 5001).into(), echo: (address, 5002).into(), from: None };
     let loopback = Route {
         bulk: (Ipv4Addr::LOCALHOST, bulk_port).into(),
         echo: (Ipv4Addr::LOCALHOST, echo_port).into(),
         from: None,
     };
-    let dnat =
-        Route { bulk: (HOST_SIDE, bulk_port).into(), echo: (HOST_SIDE, echo_port).into(), from: Some(outside.netns()) };
+    let dnat = Route {
+        bulk: (outside.host_side, bulk_port).into(),
+        echo: (outside.host_side, echo_port).into(),
+        from: Some(outside.netns()),
+    };
     let paths = [&direct, &loopback, &dnat];
 
     // Alternate the paths so that none gets the warmer machine.
@@ -330,6 +283,7 @@ fn main() {
 
     drop(forwarder);
     drop(outside);
+    let _ = runtime.delete(&outside_id);
     let mut server = server;
     let _ = server.kill(nix::sys::signal::Signal::SIGKILL);
     let _ = server.wait();

@@ -4,10 +4,11 @@
 
 mod common;
 
+use common::outside::Outside;
+
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 
 use hoist::network::dns::{self, NameTable};
@@ -396,57 +397,6 @@ fn fifty_setup_and_teardown_cycles_leave_nothing() {
     assert!(!mounts.contains("hoist-nettest-cyc"), "mounts left");
 }
 
-/// The host's address towards [`Outside`], and the outside's own.
-const HOST_SIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 77, 1);
-const OUTSIDE: Ipv4Addr = Ipv4Addr::new(198, 18, 77, 2);
-
-/// Stands in for the world beyond the host, on this machine: a namespace (a container
-/// with no hoist network) behind a plain bridge of its own, which carries the host's
-/// address HOST_SIDE and is no hoist network (no filter table of hoist's).
-struct Outside {
-    container: Container,
-    bridge: String,
-}
-
-impl Outside {
-    fn new(w: &World) -> Outside {
-        let (container, _, _) = w.container_without_network("outside", "echo ready; exec sleep 100");
-        let bridge = format!("hso-{}", std::process::id());
-        let mut host = Netlink::open().unwrap();
-        host.create_bridge(&bridge, [0x02, 0x42, 198, 18, 77, 1]).unwrap();
-        let outside = Outside { container, bridge };
-        let index = host.link_index(&outside.bridge).unwrap().unwrap();
-        host.add_address(index, HOST_SIDE, 30).unwrap();
-        host.set_up(index).unwrap();
-        let netns = File::open(format!("/proc/{}/ns/net", outside.container.pid())).unwrap();
-        host.create_veth(
-            &format!("hsov-{}", std::process::id()),
-            index,
-            "eth0",
-            [0x02, 0x42, 198, 18, 77, 2],
-            netns.as_fd(),
-        )
-        .unwrap();
-        let mut inside = Netlink::open_in(netns.as_fd()).unwrap();
-        let eth0 = inside.link_index("eth0").unwrap().unwrap();
-        inside.add_address(eth0, OUTSIDE, 30).unwrap();
-        inside.set_up(eth0).unwrap();
-        // Towards every container subnet: what a router beyond the host could do.
-        inside.add_default_route(HOST_SIDE).unwrap();
-        outside
-    }
-}
-
-impl Drop for Outside {
-    fn drop(&mut self) {
-        if let Ok(mut host) = Netlink::open() {
-            if let Ok(Some(index)) = host.link_index(&self.bridge) {
-                let _ = host.delete_link(index);
-            }
-        }
-    }
-}
-
 /// Runs `f` in a thread that joined `container`'s network namespace.
 fn in_netns<T: Send + 'static>(
     container: &Container,
@@ -504,7 +454,9 @@ fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
     let mut w = world();
     let nat = w.network_with("nat", Vec::new(), true);
     let plain = w.network("plain", Vec::new());
-    let outside = Outside::new(&w);
+    let (outside, _, _) = w.container_without_network("outside", "echo ready; exec sleep 100");
+    let outside = Outside::new(outside, 77);
+    let (host_side, outside_address) = (outside.host_side, outside.address);
     let (web, web_ip, _) = w.container("nweb", "echo ready; exec sleep 100", &[&nat], &["web"]);
     let server = peer_server_in(&web, 80, 2);
     let forwarder = w
@@ -517,8 +469,8 @@ fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
     let port = forwarder.published()[0].host.port();
 
     // From outside, to the host's address: DNAT, which keeps the client's address.
-    let seen = in_netns(&outside.container, move || ask_peer((HOST_SIDE, port).into())).join().unwrap();
-    assert_eq!(seen, format!("{OUTSIDE}\n"));
+    let seen = in_netns(&outside.container, move || ask_peer((host_side, port).into())).join().unwrap();
+    assert_eq!(seen, format!("{outside_address}\n"));
     // From host loopback: the forwarder, whose connections come from the gateway.
     assert_eq!(ask_peer(("127.0.0.1".parse::<Ipv4Addr>().unwrap(), port).into()), format!("{}\n", nat.gateway));
     server.join().unwrap();
@@ -531,11 +483,11 @@ fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
     // Outbound: from the masquerading network the outside sees the host; from the other
     // one, the container itself.
     let server = peer_server_in(&outside.container, 7000, 2);
-    let nc = format!("sleep 1 | nc {OUTSIDE} 7000");
-    assert_eq!(w.run("masq", &nc, &nat), format!("{HOST_SIDE}\n"));
+    let nc = format!("sleep 1 | nc {outside_address} 7000");
+    assert_eq!(w.run("masq", &nc, &nat), format!("{host_side}\n"));
     let out = w.run("nomasq", &format!("{nc}; ip -4 -o addr show eth0"), &plain);
     let seen: Ipv4Addr = out.lines().next().unwrap().parse().unwrap();
-    assert!(out.contains(&format!("inet {seen}/")) && seen != HOST_SIDE, "{out}");
+    assert!(out.contains(&format!("inet {seen}/")) && seen != host_side, "{out}");
     server.join().unwrap();
 
     // Closing the forwarder removes its rules.

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod images;
+pub mod outside;
 pub mod project;
 
 use std::path::{Path, PathBuf};
