@@ -265,13 +265,24 @@ services:
     let web_start = p.events().iter().rposition(|e| e.service == "web" && e.action == "start").unwrap();
     assert!(web_start > db_start, "web restarted after db");
 
-    // Recreating db by `up` restarts web too.
+    // Recreating db by `up` restarts web too: web stops before db goes (as in Compose),
+    // and starts after the new db.
+    let before = p.events().len();
     p.write(&compose("two"));
     let out = p.up();
     assert!(out.contains(&format!("Container {}-db-1 Recreated", p.name)), "{out}");
     assert!(out.contains(&format!("Container {}-web-1 Restarted", p.name)), "{out}");
     assert_eq!(starts(&p, "web"), 3);
     assert_eq!(starts(&p, "worker"), 1);
+    let events = p.events().split_off(before);
+    let at = |service: &str, action: &str| {
+        events
+            .iter()
+            .position(|e| e.service == service && e.action == action)
+            .unwrap_or_else(|| panic!("no {action} of {service} in {events:?}"))
+    };
+    assert!(at("web", "stop") < at("db", "destroy"), "web stopped after db went: {events:?}");
+    assert!(at("db", "start") < at("web", "start"), "web started before the new db: {events:?}");
 
     // `top` lists web's processes: its shell and the sleep it started.
     let top = p.ok(&["top", "web"]);

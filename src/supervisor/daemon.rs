@@ -3,7 +3,7 @@
 //! services in dependency layers honouring `depends_on` conditions, converges on a new plan
 //! by recreating only what changed, and takes everything down on `down`.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -387,22 +387,76 @@ impl Daemon {
         };
         let actions = reconcile::reconcile(&desired, &project_services, &observed, reconcile_options);
 
-        // Removals first: replaced, scaled away and orphaned containers.
+        // Services following a recreated dependency with `restart: true` stop before it
+        // goes (as in Compose) and start again after it, layer by layer.
+        let recreated: Vec<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Recreate { service, .. } => Some(service.clone()),
+                _ => None,
+            })
+            .collect();
+        let replaced: HashSet<&String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Recreate { name, .. } | Action::Remove { name } => Some(name),
+                _ => None,
+            })
+            .collect();
+        let followers = plan.restart_dependents(&recreated);
+        let mut to_start: HashSet<String> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Start { name } => Some(name.clone()),
+                _ => None,
+            })
+            .collect();
+        if !followers.is_empty() {
+            for name in self.stop_in_order(&inner, &followers, None).await {
+                if !replaced.contains(&name) {
+                    messages.push(format!("Container {name} Restarted"));
+                    to_start.insert(name);
+                }
+            }
+        }
+
+        // Then removals, dependents first: replaced, scaled away and orphaned containers.
+        let stop_rank: HashMap<String, usize> = layers(&plan.services.iter().collect::<Vec<_>>())
+            .into_iter()
+            .rev()
+            .enumerate()
+            .flat_map(|(rank, layer)| layer.into_iter().map(move |service| (service, rank + 1)))
+            .collect();
+        let service_of = |name: &String| observed.iter().find(|o| &o.name == name).map(|o| o.service.clone());
+        let mut removals: Vec<&Action> = actions
+            .iter()
+            .filter(|a| {
+                matches!(a, Action::Recreate { .. } | Action::Remove { .. } | Action::Orphan { remove: true, .. })
+            })
+            .collect();
+        // Orphans (no longer in the file) first: nothing of the project depends on them.
+        removals.sort_by_key(|a| match a {
+            Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, .. } => {
+                service_of(name).and_then(|service| stop_rank.get(&service).copied()).unwrap_or(0)
+            }
+            _ => 0,
+        });
+        for action in removals {
+            let (Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, .. }) = action else {
+                continue;
+            };
+            let grace = service_of(name)
+                .and_then(|service| self.service(&service))
+                .map(|s| s.stop_grace_period)
+                .unwrap_or(Duration::from_secs(10));
+            self.remove(&mut inner, name, grace).await;
+            if !matches!(action, Action::Recreate { .. }) {
+                messages.push(format!("Container {name} Removed"));
+            }
+        }
         for action in &actions {
-            match action {
-                Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, remove: true } => {
-                    let service =
-                        observed.iter().find(|o| &o.name == name).map(|o| o.service.clone()).unwrap_or_default();
-                    let grace = self.service(&service).map(|s| s.stop_grace_period).unwrap_or(Duration::from_secs(10));
-                    self.remove(&mut inner, name, grace).await;
-                    if !matches!(action, Action::Recreate { .. }) {
-                        messages.push(format!("Container {name} Removed"));
-                    }
-                }
-                Action::Orphan { name, remove: false } => {
-                    messages.push(format!("Found orphan container {name}; remove it with --remove-orphans"))
-                }
-                _ => {}
+            if let Action::Orphan { name, remove: false } = action {
+                messages.push(format!("Found orphan container {name}; remove it with --remove-orphans"));
             }
         }
         // Every new container's ports are bound before anything starts, so a taken port
@@ -434,34 +488,6 @@ impl Daemon {
         let mut pending: BTreeMap<String, Vec<NewContainer>> = BTreeMap::new();
         for entry in created {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
-        }
-        let mut to_start: HashSet<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Start { name } => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
-        // Services following a recreated dependency with `restart: true` are stopped now
-        // and started again after it, layer by layer.
-        let recreated: Vec<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Recreate { service, .. } => Some(service.clone()),
-                _ => None,
-            })
-            .collect();
-        for follower in plan.restart_dependents(&recreated) {
-            let Some(service_plan) = self.service(&follower) else { continue };
-            for handle in inner.containers.values().filter(|h| h.service == follower) {
-                let (reply, done) = oneshot::channel();
-                let control = Control::Stop { grace: service_plan.stop_grace_period, reply };
-                if handle.control.send(control).await.is_ok() {
-                    let _ = done.await;
-                    to_start.insert(handle.name.clone());
-                    messages.push(format!("Container {} Restarted", handle.name));
-                }
-            }
         }
 
         // Start layer by layer; a layer's services wait for their dependencies' conditions.
@@ -789,7 +815,15 @@ impl Daemon {
 
     async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<(), String> {
         let inner = self.inner.lock().await;
-        for layer in self.stop_order(&inner, services) {
+        self.stop_in_order(&inner, services, timeout).await;
+        Ok(())
+    }
+
+    /// Stops the containers of `services` (all when empty) layer by layer, dependents
+    /// first, those of a layer together; returns the names it stopped.
+    async fn stop_in_order(&self, inner: &Inner, services: &[String], timeout: Option<u64>) -> Vec<String> {
+        let mut stopped = Vec::new();
+        for layer in self.stop_order(inner, services) {
             let mut waits = Vec::new();
             for name in layer {
                 let Some(handle) = inner.containers.get(&name) else { continue };
@@ -797,14 +831,15 @@ impl Daemon {
                     self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Stop { grace, reply }).await.is_ok() {
-                    waits.push(done);
+                    waits.push((name, done));
                 }
             }
-            for done in waits {
+            for (name, done) in waits {
                 let _ = done.await;
+                stopped.push(name);
             }
         }
-        Ok(())
+        stopped
     }
 
     async fn start(&self, services: &[String]) -> Result<(), String> {
