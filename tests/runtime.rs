@@ -217,6 +217,23 @@ fn a_memory_hog_dies_as_an_oom_kill() {
 }
 
 #[test]
+fn the_container_sees_its_own_cgroup_and_limits_read_only() {
+    if !can_run() {
+        return;
+    }
+    let f = fixture();
+    let mut spec = f.spec(
+        "cgview",
+        "cat /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null; \
+         cat /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids/pids.max 2>/dev/null; \
+         mkdir /sys/fs/cgroup/escape 2>/dev/null && echo writable || echo read-only",
+    );
+    spec.limits = Limits { memory: Some(48 << 20), pids: Some(77), ..Limits::default() };
+    let (_, out) = f.run(&spec);
+    assert_eq!(out, format!("{}\n77\nread-only\n", 48 << 20), "{out}");
+}
+
+#[test]
 fn a_pids_limit_stops_a_fork_bomb() {
     if !can_run() {
         return;

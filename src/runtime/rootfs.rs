@@ -160,6 +160,8 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
         }
     }
 
+    mount_cgroups(&root, sys_flags)?;
+
     for m in etc_files::mounts(spec, state_dir).iter().chain(&spec.mounts) {
         match m {
             Mount::Volume { source, target, read_only, copy_up } => {
@@ -219,6 +221,72 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
             None::<&str>,
         )
         .map_err(err("cannot make the root read-only"))?;
+    }
+    Ok(())
+}
+
+/// A cgroup hierarchy the host has mounted under /sys/fs/cgroup.
+#[derive(Debug, PartialEq)]
+struct Hierarchy {
+    /// Where, relative to /sys/fs/cgroup ("" for the unified hierarchy at its top).
+    name: String,
+    fstype: String,
+    /// The mount options naming it: controllers or `name=…` (cgroup v1).
+    options: String,
+}
+
+/// The host's cgroup hierarchies, from its mountinfo.
+fn host_hierarchies(mountinfo: &str) -> Vec<Hierarchy> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (mount, fs) = line.split_once(" - ")?;
+            let point = mount.split(' ').nth(4)?;
+            let name = point.strip_prefix("/sys/fs/cgroup")?;
+            let mut fs = fs.split(' ');
+            let fstype = fs.next()?;
+            if !matches!(fstype, "cgroup" | "cgroup2") || (!name.is_empty() && !name.starts_with('/')) {
+                return None;
+            }
+            let options = fs.nth(1)?.split(',').filter(|o| !matches!(*o, "rw" | "ro")).collect::<Vec<_>>().join(",");
+            Some(Hierarchy { name: name.trim_start_matches('/').to_string(), fstype: fstype.to_string(), options })
+        })
+        .collect()
+}
+
+/// /sys/fs/cgroup as the container sees it: on every hierarchy the host has, the
+/// container's own cgroup (the root of its cgroup namespace), with `flags` (read-only
+/// unless privileged). Programs that size themselves from their limits (a JVM, for one)
+/// find them there, as under Docker.
+fn mount_cgroups(root: &OwnedFd, flags: MsFlags) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").map_err(err("cannot read the mount table"))?;
+    let hierarchies = host_hierarchies(&mountinfo);
+    let top = ensure(root, "/sys/fs/cgroup", false)?;
+    if let Some(unified) = hierarchies.iter().find(|h| h.name.is_empty()) {
+        return mount_at(Some("cgroup2"), &top, Some(&unified.fstype), flags, None);
+    }
+    if hierarchies.is_empty() {
+        return Ok(());
+    }
+    // Hybrid or v1: a directory per hierarchy on a tmpfs, as the host has them.
+    mount_at(Some("tmpfs"), &top, Some("tmpfs"), flags - MsFlags::MS_RDONLY, Some("mode=755"))?;
+    for hierarchy in &hierarchies {
+        let dir = ensure(root, &format!("/sys/fs/cgroup/{}", hierarchy.name), false)?;
+        let options = (!hierarchy.options.is_empty()).then_some(hierarchy.options.as_str());
+        mount_at(Some("cgroup"), &dir, Some(&hierarchy.fstype), flags, options)?;
+    }
+    // The host's aliases (cpu -> cpu,cpuacct on some systems).
+    let top_dir = open_in_root(root, "sys/fs/cgroup", (OFlag::O_DIRECTORY | OFlag::O_RDONLY).bits(), 0)
+        .map_err(err("cannot open /sys/fs/cgroup in the container"))?;
+    for entry in std::fs::read_dir("/sys/fs/cgroup").map_err(err("cannot list the host's /sys/fs/cgroup"))?.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_symlink()) {
+            if let Ok(target) = std::fs::read_link(entry.path()) {
+                let _ = nix::unistd::symlinkat(&target, &top_dir, entry.file_name().as_os_str());
+            }
+        }
+    }
+    if flags.contains(MsFlags::MS_RDONLY) {
+        remount_read_only(root, "/sys/fs/cgroup", flags)?;
     }
     Ok(())
 }
@@ -304,4 +372,32 @@ fn mount_dev(root: &OwnedFd, spec: &ContainerSpec) -> Result<()> {
         None,
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroup_hierarchies_are_read_from_mountinfo() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw,relatime - tmpfs tmpfs rw,mode=755
+32 31 0:29 / /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu
+40 31 0:37 / /sys/fs/cgroup/systemd rw,relatime - cgroup cgroup rw,name=systemd
+41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw
+50 23 0:40 / /sys/fs/cgroupx rw - cgroup cgroup rw,pids
+";
+        let found = host_hierarchies(hybrid);
+        let names: Vec<(&str, &str, &str)> =
+            found.iter().map(|h| (h.name.as_str(), h.fstype.as_str(), h.options.as_str())).collect();
+        assert_eq!(
+            names,
+            [("cpu", "cgroup", "cpu"), ("systemd", "cgroup", "name=systemd"), ("unified", "cgroup2", "")]
+        );
+        let unified =
+            "30 23 0:27 / /sys/fs/cgroup rw,nosuid,nodev,noexec,relatime shared:4 - cgroup2 cgroup2 rw,nsdelegate";
+        assert_eq!(
+            host_hierarchies(unified),
+            [Hierarchy { name: String::new(), fstype: "cgroup2".into(), options: "nsdelegate".into() }]
+        );
+    }
 }
