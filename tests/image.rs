@@ -375,10 +375,10 @@ fn loads_docker_save_and_oci_archives() {
     assert!(tree(&w.root.join("images/tmp")).is_empty());
 
     // Removing both names and pruning leaves an empty store.
-    w.store.remove("example/app:1.0").unwrap();
+    w.store.remove("example/app:1.0", &[]).unwrap();
     assert!(w.store.resolve("example/app:2.0").is_ok());
-    w.store.remove("example/app:2.0").unwrap();
-    w.store.prune().unwrap();
+    w.store.remove("example/app:2.0", &[]).unwrap();
+    w.store.prune(&[]).unwrap();
     assert!(tree(&w.root.join("images/layers")).is_empty());
     assert!(tree(&w.root.join("images/blobs/sha256")).is_empty());
 }

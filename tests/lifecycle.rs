@@ -325,3 +325,43 @@ services:
     p.ps();
     assert_eq!(p.container("web")["State"], "running");
 }
+
+#[test]
+fn images_that_containers_stand_on_are_neither_removed_nor_pruned() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new(
+        "imgkeep",
+        r#"name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    stop_grace_period: 100ms
+"#,
+    );
+    p.up();
+    let refused = p.hoist(&["image", "rm", "busybox:test"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("busybox:test is used by container") && stderr.contains("-app-1"), "{stderr}");
+    assert!(p.ok(&["image", "ls"]).contains("busybox"), "the reference stays");
+    // A newer busybox:test takes the tag; pruning the old, untagged image leaves the
+    // layers the stopped container stands on: it starts again.
+    p.ok(&["stop", "app"]);
+    let layout = p.dir.path().join("layout2");
+    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let newer = common::images::layer(&[common::images::Entry::File("etc/newer", b"yes\n")]);
+    let top = common::images::image(&layout, &[newer], &arch, &["sh"]);
+    common::images::finish_layout(&layout, top, "busybox:test");
+    p.ok(&["image", "load", "-i", layout.to_str().unwrap()]);
+    p.ok(&["image", "prune"]);
+    p.ok(&["start", "app"]);
+    assert_eq!(p.ok(&["exec", "-T", "app", "echo", "alive"]).trim(), "alive");
+    assert!(p.hoist(&["exec", "-T", "app", "cat", "/etc/newer"]).stdout.is_empty(), "still the old image");
+    // Once the project is down, the image goes.
+    p.ok(&["down"]);
+    let out = p.ok(&["image", "rm", "busybox:test"]);
+    assert!(out.contains("Deleted: sha256:"), "{out}");
+}

@@ -13,7 +13,6 @@ use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use super::GlobalOptions;
 use crate::image::registry::{self, Progress, PullOptions};
 use crate::image::{archive, Reference, Store};
-use crate::roots::Roots;
 
 #[derive(Debug, clap::Args)]
 pub struct PullArgs {
@@ -54,8 +53,13 @@ pub enum ImageCommand {
 }
 
 pub fn store() -> anyhow::Result<Store> {
-    let roots = Roots::new(std::env::var_os("HOIST_ROOT").map(PathBuf::from));
+    let roots = super::lifecycle::roots();
     Ok(Store::open(&roots.state)?)
+}
+
+/// What the containers of every project stand on, which image removal leaves alone.
+fn layer_users() -> Vec<(String, Vec<PathBuf>)> {
+    crate::supervisor::records::layer_users(&super::lifecycle::roots())
 }
 
 pub fn insecure_registries() -> Vec<String> {
@@ -237,15 +241,16 @@ pub fn image(command: &ImageCommand) -> anyhow::Result<()> {
             return list(args);
         }
         ImageCommand::Rm { images } => {
+            let users = layer_users();
             for name in images {
-                match store.remove(name)? {
+                match store.remove(name, &users)? {
                     Some(id) => writeln!(out, "Deleted: {id}")?,
                     None => writeln!(out, "Untagged: {name}")?,
                 }
             }
         }
         ImageCommand::Prune => {
-            let freed = store.prune()?;
+            let freed = store.prune(&layer_users())?;
             writeln!(out, "Total reclaimed space: {}", human_size(freed))?;
         }
     }

@@ -240,11 +240,18 @@ impl Store {
         image.layers.iter().map(|diff_id| self.layer_dir(diff_id)).collect()
     }
 
-    /// Removes a reference; the image record goes with its last reference. Returns the
-    /// image id when the record was removed.
-    pub fn remove(&self, name: &str) -> Result<Option<Digest>> {
+    /// Removes a reference; the image record goes with its last reference, unless a
+    /// container of `users` (container, overlay lowers) stands on the image: then nothing
+    /// changes. Returns the image id when the record was removed.
+    pub fn remove(&self, name: &str, users: &[(String, Vec<PathBuf>)]) -> Result<Option<Digest>> {
         let image = self.resolve(name)?;
         let key = Reference::parse(name).map(|r| r.to_string()).ok();
+        let lowers = self.lowers(&image);
+        let using: Vec<&str> = users
+            .iter()
+            .filter(|(_, used)| !lowers.is_empty() && lowers.iter().all(|layer| used.contains(layer)))
+            .map(|(container, _)| container.as_str())
+            .collect();
         let remaining = self.with_index(|index| {
             match key.as_ref().filter(|k| index.contains_key(*k)) {
                 Some(key) => {
@@ -253,7 +260,15 @@ impl Store {
                 // Removal by id takes every reference to it.
                 None => index.retain(|_, id| id != &image.id),
             }
-            Ok(index.values().filter(|id| **id == image.id).count())
+            let remaining = index.values().filter(|id| **id == image.id).count();
+            if remaining == 0 && !using.is_empty() {
+                // An error leaves the index as it was.
+                return Err(ImageError::InUse {
+                    image: name.to_string(),
+                    users: format!("container {} (remove it first, e.g. with `hoist down`)", using.join(", ")),
+                });
+            }
+            Ok(remaining)
         })?;
         if remaining > 0 {
             return Ok(None);
@@ -263,9 +278,10 @@ impl Store {
         Ok(Some(image.id))
     }
 
-    /// Removes images without a reference, then blobs and layers no image uses, and
-    /// leftovers of interrupted work. Returns the bytes freed.
-    pub fn prune(&self) -> Result<u64> {
+    /// Removes images without a reference, then blobs and layers no image and no
+    /// container of `users` (container, overlay lowers) uses, and leftovers of interrupted
+    /// work. Returns the bytes freed.
+    pub fn prune(&self, users: &[(String, Vec<PathBuf>)]) -> Result<u64> {
         let index = self.index()?;
         let mut used_layers = std::collections::HashSet::new();
         let mut used_blobs = std::collections::HashSet::new();
@@ -287,6 +303,15 @@ impl Store {
             used_layers.extend(record.layers.iter().map(|l| l.hex().to_string()));
             // Docker archives store uncompressed layers: blob digest = diff_id.
             used_blobs.extend(record.layers.iter().map(|l| l.hex().to_string()));
+        }
+        let layers_dir = self.root.join("layers");
+        for (_, lowers) in users {
+            used_layers.extend(
+                lowers
+                    .iter()
+                    .filter(|lower| lower.parent() == Some(layers_dir.as_path()))
+                    .filter_map(|lower| lower.file_name().map(|n| n.to_string_lossy().into_owned())),
+            );
         }
         let mut freed = 0;
         for (sub, used) in [("blobs/sha256", &used_blobs), ("layers", &used_layers)] {

@@ -112,3 +112,24 @@ impl ProjectRecord {
         write_atomic(&path, &bytes).map_err(|source| SupervisorError::Io { action: "cannot write", path, source })
     }
 }
+
+/// The image layers every container of every project under `roots` stands on (running
+/// or stopped, until it is removed), as (container, its overlay lowers): what image
+/// removal and pruning must leave alone.
+pub fn layer_users(roots: &crate::roots::Roots) -> Vec<(String, Vec<std::path::PathBuf>)> {
+    let mut users = Vec::new();
+    for project in super::paths::projects(roots) {
+        let paths = ProjectPaths::new(roots, &project);
+        let Ok(Some(record)) = ProjectRecord::load(&paths) else { continue };
+        let plan: Option<crate::plan::spec::ProjectPlan> =
+            std::fs::read(paths.plan()).ok().and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let Some(plan) = plan else { continue };
+        for container in record.containers.values() {
+            let Some(service) = plan.services.iter().find(|s| s.name == container.service) else { continue };
+            if let crate::runtime::RootFs::Overlay { lowers } = &service.spec.root {
+                users.push((container.name.clone(), lowers.clone()));
+            }
+        }
+    }
+    users
+}
