@@ -204,6 +204,45 @@ fn sync_restart_restarts_once_per_batch_even_for_a_thousand_files() {
     assert_eq!(starts(&p, "web"), before + 2, "one restart per batch: {:#?}", watch_log(&p));
 }
 
+/// A worker whose code is bind-mounted (a Rails worker that loads its code once) is
+/// reloaded by `action: restart` on the bound directory: no sync, one restart per batch.
+#[test]
+fn restart_reloads_a_service_whose_code_is_bind_mounted() {
+    if !can_run() {
+        return;
+    }
+    let port = common::free_port();
+    let compose = format!(
+        r#"
+name: PROJECT
+services:
+  worker:
+    image: busybox:test
+    init: true
+    # Loads its "code" once, at start, as a worker process does.
+    command: ["sh", "-c", "mkdir -p /www && cp /code/version /www/index.html && exec httpd -f -p 80 -h /www"]
+    volumes: ["./code:/code:ro"]
+    ports: ["127.0.0.1:{port}:80"]
+    develop:
+      watch:
+        - action: restart
+          path: ./code
+"#
+    );
+    let mut p = Project::new("wbind", &compose);
+    let code = p.dir.path().join("code");
+    write(&code.join("version"), "v1");
+    p.ok(&["up", "-d", "--watch"]);
+    p.ps();
+    wait_served(port, "/index.html", 200, "v1");
+    let before = starts(&p, "worker");
+    write(&code.join("version"), "v2");
+    wait_served(port, "/index.html", 200, "v2");
+    let line = wait_log(&p, "for the restart", |l| l["action"] == "restart");
+    assert!(line.get("error").is_none(), "{line}");
+    assert_eq!(starts(&p, "worker"), before + 1, "{:#?}", watch_log(&p));
+}
+
 #[test]
 fn foreground_watch_runs_sync_exec_once_per_batch_and_stops_with_ctrl_c() {
     if !can_run() {
