@@ -117,21 +117,28 @@ pub enum NetworkMode {
     Join(PathBuf),
 }
 
+impl ProcessSpec {
+    /// `args` as root in `/`, with Docker's default PATH and nothing else.
+    pub fn new(args: Vec<String>) -> ProcessSpec {
+        ProcessSpec {
+            args,
+            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            cwd: "/".into(),
+            user: None,
+            additional_groups: Vec::new(),
+            rlimits: Vec::new(),
+            terminal: false,
+        }
+    }
+}
+
 impl ContainerSpec {
     /// A spec with Docker's defaults for everything but the root and the command.
     pub fn new(id: impl Into<String>, root: RootFs, args: Vec<String>) -> ContainerSpec {
         ContainerSpec {
             id: id.into(),
             root,
-            process: ProcessSpec {
-                args,
-                env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
-                cwd: "/".into(),
-                user: None,
-                additional_groups: Vec::new(),
-                rlimits: Vec::new(),
-                terminal: false,
-            },
+            process: ProcessSpec::new(args),
             hostname: None,
             domainname: None,
             mounts: Vec::new(),

@@ -96,7 +96,7 @@ pub async fn watch(
         let spec = daemon.spec_of(&service);
         ProcessSpec {
             args: check.args.clone(),
-            ..spec.map(|s| s.process).unwrap_or_else(|| empty_process(&check.args))
+            ..spec.map(|s| s.process).unwrap_or_else(|| ProcessSpec::new(check.args.clone()))
         }
     };
     loop {
@@ -144,14 +144,4 @@ pub async fn watch(
     }
 }
 
-fn empty_process(args: &[String]) -> ProcessSpec {
-    ProcessSpec {
-        args: args.to_vec(),
-        env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
-        cwd: "/".into(),
-        user: None,
-        additional_groups: Vec::new(),
-        rlimits: Vec::new(),
-        terminal: false,
-    }
-}
+
