@@ -143,5 +143,3 @@ pub async fn watch(
         }
     }
 }
-
-

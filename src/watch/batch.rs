@@ -21,8 +21,12 @@ pub const QUIET: Duration = Duration::from_millis(20);
 /// Quiet time that closes a batch once it holds [`BURST`] paths or more.
 pub const BURST_QUIET: Duration = Duration::from_millis(150);
 pub const BURST: usize = 16;
-/// A batch closes after this long even if events keep coming.
+/// A batch closes after this long even if events keep coming (a file rewritten
+/// without pause still syncs)...
 pub const LONGEST: Duration = Duration::from_secs(2);
+/// ...unless it is a burst: a checkout that takes longer on a slow or busy machine
+/// is still one batch (one restart).
+pub const BURST_LONGEST: Duration = Duration::from_secs(10);
 
 /// Changed paths, absolute.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -41,10 +45,10 @@ enum Signal {
 pub struct EventSource {
     _watcher: notify::RecommendedWatcher,
     events: mpsc::UnboundedReceiver<Signal>,
-    /// The batch being collected and when it must close: kept here so that a caller may
+    /// The batch being collected and when it opened: kept here so that a caller may
     /// drop `next_batch` (in a `select!`) without losing events.
     pending: Batch,
-    deadline: Option<Instant>,
+    opened: Option<Instant>,
 }
 
 fn counts(kind: &EventKind) -> bool {
@@ -105,27 +109,28 @@ impl EventSource {
                 .watch(&path, mode)
                 .map_err(|e| WatchError::Path { path: path.clone(), message: watch_failure(&e) })?;
         }
-        Ok(EventSource { _watcher: watcher, events, pending: Batch::default(), deadline: None })
+        Ok(EventSource { _watcher: watcher, events, pending: Batch::default(), opened: None })
     }
 
     /// The next batch; `None` once the watcher is gone. Cancel-safe.
     pub async fn next_batch(&mut self) -> Option<Batch> {
         loop {
-            let signal = match self.deadline {
+            let signal = match self.opened {
                 None => match self.events.recv().await {
                     Some(signal) => {
-                        self.deadline = Some(Instant::now() + LONGEST);
+                        self.opened = Some(Instant::now());
                         signal
                     }
                     None => return None,
                 },
-                Some(deadline) => {
-                    let quiet = if self.pending.paths.len() >= BURST { BURST_QUIET } else { QUIET };
-                    let until = (Instant::now() + quiet).min(deadline);
+                Some(opened) => {
+                    let burst = self.pending.paths.len() >= BURST;
+                    let (quiet, longest) = if burst { (BURST_QUIET, BURST_LONGEST) } else { (QUIET, LONGEST) };
+                    let until = (Instant::now() + quiet).min(opened + longest);
                     match tokio::time::timeout_at(until, self.events.recv()).await {
                         Ok(Some(signal)) => signal,
                         Ok(None) | Err(_) => {
-                            self.deadline = None;
+                            self.opened = None;
                             return Some(std::mem::take(&mut self.pending));
                         }
                     }
