@@ -328,8 +328,8 @@ fn wait_gone(pid: i32) {
     for _ in 0..1000 {
         // A zombie whose threads have all gone has released its sockets; whoever adopted
         // it reaps it in its own time. (A leader shows Z while its other threads still run.)
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let state = stat.rfind(')').and_then(|end| stat[end + 1..].split_whitespace().next());
+        let stat = crate::runtime::procfs::ProcStat::of(pid);
+        let state = stat.as_ref().and_then(|s| s.field(3));
         let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map(|d| d.count()).unwrap_or(0);
         if state.is_none() || (matches!(state, Some("Z") | Some("X")) && threads <= 1) {
             return;

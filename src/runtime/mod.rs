@@ -24,6 +24,7 @@ mod exec;
 pub mod init;
 pub mod oci;
 mod process;
+pub mod procfs;
 mod reaper;
 mod rootfs;
 mod seccomp;

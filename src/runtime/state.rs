@@ -44,10 +44,7 @@ pub fn load(dir: &Path) -> Result<Option<State>> {
 
 /// The start time of process `pid`, or `None` when it does not exist.
 pub fn process_start_time(pid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: count from its end.
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    super::procfs::ProcStat::of(pid)?.number(22)
 }
 
 /// Whether the process recorded in `state` is still the one running under its pid.

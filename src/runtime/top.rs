@@ -42,13 +42,9 @@ fn pid_namespace(pid: i32) -> Option<u64> {
 }
 
 fn read_process(pid: i32) -> Option<ProcessInfo> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let open = stat.find('(')?;
-    let close = stat.rfind(')')?;
-    let comm = &stat[open + 1..close];
-    // Fields from 3 (state) on; the name (field 2) may hold spaces and parentheses.
-    let fields: Vec<&str> = stat[close + 1..].split_whitespace().collect();
-    let field = |n: usize| -> Option<u64> { fields.get(n - 3)?.parse().ok() };
+    let stat = super::procfs::ProcStat::of(pid)?;
+    let comm = &stat.comm;
+    let field = |n: usize| stat.number(n);
     let ppid = field(4)? as i32;
     let tty_nr = field(7)?;
     let ticks = field(14)? + field(15)?;

@@ -1,0 +1,51 @@
+//! `/proc/PID/stat`, parsed once for everyone who needs a process's state, parent,
+//! terminal, times or start time.
+
+/// The fields of one `/proc/PID/stat` line.
+pub struct ProcStat {
+    /// Field 2, without its parentheses.
+    pub comm: String,
+    /// Fields 3 (state) onwards.
+    rest: Vec<String>,
+}
+
+impl ProcStat {
+    /// Reads the line of process `pid`; `None` when it does not exist.
+    pub fn of(pid: i32) -> Option<ProcStat> {
+        ProcStat::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    fn parse(line: &str) -> Option<ProcStat> {
+        // The command name may hold spaces and parentheses: it ends at the last ')'.
+        let open = line.find('(')?;
+        let close = line.rfind(')')?;
+        let comm = line.get(open + 1..close)?.to_string();
+        let rest = line[close + 1..].split_whitespace().map(String::from).collect();
+        Some(ProcStat { comm, rest })
+    }
+
+    /// Field `n` as proc(5) numbers them (3 = state, 4 = ppid, 22 = starttime…).
+    pub fn field(&self, n: usize) -> Option<&str> {
+        self.rest.get(n.checked_sub(3)?).map(String::as_str)
+    }
+
+    pub fn number(&self, n: usize) -> Option<u64> {
+        self.field(n)?.parse().ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_with_spaces_and_parentheses_do_not_shift_fields() {
+        let stat = ProcStat::parse("42 (a) b (c) S 1 42 42 0 -1 4194560 0 0 0 0 7 3 0 0 20 0 1 0 123456 0").unwrap();
+        assert_eq!(stat.comm, "a) b (c");
+        assert_eq!(stat.field(3), Some("S"));
+        assert_eq!(stat.number(4), Some(1));
+        assert_eq!(stat.number(14), Some(7));
+        assert_eq!(stat.number(22), Some(123456));
+        assert_eq!(stat.field(2), None);
+    }
+}
