@@ -48,12 +48,19 @@ impl Runtime {
     /// Runs `process` inside running container `id`: same namespaces, cgroup, root,
     /// capabilities and seccomp filter as its PID 1.
     pub fn exec(&self, id: &str, process: &ProcessSpec, stdio: Stdio) -> Result<ExecProcess> {
-        self.exec_with(id, process, stdio, false)
+        self.exec_with(id, |_| process.clone(), stdio, false)
     }
 
-    /// [`Runtime::exec`], with every capability and no seccomp filter when `privileged`
-    /// (`exec --privileged`).
-    pub fn exec_with(&self, id: &str, process: &ProcessSpec, stdio: Stdio, privileged: bool) -> Result<ExecProcess> {
+    /// [`Runtime::exec`] of the process `derive` makes from the container's own (its
+    /// environment, user, directory), with every capability and no seccomp filter when
+    /// `privileged` (`exec --privileged`).
+    pub fn exec_with(
+        &self,
+        id: &str,
+        derive: impl FnOnce(&ProcessSpec) -> ProcessSpec,
+        stdio: Stdio,
+        privileged: bool,
+    ) -> Result<ExecProcess> {
         let dir = self.dir(id);
         let Some(state) = state::load(&dir)? else {
             return Err(RuntimeError::NotFound { id: id.to_string() });
@@ -63,8 +70,10 @@ impl Runtime {
         }
         let mut container = load_spec(&dir)?;
         container.privileged |= privileged;
-        let request = Request { pid: state.pid, container, process: process.clone() };
-        let mut stage = spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, process.terminal, CloneFlags::empty())?;
+        let process = derive(&container.process);
+        let terminal = process.terminal;
+        let request = Request { pid: state.pid, container, process };
+        let mut stage = spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, terminal, CloneFlags::empty())?;
         let mut exec = ExecProcess { stage: stage.pid, console: None, exit: None };
         let fail = |exec: &mut ExecProcess, message: String| {
             let _ = kill(exec.stage, Signal::SIGKILL);

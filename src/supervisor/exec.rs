@@ -67,9 +67,8 @@ pub fn start(
         return Err(SupervisorError::Failed("exec needs a command to run".into()));
     }
     let runtime = Runtime::new(&paths.state_root, binary);
-    let base = runtime.spec(&container.name)?.process;
-    let process = process_for(base, request, environment);
-    Ok(runtime.exec_with(&container.name, &process, stdio, request.privileged)?)
+    let process = |base: &ProcessSpec| process_for(base.clone(), request, environment);
+    Ok(runtime.exec_with(&container.name, process, stdio, request.privileged)?)
 }
 
 /// The container's own process settings with `request`'s command and overrides.
