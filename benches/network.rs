@@ -27,7 +27,7 @@ mod outside;
 use outside::Outside;
 
 const BULK_BYTES: usize = 512 << 20;
-const BULK_TURNS: usize = 5;
+const BULK_TURNS: usize = 9;
 const ROUND_TRIPS: usize = 5000;
 const ENDPOINTS: usize = 50;
 
