@@ -116,7 +116,7 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
     }
     if args.detach || args.wait {
         let response = client::request(&paths, Command::Watch { services: watched, attach: false })?;
-        for message in &response.messages {
+        for message in &response.answer.messages {
             eprintln!(" {message}");
         }
         return Ok(0);
@@ -187,7 +187,7 @@ pub fn converge(project: &Project, order: &[String], pull: &str, options: UpOpti
     let plan = plan(project, order, pull)?;
     let paths = start_supervisor(&project.name)?;
     let response = client::request(&paths, Command::Up { plan: Box::new(plan), options })?;
-    for message in &response.messages {
+    for message in &response.answer.messages {
         eprintln!(" {message}");
     }
     Ok(paths)
@@ -303,8 +303,9 @@ pub fn down(global: &GlobalOptions, args: &DownArgs) -> anyhow::Result<()> {
     let paths = project_paths(global)?;
     let messages = match client::liveness(&paths) {
         Liveness::Running { pid } => {
-            let messages =
-                client::request(&paths, Command::Down { timeout: args.timeout, volumes: args.volumes })?.messages;
+            let messages = client::request(&paths, Command::Down { timeout: args.timeout, volumes: args.volumes })?
+                .answer
+                .messages;
             wait_gone(pid);
             let _ = std::fs::remove_dir_all(&paths.run_dir);
             messages

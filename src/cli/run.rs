@@ -122,7 +122,7 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         println!("{name}");
         return Ok(0);
     }
-    let console = match (with_terminal, response.console_fd) {
+    let console = match (with_terminal, response.answer.console_fd) {
         (false, _) => None,
         (true, Some(fd)) => {
             let crate::supervisor::client::Liveness::Running { pid: supervisor } = client::liveness(&paths) else {
@@ -136,7 +136,7 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         let (paths, name) = (paths.clone(), name.clone());
         move || -> anyhow::Result<i32> {
             let response = client::request(&paths, Command::WaitExit { container: name })?;
-            Ok(response.exit_code.unwrap_or(0))
+            Ok(response.answer.exit_code.unwrap_or(0))
         }
     };
     let forward = |signal: Signal| {

@@ -101,5 +101,5 @@ pub fn attach_watch(
     services: Vec<String>,
 ) -> Result<(Vec<String>, std::os::unix::net::UnixStream), SupervisorError> {
     let (response, stream) = protocol::call_and_hold(&paths.socket(), Command::Watch { services, attach: true }, None)?;
-    Ok((checked(response)?.messages, stream))
+    Ok((checked(response)?.answer.messages, stream))
 }

@@ -112,6 +112,13 @@ pub struct Response {
     pub version: u32,
     /// `None` on success.
     pub error: Option<String>,
+    #[serde(flatten)]
+    pub answer: Answer,
+}
+
+/// What a command answers besides an error.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Answer {
     /// Lines for the user (what was created, recreated, removed…).
     #[serde(default)]
     pub messages: Vec<String>,
@@ -124,14 +131,6 @@ pub struct Response {
     pub console_fd: Option<i32>,
 }
 
-/// What a command answers besides an error.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Answer {
-    pub messages: Vec<String>,
-    pub exit_code: Option<i32>,
-    pub console_fd: Option<i32>,
-}
-
 impl From<Vec<String>> for Answer {
     fn from(messages: Vec<String>) -> Answer {
         Answer { messages, ..Answer::default() }
@@ -140,17 +139,11 @@ impl From<Vec<String>> for Answer {
 
 impl Response {
     pub fn failure(error: String) -> Response {
-        Response { version: VERSION, error: Some(error), messages: Vec::new(), exit_code: None, console_fd: None }
+        Response { version: VERSION, error: Some(error), answer: Answer::default() }
     }
 
     pub fn success(answer: Answer) -> Response {
-        Response {
-            version: VERSION,
-            error: None,
-            messages: answer.messages,
-            exit_code: answer.exit_code,
-            console_fd: answer.console_fd,
-        }
+        Response { version: VERSION, error: None, answer }
     }
 }
 
