@@ -68,7 +68,7 @@ pub fn ports_table(container: &str) -> String {
 /// Installs (or replaces) the network's table.
 pub fn apply_network(rules: &NetworkRules) -> Result<()> {
     let table = network_table(rules.bridge);
-    let mut batch = replace_table(&table);
+    let mut batch = replace_table(&table)?;
     let bridge = ifname(rules.bridge);
     batch.push(base_chain(&table, "forward", "filter", InetHookNumber::Forward, PRIORITY_FILTER));
     // Into the bridge from elsewhere: only answers, and what a published port let in.
@@ -135,7 +135,7 @@ pub fn apply_ports(container: &str, bridge: &str, published: &[Published]) -> Re
         return remove_ports(container);
     }
     let table = ports_table(container);
-    let mut batch = replace_table(&table);
+    let mut batch = replace_table(&table)?;
     batch.push(base_chain(&table, "prerouting", "nat", InetHookNumber::PreRouting, PRIORITY_DSTNAT));
     for port in nat {
         let (IpAddr::V4(target), IpAddr::V4(host)) = (port.target.ip(), port.host.ip()) else { continue };
@@ -212,23 +212,55 @@ pub fn tables() -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Deletes a table if it exists: creating it first makes the deletion never fail for
-/// its absence (one transaction, so nothing is ever left half done).
-fn remove_table(table: &str) -> Result<()> {
-    let batch = vec![
-        Request::new(NfTablesMessage::NewTable(table_message(table)), NLM_F_CREATE),
-        Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0),
-    ];
-    transaction(batch, &format!("remove nftables table {table}"))
+/// Whether `table` exists: a cheap question, where deleting a table that has base chains
+/// waits for an RCU grace period (5–20 ms).
+fn table_exists(table: &str) -> Result<bool> {
+    let what = format!("look up nftables table {table}");
+    let mut socket = open()?;
+    let mut header = NetlinkHeader::default();
+    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    header.sequence_number = 1;
+    let request = NfTablesMessage::GetTable(table_message(table));
+    let request = NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), request);
+    send(&mut socket, &[packet(header, request)], &what)?;
+    let mut found = false;
+    let answered = read(&mut socket, &what, |answer| match answer {
+        Answer::Message(NfTablesMessage::NewTable(_)) => {
+            found = true;
+            Ok(false)
+        }
+        Answer::Message(_) => Ok(false),
+        Answer::Ack(_) | Answer::Done => Ok(true),
+    });
+    match answered {
+        Ok(()) => Ok(found),
+        Err(NetworkError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
-/// The start of a transaction that replaces `table` with a fresh, empty one.
-fn replace_table(table: &str) -> Vec<Request> {
-    vec![
-        Request::new(NfTablesMessage::NewTable(table_message(table)), NLM_F_CREATE),
-        Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0),
-        Request::new(NfTablesMessage::NewTable(table_message(table)), NLM_F_CREATE),
-    ]
+/// Deletes a table if it exists. (Deleting a missing one is refused by the kernel; the
+/// check and the deletion are not atomic, but only hoist makes hoist's tables.)
+fn remove_table(table: &str) -> Result<()> {
+    if !table_exists(table)? {
+        return Ok(());
+    }
+    let batch = vec![Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0)];
+    match transaction(batch, &format!("remove nftables table {table}")) {
+        Err(NetworkError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        other => other,
+    }
+}
+
+/// The start of a transaction that makes `table` a fresh, empty one: created, or (when it
+/// exists: a second `up`) deleted and created again within the same transaction.
+fn replace_table(table: &str) -> Result<Vec<Request>> {
+    let mut batch = Vec::new();
+    if table_exists(table)? {
+        batch.push(Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0));
+    }
+    batch.push(Request::new(NfTablesMessage::NewTable(table_message(table)), NLM_F_CREATE));
+    Ok(batch)
 }
 
 fn table_message(table: &str) -> TableMessage {
