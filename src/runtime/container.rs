@@ -95,6 +95,7 @@ pub(super) fn spawn_stage(
     stdio: Stdio,
     terminal: bool,
     flags: CloneFlags,
+    run_here: Option<fn(&Path) -> !>,
 ) -> Result<Stage> {
     let (control_r, control_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
@@ -131,20 +132,37 @@ pub(super) fn spawn_stage(
     let mut envp: Vec<*const libc::c_char> = env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
 
-    let child = Box::new(|| {
+    // The stage's descriptors at 0..n and nothing else: what the caller opened without
+    // close-on-exec must not reach it. Async-signal-safe.
+    let arrange = |raw_fds: &[RawFd]| {
         for (target, fd) in raw_fds.iter().enumerate() {
             if sys::dup_onto(*fd, target as RawFd) < 0 {
                 sys::exit_now(126);
             }
         }
-        // Descriptors the caller opened without close-on-exec must not reach the stage.
         if sys::close_from(raw_fds.len() as u32).is_err() {
             sys::exit_now(126);
         }
-        sys::exec(&program, &argv, &envp);
-        sys::exit_now(127)
-    });
-    let pid = sys::clone_process(flags, child).map_err(RuntimeError::sys("cloning the container process"))?;
+    };
+    let pid = match run_here.filter(|_| flags.is_empty() && sys::single_threaded()) {
+        // A single-threaded caller (the CLI's `exec`) runs the stage in a plain fork,
+        // sparing an execve of this binary and its start-up on every exec.
+        Some(stage_main) => match sys::fork().map_err(RuntimeError::sys("forking the stage"))? {
+            nix::unistd::ForkResult::Child => {
+                arrange(&raw_fds);
+                stage_main(dir)
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        },
+        None => {
+            let child = Box::new(|| {
+                arrange(&raw_fds);
+                sys::exec(&program, &argv, &envp);
+                sys::exit_now(127)
+            });
+            sys::clone_process(flags, child).map_err(RuntimeError::sys("cloning the container process"))?
+        }
+    };
     drop(child_fds);
     Ok(Stage { pid, control: File::from(control_w), status: File::from(status_r), console_socket })
 }
@@ -236,7 +254,8 @@ impl Runtime {
         // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
         state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;
 
-        let stage = spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec))?;
+        let stage =
+            spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec), None)?;
         let mut container = Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),

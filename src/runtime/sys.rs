@@ -164,9 +164,15 @@ pub fn take_received_fd(fd: RawFd) -> OwnedFd {
 }
 
 /// Forks the calling process. Only for the init and exec stages, which are single-threaded.
+/// Whether this process runs a single thread (then a plain fork may run any code).
+pub fn single_threaded() -> bool {
+    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
+}
+
 pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
-    // SAFETY: the stages run no threads, so the child starts with a consistent copy of
-    // every lock and allocator state and may do anything the parent could.
+    // SAFETY: callers run no other thread (the stages, or a caller that checked
+    // `single_threaded`), so the child starts with a consistent copy of every lock and
+    // allocator state and may do anything the parent could.
     unsafe { nix::unistd::fork() }
 }
 
