@@ -1,8 +1,8 @@
 //! What a container runs with: the service's settings over the image config's, with
 //! Docker's rules. An `entrypoint` in the service drops the image's CMD (unless the service
 //! gives a `command` too); the image's environment comes first and the service's overrides
-//! it by name; working directory, user and stop signal fall back to the image's, then to
-//! Docker's defaults (`/`, root, SIGTERM).
+//! it by name, and Docker's PATH is there when neither sets one; working directory, user
+//! and stop signal fall back to the image's, then to Docker's defaults (`/`, root, SIGTERM).
 
 use crate::image::error::ImageError;
 use crate::image::manifest::{ContainerDefaults, ImageHealthcheck};
@@ -48,6 +48,10 @@ pub fn effective(service_name: &str, service: &Service, image: &ContainerDefault
         if !in_image {
             env.push(format!("{name}={value}"));
         }
+    }
+    // As Docker: a PATH even when neither the image nor the service sets one.
+    if !env.iter().any(|e| e.starts_with("PATH=")) {
+        env.insert(0, crate::runtime::spec::DEFAULT_PATH.into());
     }
     let non_empty = |s: &Option<String>| s.clone().filter(|s| !s.is_empty());
     Ok(Effective {
@@ -110,5 +114,14 @@ mod tests {
         assert_eq!(e.args, ["/bin/sh"]);
         let err = effective("app", &service("    image: x\n"), &ContainerDefaults::default()).unwrap_err();
         assert!(err.to_string().contains("service app: no command"), "{err}");
+    }
+
+    #[test]
+    fn a_path_is_there_when_neither_image_nor_service_sets_one() {
+        let bare = ContainerDefaults { cmd: Some(vec!["sh".into()]), ..ContainerDefaults::default() };
+        let e = effective("app", &service("    image: x\n    environment: {A: b}\n"), &bare).unwrap();
+        assert_eq!(e.env, [crate::runtime::spec::DEFAULT_PATH, "A=b"]);
+        let e = effective("app", &service("    image: x\n    environment: {PATH: /opt}\n"), &bare).unwrap();
+        assert_eq!(e.env, ["PATH=/opt"]);
     }
 }

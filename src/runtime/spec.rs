@@ -117,12 +117,15 @@ pub enum NetworkMode {
     Join(PathBuf),
 }
 
+/// Docker's PATH for a process whose image and service set none.
+pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
 impl ProcessSpec {
     /// `args` as root in `/`, with Docker's default PATH and nothing else.
     pub fn new(args: Vec<String>) -> ProcessSpec {
         ProcessSpec {
             args,
-            env: vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()],
+            env: vec![DEFAULT_PATH.into()],
             cwd: "/".into(),
             user: None,
             additional_groups: Vec::new(),
