@@ -189,52 +189,45 @@ pub fn remove_ports(container: &str) -> Result<()> {
 
 /// Names of hoist's tables on this host (for leak checks).
 pub fn tables() -> Result<Vec<String>> {
-    let mut socket = open()?;
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_DUMP;
-    header.sequence_number = 1;
-    let request = NfTablesMessage::GetTable(TableMessage { attributes: Vec::new() });
-    let request = NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), request);
-    send(&mut socket, &[packet(header, request)], "list nftables tables")?;
-    let mut names = Vec::new();
-    read(&mut socket, "list nftables tables", |message| match message {
-        Answer::Message(NfTablesMessage::NewTable(table)) => {
-            names.extend(table.attributes.into_iter().filter_map(|a| match a {
-                TableAttribute::Name(name) if name.starts_with("hoist-") => Some(name),
-                _ => None,
-            }));
-            Ok(false)
-        }
-        Answer::Message(_) => Ok(false),
-        Answer::Done => Ok(true),
-        Answer::Ack(_) => Ok(false),
-    })?;
-    Ok(names)
+    let names = get_tables(None)?;
+    Ok(names.into_iter().filter(|name| name.starts_with("hoist-")).collect())
 }
 
 /// Whether `table` exists: a cheap question, where deleting a table that has base chains
 /// waits for an RCU grace period (5–20 ms).
 fn table_exists(table: &str) -> Result<bool> {
-    let what = format!("look up nftables table {table}");
+    Ok(!get_tables(Some(table))?.is_empty())
+}
+
+/// Names of the host's `ip` tables: all of them, or `only` if it exists.
+fn get_tables(only: Option<&str>) -> Result<Vec<String>> {
+    let what = match only {
+        Some(table) => format!("look up nftables table {table}"),
+        None => "list nftables tables".to_string(),
+    };
     let mut socket = open()?;
     let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST | NLM_F_ACK;
+    // One table answers and is acknowledged; a dump ends with Done.
+    header.flags = NLM_F_REQUEST | if only.is_some() { NLM_F_ACK } else { NLM_F_DUMP };
     header.sequence_number = 1;
-    let request = NfTablesMessage::GetTable(table_message(table));
+    let request = NfTablesMessage::GetTable(only.map(table_message).unwrap_or(TableMessage { attributes: Vec::new() }));
     let request = NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), request);
     send(&mut socket, &[packet(header, request)], &what)?;
-    let mut found = false;
+    let mut names = Vec::new();
     let answered = read(&mut socket, &what, |answer| match answer {
-        Answer::Message(NfTablesMessage::NewTable(_)) => {
-            found = true;
+        Answer::Message(NfTablesMessage::NewTable(table)) => {
+            names.extend(table.attributes.into_iter().filter_map(|a| match a {
+                TableAttribute::Name(name) => Some(name),
+                _ => None,
+            }));
             Ok(false)
         }
         Answer::Message(_) => Ok(false),
         Answer::Ack(_) | Answer::Done => Ok(true),
     });
     match answered {
-        Ok(()) => Ok(found),
-        Err(NetworkError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Ok(()) => Ok(names),
+        Err(NetworkError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(Vec::new()),
         Err(e) => Err(e),
     }
 }
