@@ -1,8 +1,9 @@
 //! Networking figures in one run: bulk TCP throughput and request/response latency through a
-//! published port, from host loopback (hoist's forwarder) and from outside the host (the
-//! DNAT rules), versus straight from the host to the container's address, printed as
-//! ratios; and the time to set up one container endpoint (lease, veth pair created in the
-//! container's namespace, address, route).
+//! published port, from host loopback (redirected to the container at connect() by the BPF
+//! program; and through hoist's forwarder, which serves sockets bound to a loopback address)
+//! and from outside the host (the DNAT rules), versus straight from the host to the
+//! container's address, printed as ratios; and the time to set up one container endpoint
+//! (lease, veth pair created in the container's namespace, address, route).
 //!
 //! The servers are threads of this process that joined the container's network namespace.
 //! "Outside" is a namespace of this machine behind a bridge of its own (traffic never leaves
@@ -16,11 +17,14 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use hoist::network::connect_redirect::ConnectRedirect;
 use hoist::network::ipam::Pool;
 use hoist::network::links::{self, EndpointSpec, NetworkSpec};
 use hoist::network::ports::{self, Protocol, Publish};
 use hoist::runtime::{Container, ContainerSpec, RootFs, Runtime, Stdio};
 
+#[path = "../tests/common/client.rs"]
+mod client;
 #[path = "../tests/common/outside.rs"]
 #[allow(dead_code)] // the tests use all of it
 mod outside;
@@ -79,11 +83,19 @@ fn echo(mut stream: TcpStream) {
     }
 }
 
+/// A connection to `to`, from a socket bound to `from` first if given.
+fn connect(to: SocketAddr, from: Option<SocketAddr>) -> TcpStream {
+    match from {
+        Some(from) => client::connect_from(from, to).expect("connect from a bound socket"),
+        None => TcpStream::connect(to).expect("connect"),
+    }
+}
+
 /// Seconds to push BULK_BYTES to `to` and get the sink's acknowledgement.
-fn bulk(to: SocketAddr) -> Duration {
+fn bulk(to: SocketAddr, from: Option<SocketAddr>) -> Duration {
     let chunk = vec![7u8; 256 * 1024];
     let start = Instant::now();
-    let mut stream = TcpStream::connect(to).expect("connect for bulk");
+    let mut stream = connect(to, from);
     for _ in 0..BULK_BYTES / chunk.len() {
         stream.write_all(&chunk).expect("send bulk");
     }
@@ -94,8 +106,8 @@ fn bulk(to: SocketAddr) -> Duration {
 }
 
 /// Median round trip of a one-byte request on one connection.
-fn round_trip(to: SocketAddr) -> Duration {
-    let mut stream = TcpStream::connect(to).expect("connect for round trips");
+fn round_trip(to: SocketAddr, from: Option<SocketAddr>) -> Duration {
+    let mut stream = connect(to, from);
     stream.set_nodelay(true).expect("nodelay");
     let mut byte = [1u8; 1];
     let samples = (0..ROUND_TRIPS)
@@ -118,12 +130,13 @@ fn container(runtime: &Runtime, image: &std::path::Path, id: &str) -> Container 
     runtime.create(&spec, Stdio::default()).expect("create a container")
 }
 
-/// One way to the servers: their addresses, and the namespace the client runs in (the
-/// host's when `None`).
+/// One way to the servers: their addresses, the namespace the client runs in (the host's
+/// when `None`), and the address the client binds before connecting.
 struct Route {
     bulk: SocketAddr,
     echo: SocketAddr,
     from: Option<File>,
+    bind: Option<SocketAddr>,
 }
 
 impl Route {
@@ -140,13 +153,13 @@ impl Route {
     }
 
     fn bulk(&self) -> Duration {
-        let to = self.bulk;
-        self.run(move || bulk(to))
+        let (to, from) = (self.bulk, self.bind);
+        self.run(move || bulk(to, from))
     }
 
     fn round_trip(&self) -> Duration {
-        let to = self.echo;
-        self.run(move || round_trip(to))
+        let (to, from) = (self.echo, self.bind);
+        self.run(move || round_trip(to, from))
     }
 }
 
@@ -217,8 +230,10 @@ fn main() {
     serve_in(&server, 5002, echo);
 
     let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("tokio");
-    // Published on every host address: host loopback reaches the forwarder, the outside
-    // namespace the DNAT rules.
+    // Published on every host address: host loopback reaches the container by the connect
+    // redirect (or the forwarder, from a socket bound to a loopback address), the outside
+    // namespace by the DNAT rules.
+    let redirect = std::sync::Arc::new(ConnectRedirect::attach().expect("attach the connect programs"));
     let any: SocketAddr = "0.0.0.0:0".parse().expect("an address");
     let forwarder = tokio
         .block_on(ports::publish(
@@ -227,6 +242,7 @@ fn main() {
                 Publish { host: any, target: (address, 5002).into(), protocol: Protocol::Tcp },
             ],
             Some(ports::NatOwner { container: &id, bridge: &network.bridge }),
+            Some(&redirect),
         ))
         .expect("publish");
     let (bulk_port, echo_port) = (forwarder.published()[0].host.port(), forwarder.published()[1].host.port());
@@ -234,18 +250,21 @@ fn main() {
     assert_eq!(forwarding.trim(), "1", "the outside path needs net.ipv4.ip_forward=1 (Docker sets it too)");
     let outside_id = format!("hoist-netbench-out-{}", std::process::id());
     let outside = Outside::new(container(&runtime, &image, &outside_id), 78);
-    let direct = Route { bulk: (address, 5001).into(), echo: (address, 5002).into(), from: None };
+    let direct = Route { bulk: (address, 5001).into(), echo: (address, 5002).into(), from: None, bind: None };
     let loopback = Route {
         bulk: (Ipv4Addr::LOCALHOST, bulk_port).into(),
         echo: (Ipv4Addr::LOCALHOST, echo_port).into(),
         from: None,
+        bind: None,
     };
+    let forwarded = Route { bind: Some((Ipv4Addr::LOCALHOST, 0).into()), from: None, ..loopback };
     let dnat = Route {
         bulk: (outside.host_side, bulk_port).into(),
         echo: (outside.host_side, echo_port).into(),
         from: Some(outside.netns()),
+        bind: None,
     };
-    let paths = [&direct, &loopback, &dnat];
+    let paths = [&direct, &loopback, &forwarded, &dnat];
 
     // Alternate the paths so that none gets the warmer machine.
     for path in paths {
@@ -263,23 +282,19 @@ fn main() {
 
     println!("network setup (bridge, address, IPAM record, filter table): {:.2} ms", network_setup.as_secs_f64() * 1e3);
     println!("endpoint setup, median of {ENDPOINTS}: {:.2} ms", median(setups).as_secs_f64() * 1e3);
-    println!(
-        "bulk TCP, {} MiB, median of {BULK_TURNS}: direct {:.0} MiB/s; published, host loopback (forwarder) {:.0} MiB/s, ratio {:.2}; published, from outside (DNAT) {:.0} MiB/s, ratio {:.2}",
-        BULK_BYTES >> 20,
-        rates[0],
-        rates[1],
-        rates[1] / rates[0],
-        rates[2],
-        rates[2] / rates[0]
-    );
-    println!(
-        "round trip, median of {ROUND_TRIPS}: direct {:.1} µs; published, host loopback {:.1} µs, ratio {:.2}; published, from outside {:.1} µs, ratio {:.2}",
-        rtts[0],
-        rtts[1],
-        rtts[1] / rtts[0],
-        rtts[2],
-        rtts[2] / rtts[0]
-    );
+    let names = [
+        "published, host loopback (connect redirect)",
+        "published, host loopback from a bound socket (forwarder)",
+        "published, from outside (DNAT)",
+    ];
+    println!("bulk TCP, {} MiB, median of {BULK_TURNS}: direct {:.0} MiB/s", BULK_BYTES >> 20, rates[0]);
+    for (name, rate) in names.iter().zip(&rates[1..]) {
+        println!("  {name}: {rate:.0} MiB/s, ratio {:.2}", rate / rates[0]);
+    }
+    println!("round trip, median of {ROUND_TRIPS}: direct {:.1} µs", rtts[0]);
+    for (name, rtt) in names.iter().zip(&rtts[1..]) {
+        println!("  {name}: {rtt:.1} µs, ratio {:.2}", rtt / rtts[0]);
+    }
 
     drop(forwarder);
     drop(outside);

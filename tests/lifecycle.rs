@@ -294,6 +294,28 @@ services:
     assert_eq!(out.status.code(), Some(4), "{}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `GET /` on a published port from host loopback, polled for up to 10 s: the response and
+/// the client's own address (the bridge's when the connection was sent straight to the
+/// container, 127.0.0.1 through the forwarder).
+fn get_published(port: u16) -> (String, std::net::IpAddr) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let attempt = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut stream| {
+            let local = stream.local_addr()?.ip();
+            stream.set_read_timeout(Some(Duration::from_secs(2)))?;
+            std::io::Write::write_all(&mut stream, b"GET / HTTP/1.0\r\n\r\n")?;
+            let mut response = String::new();
+            std::io::Read::read_to_string(&mut stream, &mut response)?;
+            Ok((response, local))
+        });
+        match attempt {
+            Ok((response, local)) if response.ends_with("served\n") => return (response, local),
+            other if std::time::Instant::now() > deadline => panic!("port {port} does not serve: {other:?}"),
+            _ => std::thread::sleep(Duration::from_millis(50)),
+        }
+    }
+}
+
 #[test]
 fn a_recreated_container_gets_its_published_ports_back_at_once() {
     if !can_run() {
@@ -307,23 +329,30 @@ services:
   web:
     image: busybox:test
     init: true
-    command: ["sleep", "1000"]
+    command: ["sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www"]
     ports: ["127.0.0.1:{port}:80", "127.0.0.1:{port}:53/udp"]
 "#
     );
     let mut p = Project::new("republish", &compose);
     p.up();
     p.ps();
-    // A UDP session and a TCP connection through the forwarder are live when `up` recreates.
-    let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
-    client.send_to(b"hello", ("127.0.0.1", port)).unwrap();
-    let _tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Host loopback reaches the container straight (the supervisor's connect redirect).
+    let (_, client) = get_published(port);
+    assert!(!client.is_loopback(), "not redirected: the client's address is {client}");
+    // A UDP session and a TCP connection through the forwarder (bound to 127.0.0.1, not
+    // redirected) are live when `up` recreates.
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    udp.send_to(b"hello", ("127.0.0.1", port)).unwrap();
+    let published = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let _tcp = common::client::connect_from("127.0.0.1:0".parse().unwrap(), published).unwrap();
     std::thread::sleep(Duration::from_millis(200));
     p.write(&compose.replace("init: true", "init: true\n    environment: {CHANGED: \"1\"}"));
     let out = p.ok(&["up", "-d"]);
     assert!(out.contains("Recreated"), "{out}");
     p.ps();
     assert_eq!(p.container("web")["State"], "running");
+    let (_, client) = get_published(port);
+    assert!(!client.is_loopback(), "not redirected after recreation: the client's address is {client}");
 }
 
 #[test]

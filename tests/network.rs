@@ -11,6 +11,7 @@ use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
+use hoist::network::connect_redirect::ConnectRedirect;
 use hoist::network::dns::{self, NameTable};
 use hoist::network::firewall;
 use hoist::network::ipam::{Ipam, NetworkRecord, Pool};
@@ -326,6 +327,7 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
                 },
             ],
             None,
+            None,
         ))
         .unwrap();
     let tcp = forwarder.published()[0].host;
@@ -352,12 +354,81 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
                 Publish { host: tcp, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
             ],
             None,
+            None,
         ))
         .err()
         .expect("a taken port is refused")
         .to_string();
     assert!(err.contains(&format!("cannot publish {tcp}/tcp")) && err.contains("in use"), "{err}");
     assert!(std::net::TcpListener::bind(free).is_ok(), "a port of the failed request stayed bound");
+}
+
+/// Sends a request for / to `to` on `stream` and returns the response.
+fn http_get(mut stream: std::net::TcpStream) -> String {
+    stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    response
+}
+
+#[test]
+fn host_loopback_connections_to_published_ports_go_straight_to_the_container() {
+    if !can_run() {
+        return;
+    }
+    let mut w = world();
+    let net = w.network("redirect", Vec::new());
+    let (web, web_ip, _) = w.container("rweb", WEB, &[&net], &["web"]);
+    let redirect = std::sync::Arc::new(ConnectRedirect::attach().expect("attach the connect programs"));
+    let programs = redirect.program_ids();
+    let forwarder = w
+        .tokio
+        .block_on(ports::publish(
+            &[
+                Publish { host: "127.0.0.1:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+                Publish { host: "0.0.0.0:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+            ],
+            None,
+            Some(&redirect),
+        ))
+        .unwrap();
+    let exact = forwarder.published()[0].host;
+    let any = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), forwarder.published()[1].host.port()));
+    for published in [exact, any] {
+        // Redirected: the client's own address is the host's on the bridge (through the
+        // forwarder it would be a loopback one), and its peer is still the address it asked for.
+        let stream = std::net::TcpStream::connect(published).unwrap();
+        assert_eq!(stream.local_addr().unwrap().ip(), net.gateway, "{published} was not redirected");
+        assert_eq!(stream.peer_addr().unwrap(), published, "getpeername of a redirected connection");
+        let response = http_get(stream);
+        assert!(response.ends_with("hello-from-rweb\n"), "{published}: {response}");
+    }
+    // A socket bound to a loopback address is left to the forwarder, which serves it.
+    let bound = common::client::connect_from("127.0.0.1:0".parse().unwrap(), exact).unwrap();
+    assert_eq!(bound.local_addr().unwrap().ip(), Ipv4Addr::LOCALHOST);
+    assert!(http_get(bound).ends_with("hello-from-rweb\n"));
+    // Other namespaces are left alone: in the container, that port of its own loopback is closed.
+    let netns = File::open(format!("/proc/{}/ns/net", web.pid())).unwrap();
+    let inside = std::thread::spawn(move || {
+        nix::sched::setns(netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        std::net::TcpStream::connect(exact).map(drop)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(inside.unwrap_err().kind(), std::io::ErrorKind::ConnectionRefused, "redirected in another namespace");
+
+    // Closed: the ports are no longer redirected (nor served); dropped: the programs are gone.
+    w.tokio.block_on(forwarder.close());
+    let refused = std::net::TcpStream::connect(exact).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "still redirected after close");
+    drop(redirect);
+    for id in programs {
+        let gone = (0..50).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            !hoist::network::bpf::program_exists(id).unwrap()
+        });
+        assert!(gone, "program {id} still loaded");
+    }
 }
 
 #[test]
@@ -464,6 +535,7 @@ fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
         .block_on(ports::publish(
             &[Publish { host: "0.0.0.0:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp }],
             Some(ports::NatOwner { container: web.id(), bridge: &nat.bridge }),
+            None,
         ))
         .unwrap();
     let port = forwarder.published()[0].host.port();

@@ -8,6 +8,12 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot {what}: {source}")]
+    Bpf {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Setup(String),
     #[error("network {network}: {message}")]

@@ -2,9 +2,12 @@
 //! container endpoint (its container end created directly in the container's network
 //! namespace), addresses from a persisted IPAM, an embedded DNS server per network that
 //! answers service names, aliases and links from the project's live state, and published
-//! ports through one in-process forwarder. Everything goes through netlink; nothing shells
-//! out to `ip` or `iptables`.
+//! ports through one in-process forwarder (host-loopback TCP connections skip it: a BPF
+//! program sends them to the container at `connect()`). Everything goes through netlink
+//! and bpf(2); nothing shells out to `ip`, `iptables` or `bpftool`.
 
+pub mod bpf;
+pub mod connect_redirect;
 pub mod dns;
 pub mod error;
 pub mod firewall;

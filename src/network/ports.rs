@@ -2,15 +2,17 @@
 //! host addresses to container addresses, for TCP and UDP. Every listener is bound before
 //! anything is forwarded, so a port that is already taken is reported before any container
 //! starts; a host port of 0 gets an ephemeral port, which [`Forwarder::published`] reports.
-//! Host loopback clients are served directly (no `route_localnet`).
+//! Host loopback clients are served directly (no `route_localnet`); their TCP connections
+//! go straight to the container when a [`ConnectRedirect`] is given.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
+use super::connect_redirect::ConnectRedirect;
 use super::error::{NetworkError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -53,6 +55,8 @@ pub struct Forwarder {
     published: Vec<Published>,
     /// The container whose DNAT table this forwarder installed.
     nat: Option<String>,
+    /// The host addresses this forwarder has the connect program redirect.
+    redirected: Option<(Arc<ConnectRedirect>, Vec<SocketAddrV4>)>,
 }
 
 /// Whose published ports these are, for the DNAT rules that bring outside traffic to
@@ -78,6 +82,11 @@ impl Forwarder {
     }
 
     fn remove_rules(&mut self) {
+        if let Some((redirect, hosts)) = self.redirected.take() {
+            for host in hosts {
+                redirect.remove(host);
+            }
+        }
         if let Some(container) = self.nat.take() {
             if let Err(e) = super::firewall::remove_ports(&container) {
                 tracing::warn!("cannot remove the port rules of {container}: {e}");
@@ -100,8 +109,13 @@ enum Bound {
 }
 
 /// Binds every port (failing on the first that is taken, with nothing left bound), installs
-/// the DNAT rules of `nat` for traffic from outside, then starts forwarding.
-pub async fn publish(ports: &[Publish], nat: Option<NatOwner<'_>>) -> Result<Forwarder> {
+/// the DNAT rules of `nat` for traffic from outside and has `redirect` send host-loopback
+/// TCP connections straight to the containers, then starts forwarding.
+pub async fn publish(
+    ports: &[Publish],
+    nat: Option<NatOwner<'_>>,
+    redirect: Option<&Arc<ConnectRedirect>>,
+) -> Result<Forwarder> {
     let mut bound = Vec::new();
     for port in ports {
         let what = || format!("{}/{} -> {}", port.host, port.protocol, port.target);
@@ -120,11 +134,23 @@ pub async fn publish(ports: &[Publish], nat: Option<NatOwner<'_>>) -> Result<For
         .map_err(|source| NetworkError::Publish { what: what(), source })?;
         bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
     }
-    let mut forwarder = Forwarder { tasks: super::ServerTasks::default(), published: Vec::new(), nat: None };
+    let mut forwarder =
+        Forwarder { tasks: super::ServerTasks::default(), published: Vec::new(), nat: None, redirected: None };
+    let published: Vec<Published> = bound.iter().map(|(p, _)| *p).collect();
     if let Some(owner) = nat {
-        let published: Vec<Published> = bound.iter().map(|(p, _)| *p).collect();
         super::firewall::apply_ports(owner.container, owner.bridge, &published)?;
         forwarder.nat = Some(owner.container.to_string());
+    }
+    if let Some(redirect) = redirect {
+        // Each host address is recorded before it is added: on a failure part-way, dropping
+        // the forwarder removes what was added.
+        let (redirect, hosts) = forwarder.redirected.insert((redirect.clone(), Vec::new()));
+        for port in published.iter().filter(|p| p.protocol == Protocol::Tcp) {
+            if let (SocketAddr::V4(host), SocketAddr::V4(target)) = (port.host, port.target) {
+                hosts.push(host);
+                redirect.add(host, target)?;
+            }
+        }
     }
     for (published, socket) in bound {
         let task = match socket {

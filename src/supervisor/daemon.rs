@@ -20,6 +20,7 @@ use super::paths::ProjectPaths;
 use super::protocol::{Answer, Command, Request, Response, RunOptions, UpOptions, VERSION};
 use super::records::{ContainerRecord, Health, ProjectRecord, State};
 use super::{events, teardown};
+use crate::network::connect_redirect::ConnectRedirect;
 use crate::network::dns::{self, DnsServer, NameTable};
 use crate::network::ipam::{Ipam, NetworkRecord, Pool};
 use crate::network::links::{self, NetworkSpec};
@@ -49,6 +50,9 @@ pub struct Daemon {
     pub(super) starts: tokio::sync::watch::Sender<u64>,
     /// Numbers the control connections (watchers' attached owners).
     connections: std::sync::atomic::AtomicU64,
+    /// Sends host-loopback connections to published TCP ports straight to the containers;
+    /// attached at the first published port (None: not possible here, or turned off).
+    connect_redirect: std::sync::OnceLock<Option<Arc<ConnectRedirect>>>,
 }
 
 #[derive(Default)]
@@ -102,6 +106,7 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             watchers: super::watch::Watchers::default(),
             starts: tokio::sync::watch::Sender::new(0),
             connections: std::sync::atomic::AtomicU64::new(0),
+            connect_redirect: std::sync::OnceLock::new(),
         });
         let socket = paths.socket();
         std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
@@ -191,6 +196,11 @@ async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
 /// containers never talk to the outside).
 fn masquerade_allowed() -> bool {
     !matches!(std::env::var("HOIST_MASQUERADE").as_deref(), Ok("off" | "0" | "false"))
+}
+
+/// `HOIST_CONNECT_REDIRECT=off` leaves host-loopback connections to the forwarder.
+fn connect_redirect_allowed() -> bool {
+    !matches!(std::env::var("HOIST_CONNECT_REDIRECT").as_deref(), Ok("off" | "0" | "false"))
 }
 
 fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
@@ -715,6 +725,23 @@ impl Daemon {
         Ok(())
     }
 
+    fn connect_redirect(&self) -> Option<Arc<ConnectRedirect>> {
+        self.connect_redirect
+            .get_or_init(|| {
+                if !connect_redirect_allowed() {
+                    return None;
+                }
+                match ConnectRedirect::attach() {
+                    Ok(redirect) => Some(Arc::new(redirect)),
+                    Err(e) => {
+                        tracing::warn!("host-loopback connections to published ports go through the forwarder: {e}");
+                        None
+                    }
+                }
+            })
+            .clone()
+    }
+
     /// Binds a container's published ports, towards the address it will have.
     async fn publish(&self, service: &ServicePlan, name: &str) -> Result<Option<ports::Forwarder>, String> {
         if service.ports.is_empty() {
@@ -746,7 +773,10 @@ impl Daemon {
             shared.networks.get(&first.network).map(|record| record.bridge.clone())
         });
         let nat = bridge.as_deref().map(|bridge| ports::NatOwner { container: name, bridge });
-        ports::publish(&requests, nat).await.map(Some).map_err(|e| format!("service {}: {e}", service.name))
+        ports::publish(&requests, nat, self.connect_redirect().as_ref())
+            .await
+            .map(Some)
+            .map_err(|e| format!("service {}: {e}", service.name))
     }
 
     async fn wait_dependencies(&self, inner: &Inner, service: &ServicePlan) -> Result<(), String> {
