@@ -457,3 +457,32 @@ pub fn netns_cookie() -> io::Result<u64> {
     }
     Ok(cookie)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jumps_land_on_their_labels_and_wide_constants_take_two_slots() {
+        let mut asm = Asm::default();
+        asm.mov_imm(R0, 1)
+            .jump_if(Cond::Eq, R0, 0, "end")
+            .load_imm64(R2, 0x1122_3344_5566_7788)
+            .jump32_if(Cond::Ne, R2, 7, "end")
+            .label("end")
+            .exit();
+        let insns = asm.finish().unwrap();
+        assert_eq!(insns.len(), 6);
+        // From slot 1 over the two slots of the constant and the second jump to the exit.
+        assert_eq!((insns[1].code, insns[1].off), (JMP | Cond::Eq as u8, 3));
+        assert_eq!((insns[2].imm as u32, insns[3].imm as u32), (0x5566_7788, 0x1122_3344));
+        assert_eq!((insns[4].code, insns[4].regs, insns[4].off), (JMP32 | Cond::Ne as u8, 2, 0));
+    }
+
+    #[test]
+    fn a_jump_to_a_missing_label_is_an_error() {
+        let mut asm = Asm::default();
+        asm.jump_if(Cond::Eq, R0, 0, "nowhere").exit();
+        assert!(asm.finish().unwrap_err().to_string().contains("no label nowhere"));
+    }
+}

@@ -130,6 +130,18 @@ fn cgroup2_root() -> Option<PathBuf> {
     })
 }
 
+/// The end of both programs: the call's address (ctx in r6) becomes the (address, port)
+/// pair at `value`; then, and at label "pass", the call goes on (1).
+fn set_user_address(asm: &mut Asm, value: bpf::Reg) {
+    asm.load32(R2, value, 0)
+        .store32(R6, USER_IP4, R2)
+        .load32(R2, value, 4)
+        .store32(R6, USER_PORT, R2)
+        .label("pass")
+        .mov_imm(R0, 1)
+        .exit();
+}
+
 /// `connect()` on an IPv4 TCP socket of the host's namespace, not bound to a loopback
 /// address: if the destination is a published port (by its exact address, or by port for a
 /// loopback destination and a port published on every address), remember the destination
@@ -188,15 +200,9 @@ fn connect_program(ports: &Map, origins: &Map, netns: u64) -> Result<Vec<bpf::In
         .mov(R3, R10)
         .add_imm(R3, -16)
         .mov_imm(R4, 0)
-        .call(bpf::HELPER_MAP_UPDATE_ELEM)
-        // Connect to the container.
-        .load32(R2, R7, 0)
-        .store32(R6, USER_IP4, R2)
-        .load32(R2, R7, 4)
-        .store32(R6, USER_PORT, R2)
-        .label("pass")
-        .mov_imm(R0, 1)
-        .exit();
+        .call(bpf::HELPER_MAP_UPDATE_ELEM);
+    // Connect to the container.
+    set_user_address(&mut asm, R7);
     asm.finish().map_err(|source| NetworkError::Bpf { what: "assemble the connect4 program".into(), source })
 }
 
@@ -210,13 +216,7 @@ fn getpeername_program(origins: &Map) -> Result<Vec<bpf::Insn>> {
         .mov(R2, R10)
         .add_imm(R2, -8)
         .call(bpf::HELPER_MAP_LOOKUP_ELEM)
-        .jump_if(Cond::Eq, R0, 0, "pass")
-        .load32(R2, R0, 0)
-        .store32(R6, USER_IP4, R2)
-        .load32(R2, R0, 4)
-        .store32(R6, USER_PORT, R2)
-        .label("pass")
-        .mov_imm(R0, 1)
-        .exit();
+        .jump_if(Cond::Eq, R0, 0, "pass");
+    set_user_address(&mut asm, R0);
     asm.finish().map_err(|source| NetworkError::Bpf { what: "assemble the getpeername4 program".into(), source })
 }
