@@ -245,6 +245,7 @@ fn main() {
             Some(&redirect),
         ))
         .expect("publish");
+    forwarder.redirects().expect("redirects of the TCP ports").enable();
     let (bulk_port, echo_port) = (forwarder.published()[0].host.port(), forwarder.published()[1].host.port());
     let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
     assert_eq!(forwarding.trim(), "1", "the outside path needs net.ipv4.ip_forward=1 (Docker sets it too)");

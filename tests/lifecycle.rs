@@ -353,6 +353,15 @@ services:
     assert_eq!(p.container("web")["State"], "running");
     let (_, client) = get_published(port);
     assert!(!client.is_loopback(), "not redirected after recreation: the client's address is {client}");
+    // Stopped, the port is the forwarder's again (it accepts, and waits for the container);
+    // started, redirected again.
+    p.ok(&["stop", "web"]);
+    let waiting = std::net::TcpStream::connect(published).unwrap();
+    assert!(waiting.local_addr().unwrap().ip().is_loopback(), "redirected to a stopped container");
+    drop(waiting);
+    p.ok(&["start", "web"]);
+    let (_, client) = get_published(port);
+    assert!(!client.is_loopback(), "not redirected after a restart: the client's address is {client}");
 }
 
 #[test]

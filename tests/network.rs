@@ -363,7 +363,7 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
     assert!(std::net::TcpListener::bind(free).is_ok(), "a port of the failed request stayed bound");
 }
 
-/// Sends a request for / to `to` on `stream` and returns the response.
+/// Sends a request for / on `stream` and returns the response.
 fn http_get(mut stream: std::net::TcpStream) -> String {
     stream.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
     let mut response = String::new();
@@ -393,6 +393,12 @@ fn host_loopback_connections_to_published_ports_go_straight_to_the_container() {
         ))
         .unwrap();
     let exact = forwarder.published()[0].host;
+    // Off (the container not running yet, for the supervisor): the forwarder takes it.
+    let through_forwarder = std::net::TcpStream::connect(exact).unwrap();
+    assert!(through_forwarder.local_addr().unwrap().ip().is_loopback(), "redirected before enabled");
+    assert!(http_get(through_forwarder).ends_with("hello-from-rweb\n"));
+    let redirects = forwarder.redirects().expect("redirects of the TCP ports");
+    redirects.enable();
     let any = SocketAddr::from((Ipv4Addr::new(127, 0, 0, 2), forwarder.published()[1].host.port()));
     for published in [exact, any] {
         // Redirected: the client's own address is the host's on the bridge (through the
@@ -421,7 +427,7 @@ fn host_loopback_connections_to_published_ports_go_straight_to_the_container() {
     w.tokio.block_on(forwarder.close());
     let refused = std::net::TcpStream::connect(exact).unwrap_err();
     assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused, "still redirected after close");
-    drop(redirect);
+    drop((redirects, redirect));
     for id in programs {
         let gone = (0..50).any(|_| {
             std::thread::sleep(std::time::Duration::from_millis(20));

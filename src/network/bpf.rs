@@ -22,6 +22,8 @@ const BPF_LINK_CREATE: u32 = 28;
 
 pub const MAP_HASH: u32 = 1;
 pub const MAP_LRU_HASH: u32 = 9;
+/// Entries are allocated as they are added (a hash map's memory is otherwise reserved whole).
+pub const MAP_NO_PREALLOC: u32 = 1;
 pub const PROG_CGROUP_SOCK_ADDR: u32 = 18;
 pub const ATTACH_INET4_CONNECT: u32 = 10;
 pub const ATTACH_INET4_GETPEERNAME: u32 = 29;
@@ -194,6 +196,11 @@ impl Asm {
 
     /// The instructions, with every jump pointing at its label.
     pub fn finish(mut self) -> io::Result<Vec<Insn>> {
+        for (i, (label, _)) in self.labels.iter().enumerate() {
+            if self.labels[..i].iter().any(|(earlier, _)| earlier == label) {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("label {label} defined twice")));
+            }
+        }
         for &(at, label) in &self.jumps {
             let Some(&(_, target)) = self.labels.iter().find(|(name, _)| *name == label) else {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no label {label} in the program")));
@@ -261,12 +268,21 @@ pub struct Map {
 }
 
 impl Map {
-    pub fn create(map_type: u32, name: &str, key_size: usize, value_size: usize, max_entries: u32) -> io::Result<Map> {
+    /// A map of `map_type` (with `flags`, e.g. [`MAP_NO_PREALLOC`]).
+    pub fn create(
+        map_type: u32,
+        flags: u32,
+        name: &str,
+        key_size: usize,
+        value_size: usize,
+        max_entries: u32,
+    ) -> io::Result<Map> {
         let mut attr = MapCreate {
             map_type,
             key_size: key_size as u32,
             value_size: value_size as u32,
             max_entries,
+            map_flags: flags,
             map_name: object_name(name),
             ..MapCreate::default()
         };
@@ -329,26 +345,36 @@ pub struct Program {
 /// Loads `insns`, which the kernel verifies; a refusal carries the verifier's account.
 pub fn load_program(prog_type: u32, attach_type: u32, name: &str, insns: &[Insn]) -> io::Result<Program> {
     const LICENSE: &CStr = c"GPL";
-    let mut log = vec![0u8; 64 * 1024];
-    let mut attr = ProgLoad {
-        prog_type,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: LICENSE.as_ptr() as u64,
-        log_level: 1,
-        log_size: log.len() as u32,
-        log_buf: log.as_mut_ptr() as u64,
-        prog_name: object_name(name),
-        expected_attach_type: attach_type,
-        ..ProgLoad::default()
+    let load = |log: &mut [u8]| {
+        let mut attr = ProgLoad {
+            prog_type,
+            insn_cnt: insns.len() as u32,
+            insns: insns.as_ptr() as u64,
+            license: LICENSE.as_ptr() as u64,
+            // Without a log buffer: a log too small for the verifier's account fails the load.
+            log_level: u32::from(!log.is_empty()),
+            log_size: log.len() as u32,
+            log_buf: if log.is_empty() { 0 } else { log.as_mut_ptr() as u64 },
+            prog_name: object_name(name),
+            expected_attach_type: attach_type,
+            ..ProgLoad::default()
+        };
+        sys_bpf(BPF_PROG_LOAD, &mut attr).map(owned)
     };
-    let fd = match sys_bpf(BPF_PROG_LOAD, &mut attr) {
-        Ok(fd) => owned(fd),
+    let fd = match load(&mut []) {
+        Ok(fd) => fd,
         Err(e) => {
-            let log = String::from_utf8_lossy(&log[..log.iter().position(|&b| b == 0).unwrap_or(log.len())]);
-            let last: Vec<&str> = log.lines().rev().take(6).collect();
-            let last: Vec<&str> = last.into_iter().rev().collect();
-            return Err(io::Error::new(e.kind(), format!("{e}; the verifier said: {}", last.join(" | "))));
+            // Once more, for the verifier's account of why.
+            let mut log = vec![0u8; 256 * 1024];
+            if let Ok(fd) = load(&mut log) {
+                fd
+            } else {
+                let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+                let log = String::from_utf8_lossy(&log[..end]);
+                let mut last: Vec<&str> = log.lines().rev().take(6).collect();
+                last.reverse();
+                return Err(io::Error::new(e.kind(), format!("{e}; the verifier said: {}", last.join(" | "))));
+            }
         }
     };
     let id = program_info(&fd)?.id;
@@ -480,9 +506,12 @@ mod tests {
     }
 
     #[test]
-    fn a_jump_to_a_missing_label_is_an_error() {
+    fn missing_and_doubled_labels_are_errors() {
         let mut asm = Asm::default();
         asm.jump_if(Cond::Eq, R0, 0, "nowhere").exit();
         assert!(asm.finish().unwrap_err().to_string().contains("no label nowhere"));
+        let mut asm = Asm::default();
+        asm.label("end").jump_if(Cond::Eq, R0, 0, "end").label("end").exit();
+        assert!(asm.finish().unwrap_err().to_string().contains("label end defined twice"));
     }
 }

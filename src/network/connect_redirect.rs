@@ -1,14 +1,17 @@
-//! Host-loopback TCP connections to published ports, sent straight to the container: a
-//! cgroup `connect4` BPF program turns `connect(127.0.0.1:8080)` in the host's network
-//! namespace into `connect(<container address>:80)`, so the connection has no forwarder in
-//! its path (the forwarder's second, loopback-side connection costs about a third of the
-//! throughput on a busy machine), and a `getpeername4` program hands the client back the
-//! address it asked for. `route_localnet` stays off: the rewritten socket picks the
-//! bridge's address as its source, exactly as the forwarder's own connection would.
+//! Host-side TCP connections to published ports, sent straight to the container: a cgroup
+//! `connect4` BPF program turns `connect(127.0.0.1:8080)` in the host's network namespace
+//! into `connect(<container address>:80)`, so the connection has no forwarder in its path
+//! (the forwarder's second, loopback-side connection costs about a third of the throughput
+//! on a busy machine), and a `getpeername4` program hands the client back the address it
+//! asked for. `route_localnet` stays off: the rewritten socket picks the bridge's address as
+//! its source (which `getsockname` shows), as the forwarder's own connection would. A port
+//! published on every address is matched for any loopback destination; one published on a
+//! given address, for that address.
 //!
-//! The forwarder keeps serving everything the programs leave alone: UDP, sockets bound to
-//! a loopback address before connecting, other namespaces, and every connection on a
-//! machine without BPF or a cgroup v2 hierarchy.
+//! The forwarder keeps serving everything the programs leave alone: UDP, IPv6 sockets,
+//! sockets bound to a loopback address or a device before connecting, other namespaces,
+//! published ports whose container is not running (see [`super::ports::Redirects`]), and
+//! every connection on a machine without BPF or a cgroup v2 hierarchy.
 //!
 //! One pair of programs per supervisor, attached at the root of the cgroup v2 hierarchy
 //! (so to every process of the host) through links owned by file descriptors: when the
@@ -28,13 +31,17 @@ const USER_FAMILY: i16 = 0;
 const USER_IP4: i16 = 4;
 const USER_PORT: i16 = 24;
 const SOCK_TYPE: i16 = 32;
+const SOCK_PROTOCOL: i16 = 36;
 const SK: i16 = 64;
+const SK_BOUND_DEV_IF: i16 = 0;
 const SK_SRC_IP4: i16 = 24;
 
-/// How many clients' asked-for addresses are remembered for `getpeername`; the least
-/// recently used go first, after which an old connection reports the container's address.
+/// How many redirected connections' asked-for addresses are remembered for `getpeername`;
+/// the least recently used go first, after which an old connection reports the
+/// container's address (the map's memory is reserved whole: about 100 bytes an entry).
 const ORIGINS: u32 = 4096;
-const PORTS: u32 = 1024;
+/// Published TCP ports of one project (allocated as added).
+const PORTS: u32 = 65536;
 
 /// Addresses and ports as the programs see them: in network byte order, in memory.
 fn ip_word(ip: Ipv4Addr) -> u32 {
@@ -72,9 +79,9 @@ impl ConnectRedirect {
             .ok_or_else(|| NetworkError::Setup("no cgroup v2 hierarchy is mounted to attach programs to".into()))?;
         let cgroup = File::open(&cgroup_root).map_err(NetworkError::io("open", &cgroup_root))?;
         let netns = bpf::netns_cookie().map_err(failed("read the network namespace's cookie"))?;
-        let ports =
-            Map::create(bpf::MAP_HASH, "hoist_ports", 8, 8, PORTS).map_err(failed("create the published ports map"))?;
-        let origins = Map::create(bpf::MAP_LRU_HASH, "hoist_origins", 8, 8, ORIGINS)
+        let ports = Map::create(bpf::MAP_HASH, bpf::MAP_NO_PREALLOC, "hoist_ports", 8, 8, PORTS)
+            .map_err(failed("create the published ports map"))?;
+        let origins = Map::create(bpf::MAP_LRU_HASH, 0, "hoist_origins", 8, 16, ORIGINS)
             .map_err(failed("create the connection origins map"))?;
         let connect = bpf::load_program(
             bpf::PROG_CGROUP_SOCK_ADDR,
@@ -142,10 +149,10 @@ fn set_user_address(asm: &mut Asm, value: bpf::Reg) {
         .exit();
 }
 
-/// `connect()` on an IPv4 TCP socket of the host's namespace, not bound to a loopback
-/// address: if the destination is a published port (by its exact address, or by port for a
-/// loopback destination and a port published on every address), remember the destination
-/// under the socket's cookie and connect to the container instead.
+/// `connect()` on an IPv4 TCP socket of the host's namespace, bound to no device and to
+/// no loopback address: if the destination is a published port (by its exact address, or
+/// by port for a loopback destination and a port published on every address), remember
+/// the destination and the target under the socket's cookie and connect to the target.
 fn connect_program(ports: &Map, origins: &Map, netns: u64) -> Result<Vec<bpf::Insn>> {
     let loopback_mask = ip_word(Ipv4Addr::new(255, 0, 0, 0));
     let loopback_net = ip_word(Ipv4Addr::new(127, 0, 0, 0));
@@ -155,8 +162,13 @@ fn connect_program(ports: &Map, origins: &Map, netns: u64) -> Result<Vec<bpf::In
         .jump32_if(Cond::Ne, R2, libc::AF_INET as u32, "pass")
         .load32(R2, R6, SOCK_TYPE)
         .jump32_if(Cond::Ne, R2, libc::SOCK_STREAM as u32, "pass")
-        // A loopback source cannot leave the host: the forwarder serves that socket.
+        .load32(R2, R6, SOCK_PROTOCOL)
+        .jump32_if(Cond::Ne, R2, libc::IPPROTO_TCP as u32, "pass")
+        // A loopback source cannot leave the host, and a device-bound socket may have no
+        // route to the bridge: the forwarder serves those.
         .load64(R2, R6, SK)
+        .load32(R3, R2, SK_BOUND_DEV_IF)
+        .jump32_if(Cond::Ne, R3, 0, "pass")
         .load32(R3, R2, SK_SRC_IP4)
         .and32_imm(R3, loopback_mask)
         .jump32_if(Cond::Eq, R3, loopback_net, "pass")
@@ -186,19 +198,23 @@ fn connect_program(ports: &Map, origins: &Map, netns: u64) -> Result<Vec<bpf::In
         .jump_if(Cond::Eq, R0, 0, "pass")
         .label("found")
         .mov(R7, R0)
-        // origins[cookie at fp-24] = the destination as asked, at fp-16.
+        // origins[cookie at fp-32] = (destination as asked, target), at fp-24.
         .load32(R2, R6, USER_IP4)
-        .store32(R10, -16, R2)
+        .store32(R10, -24, R2)
         .load32(R2, R6, USER_PORT)
+        .store32(R10, -20, R2)
+        .load32(R2, R7, 0)
+        .store32(R10, -16, R2)
+        .load32(R2, R7, 4)
         .store32(R10, -12, R2)
         .mov(R1, R6)
         .call(bpf::HELPER_GET_SOCKET_COOKIE)
-        .store64(R10, -24, R0)
+        .store64(R10, -32, R0)
         .load_map(R1, origins)
         .mov(R2, R10)
-        .add_imm(R2, -24)
+        .add_imm(R2, -32)
         .mov(R3, R10)
-        .add_imm(R3, -16)
+        .add_imm(R3, -24)
         .mov_imm(R4, 0)
         .call(bpf::HELPER_MAP_UPDATE_ELEM);
     // Connect to the container.
@@ -206,7 +222,9 @@ fn connect_program(ports: &Map, origins: &Map, netns: u64) -> Result<Vec<bpf::In
     asm.finish().map_err(|source| NetworkError::Bpf { what: "assemble the connect4 program".into(), source })
 }
 
-/// `getpeername()` on a redirected socket: the address the client asked for.
+/// `getpeername()` on a redirected socket still connected to its target: the address the
+/// client asked for. (A socket whose redirected connect failed may connect elsewhere
+/// after; its peer is then not the target, and is left alone.)
 fn getpeername_program(origins: &Map) -> Result<Vec<bpf::Insn>> {
     let mut asm = Asm::default();
     asm.mov(R6, R1)
@@ -216,7 +234,14 @@ fn getpeername_program(origins: &Map) -> Result<Vec<bpf::Insn>> {
         .mov(R2, R10)
         .add_imm(R2, -8)
         .call(bpf::HELPER_MAP_LOOKUP_ELEM)
-        .jump_if(Cond::Eq, R0, 0, "pass");
-    set_user_address(&mut asm, R0);
+        .jump_if(Cond::Eq, R0, 0, "pass")
+        .mov(R7, R0)
+        .load32(R2, R6, USER_IP4)
+        .load32(R3, R7, 8)
+        .jump_if_reg(Cond::Ne, R2, R3, "pass")
+        .load32(R2, R6, USER_PORT)
+        .load32(R3, R7, 12)
+        .jump_if_reg(Cond::Ne, R2, R3, "pass");
+    set_user_address(&mut asm, R7);
     asm.finish().map_err(|source| NetworkError::Bpf { what: "assemble the getpeername4 program".into(), source })
 }

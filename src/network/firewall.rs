@@ -8,9 +8,10 @@
 //!   rewrites the source of traffic leaving the subnet for the outside.
 //! - per container with published ports, table `ip hoist-ports-<container>`: a
 //!   prerouting DNAT rule per port for traffic that reaches a host address from outside.
-//!   Host-loopback clients never pass prerouting, and those on the container's own bridge
-//!   are left out (their answer would bypass the NAT): both reach the in-process forwarder
-//!   (see [`super::ports`]), which listens on the same port.
+//!   Host-side clients never pass prerouting (their TCP connections are redirected at
+//!   `connect()`, see [`super::connect_redirect`]), and those on the container's own bridge
+//!   are left out (their answer would bypass the NAT): what is not redirected reaches the
+//!   in-process forwarder (see [`super::ports`]), which listens on the same port.
 //!
 //! Tables rather than rules in a shared table, so that every removal is one idempotent
 //! "delete table" needing no rule handle, also after a crash.

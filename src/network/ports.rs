@@ -3,7 +3,7 @@
 //! anything is forwarded, so a port that is already taken is reported before any container
 //! starts; a host port of 0 gets an ephemeral port, which [`Forwarder::published`] reports.
 //! Host loopback clients are served directly (no `route_localnet`); their TCP connections
-//! go straight to the container when a [`ConnectRedirect`] is given.
+//! go straight to the running container when a [`ConnectRedirect`] is given.
 
 use std::collections::HashMap;
 use std::net::{SocketAddr, SocketAddrV4};
@@ -55,8 +55,35 @@ pub struct Forwarder {
     published: Vec<Published>,
     /// The container whose DNAT table this forwarder installed.
     nat: Option<String>,
-    /// The host addresses this forwarder has the connect program redirect.
-    redirected: Option<(Arc<ConnectRedirect>, Vec<SocketAddrV4>)>,
+    /// Its TCP ports' connect redirects, turned on while the container runs.
+    redirects: Option<Arc<Redirects>>,
+}
+
+/// The connect redirects of a forwarder's TCP ports (see [`super::connect_redirect`]). The
+/// supervisor turns them on once the container has its network and off when it exits, so
+/// that between runs the forwarder takes the connections and waits for the container.
+pub struct Redirects {
+    redirect: Arc<ConnectRedirect>,
+    ports: Vec<(SocketAddrV4, SocketAddrV4)>,
+}
+
+impl Redirects {
+    /// Sends the ports' host-side connections to the container; a port that cannot be
+    /// redirected (the table is full) stays with the forwarder.
+    pub fn enable(&self) {
+        for &(host, target) in &self.ports {
+            if let Err(e) = self.redirect.add(host, target) {
+                tracing::warn!("connections to {host} go through the forwarder: {e}");
+            }
+        }
+    }
+
+    /// Leaves the ports' connections to the forwarder.
+    pub fn disable(&self) {
+        for &(host, _) in &self.ports {
+            self.redirect.remove(host);
+        }
+    }
 }
 
 /// Whose published ports these are, for the DNAT rules that bring outside traffic to
@@ -81,11 +108,14 @@ impl Forwarder {
         tasks.stop().await;
     }
 
+    /// The connect redirects of its TCP ports, when it was given a [`ConnectRedirect`].
+    pub fn redirects(&self) -> Option<Arc<Redirects>> {
+        self.redirects.clone()
+    }
+
     fn remove_rules(&mut self) {
-        if let Some((redirect, hosts)) = self.redirected.take() {
-            for host in hosts {
-                redirect.remove(host);
-            }
+        if let Some(redirects) = self.redirects.take() {
+            redirects.disable();
         }
         if let Some(container) = self.nat.take() {
             if let Err(e) = super::firewall::remove_ports(&container) {
@@ -109,8 +139,8 @@ enum Bound {
 }
 
 /// Binds every port (failing on the first that is taken, with nothing left bound), installs
-/// the DNAT rules of `nat` for traffic from outside and has `redirect` send host-loopback
-/// TCP connections straight to the containers, then starts forwarding.
+/// the DNAT rules of `nat` for traffic from outside, prepares (off) the redirects of the TCP
+/// ports through `redirect`, then starts forwarding.
 pub async fn publish(
     ports: &[Publish],
     nat: Option<NatOwner<'_>>,
@@ -135,22 +165,22 @@ pub async fn publish(
         bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
     }
     let mut forwarder =
-        Forwarder { tasks: super::ServerTasks::default(), published: Vec::new(), nat: None, redirected: None };
+        Forwarder { tasks: super::ServerTasks::default(), published: Vec::new(), nat: None, redirects: None };
     let published: Vec<Published> = bound.iter().map(|(p, _)| *p).collect();
     if let Some(owner) = nat {
         super::firewall::apply_ports(owner.container, owner.bridge, &published)?;
         forwarder.nat = Some(owner.container.to_string());
     }
     if let Some(redirect) = redirect {
-        // Each host address is recorded before it is added: on a failure part-way, dropping
-        // the forwarder removes what was added.
-        let (redirect, hosts) = forwarder.redirected.insert((redirect.clone(), Vec::new()));
-        for port in published.iter().filter(|p| p.protocol == Protocol::Tcp) {
-            if let (SocketAddr::V4(host), SocketAddr::V4(target)) = (port.host, port.target) {
-                hosts.push(host);
-                redirect.add(host, target)?;
-            }
-        }
+        let ports = published
+            .iter()
+            .filter(|p| p.protocol == Protocol::Tcp)
+            .filter_map(|p| match (p.host, p.target) {
+                (SocketAddr::V4(host), SocketAddr::V4(target)) => Some((host, target)),
+                _ => None,
+            })
+            .collect();
+        forwarder.redirects = Some(Arc::new(Redirects { redirect: redirect.clone(), ports }));
     }
     for (published, socket) in bound {
         let task = match socket {

@@ -89,7 +89,8 @@ pub fn spawn(daemon: Arc<Daemon>, config: Config, forwarder: Option<crate::netwo
     let initial = Status { state: State::Created, health: None, exit_code: None, starts: 0, failure: None };
     let (status_tx, status_rx) = watch::channel(initial);
     let (name, service) = (config.name.clone(), config.service.name.clone());
-    tokio::spawn(supervise(daemon, config, control_rx, status_tx));
+    let redirects = forwarder.as_ref().and_then(crate::network::ports::Forwarder::redirects);
+    tokio::spawn(supervise(daemon, config, redirects, control_rx, status_tx));
     Handle { name, service, control: control_tx, status: status_rx, forwarder }
 }
 
@@ -103,9 +104,12 @@ struct Running {
     health: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// Runs, restarts and stops one container; its published TCP ports are redirected to it
+/// while it runs (`redirects`).
 async fn supervise(
     daemon: Arc<Daemon>,
     config: Config,
+    redirects: Option<Arc<crate::network::ports::Redirects>>,
     mut control: mpsc::Receiver<Control>,
     status: watch::Sender<Status>,
 ) {
@@ -182,6 +186,9 @@ async fn supervise(
             r.addresses = running.addresses.iter().cloned().collect();
         });
         daemon.event(&config.name, &config.service.name, "start", None);
+        if let Some(redirects) = &redirects {
+            redirects.enable();
+        }
         for hook in &config.service.post_start {
             if let Err(e) = health::run_hook(&daemon, &config.name, hook.clone()).await {
                 tracing::warn!("{}: post_start hook failed: {e}", config.name);
@@ -245,6 +252,9 @@ async fn supervise(
         }
         let code = exit.map(|e| e.status()).unwrap_or(137);
         let ran_for = running.started.elapsed();
+        if let Some(redirects) = &redirects {
+            redirects.disable();
+        }
         cleanup(&daemon, &config, &running);
         daemon.update(&config.name, |r| {
             r.state = State::Exited;
