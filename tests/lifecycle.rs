@@ -403,3 +403,83 @@ services:
     let out = p.ok(&["image", "rm", "busybox:test"]);
     assert!(out.contains("Deleted: sha256:"), "{out}");
 }
+
+/// Processes whose parent is `pid` and that are zombies.
+fn zombie_children(pid: i32) -> Vec<String> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            let fields: Vec<&str> =
+                stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
+            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
+        })
+        .collect()
+}
+
+#[test]
+fn health_checks_keep_output_time_out_and_leave_no_process_behind() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new(
+        "health",
+        r#"name: PROJECT
+services:
+  chatty:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    stop_grace_period: 100ms
+    healthcheck:
+      # Far more output than a pipe holds: the check must drain it to end.
+      test: ["CMD-SHELL", "seq 1 200000; exit 3"]
+      interval: 100ms
+      retries: 1
+  slow:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    stop_grace_period: 100ms
+    healthcheck:
+      test: ["CMD", "sleep", "30"]
+      interval: 100ms
+      timeout: 300ms
+      retries: 1
+  background:
+    image: busybox:test
+    command: ["sleep", "1000"]
+    stop_grace_period: 100ms
+    healthcheck:
+      # The background sleep keeps the output pipe open: the check still ends.
+      test: ["CMD-SHELL", "sleep 100 & echo started"]
+      interval: 100ms
+      retries: 1
+"#,
+    );
+    p.up();
+    p.ps();
+    p.wait_for("chatty", "unhealthy", |c| c["Health"] == "unhealthy");
+    p.wait_for("slow", "unhealthy", |c| c["Health"] == "unhealthy");
+    p.wait_for("background", "healthy", |c| c["Health"] == "healthy");
+    let record = std::fs::read_to_string(
+        common::project::root(p.dir.path()).join("lib/projects").join(&p.name).join("project.json"),
+    )
+    .unwrap();
+    let record: serde_json::Value = serde_json::from_str(&record).unwrap();
+    let output_of = |service: &str| {
+        let containers = record["containers"].as_object().unwrap();
+        let (_, container) = containers.iter().find(|(_, c)| c["service"] == service).unwrap();
+        container["health_output"].as_str().unwrap_or_default().to_string()
+    };
+    let chatty = output_of("chatty");
+    assert!(chatty.starts_with("exit status 3: 1\n2\n3\n") && chatty.len() < 4200, "{chatty}");
+    assert_eq!(output_of("slow"), "timed out after 300ms");
+    // Stopped while checks run: the checks are abandoned, their processes killed and collected.
+    p.ok(&["stop", "slow", "chatty", "background"]);
+    let supervisor = p.supervisor.expect("the supervisor's pid");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !zombie_children(supervisor).is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(zombie_children(supervisor).is_empty(), "{:?}", zombie_children(supervisor));
+}

@@ -111,6 +111,16 @@ impl ExecProcess {
         self.stage.as_raw()
     }
 
+    /// Blocks until the command has exited, without collecting its exit: the caller may
+    /// wait here on another thread while keeping the process (which stays unreaped, so its
+    /// pid is not reused) to signal it, then take the exit with [`ExecProcess::try_wait`].
+    pub fn wait_exited(pid: i32) -> Result<()> {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOWAIT;
+        nix::sys::wait::waitid(nix::sys::wait::Id::Pid(Pid::from_raw(pid)), flags)
+            .map(drop)
+            .map_err(RuntimeError::sys("waiting for an exec'd process"))
+    }
+
     /// Sends `signal` to the command (through the stage, which forwards it).
     pub fn kill(&self, signal: Signal) -> Result<()> {
         if self.exit.is_some() {

@@ -4,20 +4,34 @@
 //! unhealthy; during the start period checks run every `start_interval` and failures do not
 //! count.
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
 use super::container::Status;
 use super::daemon::Daemon;
 use super::records::Health;
 use crate::plan::spec::HealthPlan;
-use crate::runtime::{ProcessSpec, Stdio};
+use crate::runtime::{ExecProcess, ProcessSpec, Stdio};
 
 /// Output kept from a check, like Docker's.
 const OUTPUT_LIMIT: usize = 4096;
+
+/// An exec'd command that is killed and collected if the check is abandoned before it
+/// ends (its task aborted when the container stops): never a zombie left behind.
+struct Collected(ExecProcess);
+
+impl Drop for Collected {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill(nix::sys::signal::Signal::SIGKILL);
+            // Quick: nothing outlives SIGKILL for long.
+            let _ = self.0.wait();
+        }
+    }
+}
 
 /// Runs `process` in container `name`; its exit status and (the start of) its output, or
 /// why it could not run. Killed after `timeout`.
@@ -27,50 +41,62 @@ pub async fn exec(
     process: ProcessSpec,
     timeout: Duration,
 ) -> Result<(i32, String), String> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
+    let stdio = Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
     let (daemon, name) = (daemon.clone(), name.to_string());
-    tokio::task::spawn_blocking(move || {
-        let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
-        let stdio =
-            Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
-        let mut child = daemon.runtime.exec(&name, &process, stdio).map_err(|e| e.to_string())?;
-        // Drained while the command runs, so that a chatty one never blocks on a full pipe;
-        // the start is kept.
-        let output = Arc::new(std::sync::Mutex::new(Vec::new()));
-        let (drained, drained_rx) = std::sync::mpsc::channel::<()>();
-        let kept = output.clone();
-        std::thread::spawn(move || {
-            let mut pipe = std::fs::File::from(read);
-            let mut buf = [0u8; 8192];
-            while let Ok(n @ 1..) = pipe.read(&mut buf) {
-                if let Ok(mut kept) = kept.lock() {
-                    let room = OUTPUT_LIMIT.saturating_sub(kept.len());
-                    kept.extend_from_slice(&buf[..n.min(room)]);
-                }
-            }
-            let _ = drained.send(());
-        });
-        let deadline = Instant::now() + timeout;
-        let exit = loop {
-            if let Some(exit) = child.try_wait().map_err(|e| e.to_string())? {
-                break Some(exit);
-            }
-            if Instant::now() >= deadline {
+    // Starting is short but blocking (a fork, and the stage's report); the write ends are
+    // gone with `stdio` when it returns, so the pipe ends with the command's output.
+    let mut child = Collected(
+        tokio::task::spawn_blocking(move || daemon.runtime.exec(&name, &process, stdio))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?,
+    );
+    let child = &mut child.0;
+    // A pooled thread waits for the exit (without collecting it, so the pid stays ours to
+    // signal); the output is read here meanwhile, so that a chatty command never blocks on
+    // a full pipe.
+    let pid = child.pid();
+    let mut exited = tokio::task::spawn_blocking(move || ExecProcess::wait_exited(pid));
+    let mut pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(read).map_err(|e| e.to_string())?;
+    let mut output = Vec::new();
+    let mut buf = [0u8; 8192];
+    let mut keep =
+        |n: usize, buf: &[u8]| output.extend_from_slice(&buf[..n.min(OUTPUT_LIMIT.saturating_sub(output.len()))]);
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut pipe_open = true;
+    let exit = loop {
+        tokio::select! {
+            _ = &mut exited => match child.try_wait().map_err(|e| e.to_string())? {
+                Some(exit) => break Some(exit),
+                None => return Err("the command went away without an exit status".into()),
+            },
+            read = pipe.read(&mut buf), if pipe_open => match read {
+                Ok(n @ 1..) => keep(n, &buf),
+                _ => pipe_open = false,
+            },
+            _ = tokio::time::sleep_until(deadline) => {
                 let _ = child.kill(nix::sys::signal::Signal::SIGKILL);
-                let _ = child.wait();
+                let _ = exited.await;
+                let _ = child.try_wait();
                 break None;
             }
-            std::thread::sleep(Duration::from_millis(5));
-        };
-        // A process left in the background may keep the pipe open: wait a little, not forever.
-        let _ = drained_rx.recv_timeout(Duration::from_millis(200));
-        let output = output.lock().map(|o| String::from_utf8_lossy(&o).trim_end().to_string()).unwrap_or_default();
-        match exit {
-            Some(exit) => Ok((exit.status(), output)),
-            None => Err(format!("timed out after {timeout:?}")),
         }
-    })
-    .await
-    .map_err(|e| e.to_string())?
+    };
+    // A process left in the background may keep the pipe open: read on a little, not forever.
+    if pipe_open {
+        let _ = tokio::time::timeout(Duration::from_millis(200), async {
+            while let Ok(n @ 1..) = pipe.read(&mut buf).await {
+                keep(n, &buf);
+            }
+        })
+        .await;
+    }
+    let output = String::from_utf8_lossy(&output).trim_end().to_string();
+    match exit {
+        Some(exit) => Ok((exit.status(), output)),
+        None => Err(format!("timed out after {timeout:?}")),
+    }
 }
 
 /// Runs a post_start or pre_stop hook; an error names the exit status and output.
