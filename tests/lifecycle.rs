@@ -339,6 +339,9 @@ services:
     // Host loopback reaches the container straight (the supervisor's connect redirect).
     let (_, client) = get_published(port);
     assert!(!client.is_loopback(), "not redirected: the client's address is {client}");
+    let supervisor = p.supervisor.expect("the supervisor's pid") as u32;
+    let programs = hoist::network::connect_redirect::programs_of(supervisor).unwrap();
+    assert_eq!(programs.len(), 2, "the supervisor's connect and getpeername programs: {programs:?}");
     // A UDP session and a TCP connection through the forwarder (bound to 127.0.0.1, not
     // redirected) are live when `up` recreates.
     let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();

@@ -16,6 +16,7 @@ const BPF_MAP_CREATE: u32 = 0;
 const BPF_MAP_UPDATE_ELEM: u32 = 2;
 const BPF_MAP_DELETE_ELEM: u32 = 3;
 const BPF_PROG_LOAD: u32 = 5;
+const BPF_PROG_GET_NEXT_ID: u32 = 11;
 const BPF_PROG_GET_FD_BY_ID: u32 = 13;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
 const BPF_LINK_CREATE: u32 = 28;
@@ -423,16 +424,37 @@ struct ById {
     open_flags: u32,
 }
 
-/// Whether the program numbered `id` is still loaded (held by a descriptor or a link).
-pub fn program_exists(id: u32) -> io::Result<bool> {
+fn program_by_id(id: u32) -> io::Result<Option<OwnedFd>> {
     let mut attr = ById { id, next_id: 0, open_flags: 0 };
     match sys_bpf(BPF_PROG_GET_FD_BY_ID, &mut attr) {
-        Ok(fd) => {
-            drop(owned(fd));
-            Ok(true)
-        }
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(false),
+        Ok(fd) => Ok(Some(owned(fd))),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
         Err(e) => Err(e),
+    }
+}
+
+/// Whether the program numbered `id` is still loaded (held by a descriptor or a link).
+pub fn program_exists(id: u32) -> io::Result<bool> {
+    program_by_id(id).map(|fd| fd.is_some())
+}
+
+/// Every program loaded on the machine: its number and name.
+pub fn programs() -> io::Result<Vec<(u32, String)>> {
+    let mut found = Vec::new();
+    let mut attr = ById { id: 0, next_id: 0, open_flags: 0 };
+    loop {
+        match sys_bpf(BPF_PROG_GET_NEXT_ID, &mut attr) {
+            Ok(_) => {}
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Ok(found),
+            Err(e) => return Err(e),
+        }
+        attr.id = attr.next_id;
+        // Gone since it was listed: skipped.
+        if let Some(fd) = program_by_id(attr.id)? {
+            let info = program_info(&fd)?;
+            let end = info.name.iter().position(|&b| b == 0).unwrap_or(OBJ_NAME_LEN);
+            found.push((attr.id, String::from_utf8_lossy(&info.name[..end]).into_owned()));
+        }
     }
 }
 

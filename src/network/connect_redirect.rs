@@ -83,17 +83,18 @@ impl ConnectRedirect {
             .map_err(failed("create the published ports map"))?;
         let origins = Map::create(bpf::MAP_LRU_HASH, 0, "hoist_origins", 8, 16, ORIGINS)
             .map_err(failed("create the connection origins map"))?;
+        let [connect_name, getpeername_name] = program_names(std::process::id());
         let connect = bpf::load_program(
             bpf::PROG_CGROUP_SOCK_ADDR,
             bpf::ATTACH_INET4_CONNECT,
-            "hoist_connect4",
+            &connect_name,
             &connect_program(&ports, &origins, netns)?,
         )
         .map_err(failed("load the connect4 program"))?;
         let getpeername = bpf::load_program(
             bpf::PROG_CGROUP_SOCK_ADDR,
             bpf::ATTACH_INET4_GETPEERNAME,
-            "hoist_peername4",
+            &getpeername_name,
             &getpeername_program(&origins)?,
         )
         .map_err(failed("load the getpeername4 program"))?;
@@ -123,6 +124,20 @@ impl ConnectRedirect {
     pub fn program_ids(&self) -> [u32; 2] {
         [self.programs[0].id, self.programs[1].id]
     }
+}
+
+/// The names of the programs of process `pid` (at most 15 characters: a pid has at most 7
+/// digits), so that one can tell whose they are.
+fn program_names(pid: u32) -> [String; 2] {
+    [format!("hoistc4_{pid}"), format!("hoistp4_{pid}")]
+}
+
+/// The numbers of the programs that process `pid` has loaded and that are still there (none
+/// once it has ended): for leak checks.
+pub fn programs_of(pid: u32) -> Result<Vec<u32>> {
+    let names = program_names(pid);
+    let programs = bpf::programs().map_err(|source| NetworkError::Bpf { what: "list BPF programs".into(), source })?;
+    Ok(programs.into_iter().filter(|(_, name)| names.contains(name)).map(|(id, _)| id).collect())
 }
 
 /// Where the cgroup v2 hierarchy is mounted (`/sys/fs/cgroup`, or `/sys/fs/cgroup/unified`

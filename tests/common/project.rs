@@ -164,6 +164,18 @@ impl Project {
         assert!(!mounts.contains(&root), "mounts left under {root}");
         let cgroups = super::cgroups_named(&self.name);
         assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+        if let Some(supervisor) = self.supervisor {
+            // Dropped with the supervisor's descriptors; freed a moment after it has gone.
+            let deadline = Instant::now() + Duration::from_secs(2);
+            let left = loop {
+                let left = hoist::network::connect_redirect::programs_of(supervisor as u32).unwrap();
+                if left.is_empty() || Instant::now() > deadline {
+                    break left;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            };
+            assert!(left.is_empty(), "BPF programs of supervisor {supervisor} left: {left:?}");
+        }
         for pid in self.pids.iter().chain(self.supervisor.iter()) {
             let gone = !Path::new(&format!("/proc/{pid}")).exists()
                 || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
