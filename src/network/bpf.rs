@@ -162,6 +162,11 @@ impl Asm {
         self.push(0, Reg(0), Reg(0), 0, 0)
     }
 
+    /// `r0 = bpf_map_lookup_elem(map, fp + key_at)`: the value's address, or 0.
+    pub fn map_lookup(&mut self, map: &Map, key_at: i16) -> &mut Self {
+        self.load_map(R1, map).mov(R2, R10).add_imm(R2, key_at.into()).call(HELPER_MAP_LOOKUP_ELEM)
+    }
+
     /// `if (u32)reg <cond> imm goto label`
     pub fn jump32_if(&mut self, cond: Cond, reg: Reg, imm: u32, label: &'static str) -> &mut Self {
         self.jumps.push((self.insns.len(), label));
