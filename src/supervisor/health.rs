@@ -45,13 +45,12 @@ pub async fn exec(
     let stdio = Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
     let (daemon, name) = (daemon.clone(), name.to_string());
     // Starting is short but blocking (a fork, and the stage's report); the write ends are
-    // gone with `stdio` when it returns, so the pipe ends with the command's output.
-    let mut child = Collected(
-        tokio::task::spawn_blocking(move || daemon.runtime.exec(&name, &process, stdio))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?,
-    );
+    // gone with `stdio` when it returns, so the pipe ends with the command's output. The
+    // guard is made there too: if this check is abandoned meanwhile, it is dropped there.
+    let mut child = tokio::task::spawn_blocking(move || daemon.runtime.exec(&name, &process, stdio).map(Collected))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| e.to_string())?;
     let child = &mut child.0;
     // A pooled thread waits for the exit (without collecting it, so the pid stays ours to
     // signal); the output is read here meanwhile, so that a chatty command never blocks on
