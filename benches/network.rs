@@ -239,8 +239,8 @@ fn main() {
     let forwarder = tokio
         .block_on(ports::publish(
             &[
-                Publish { host: any, target: (address, 5001).into(), protocol: Protocol::Tcp },
-                Publish { host: any, target: (address, 5002).into(), protocol: Protocol::Tcp },
+                Publish { host: any, target: (address, 5001).into(), protocol: Protocol::Tcp, also_ipv6: false },
+                Publish { host: any, target: (address, 5002).into(), protocol: Protocol::Tcp, also_ipv6: false },
             ],
             Some(ports::NatOwner { container: &id, bridge: &network.bridge }),
             Some(&redirect),

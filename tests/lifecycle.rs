@@ -321,7 +321,7 @@ fn a_recreated_container_gets_its_published_ports_back_at_once() {
     if !can_run() {
         return;
     }
-    let port = common::free_port();
+    let (port, any_port) = (common::free_port(), common::free_port());
     let compose = format!(
         r#"
 name: PROJECT
@@ -330,7 +330,7 @@ services:
     image: busybox:test
     init: true
     command: ["sh", "-c", "mkdir -p /www && echo served > /www/index.html && exec httpd -f -p 80 -h /www"]
-    ports: ["127.0.0.1:{port}:80", "127.0.0.1:{port}:53/udp"]
+    ports: ["127.0.0.1:{port}:80", "127.0.0.1:{port}:53/udp", "{any_port}:80"]
 "#
     );
     let mut p = Project::new("republish", &compose);
@@ -339,6 +339,14 @@ services:
     // Host loopback reaches the container straight (the supervisor's connect redirect).
     let (_, client) = get_published(port);
     assert!(!client.is_loopback(), "not redirected: the client's address is {client}");
+    // A port published without an address is on IPv6 too (as with Docker: a client that
+    // resolves localhost to ::1 first reaches it); one published on 127.0.0.1 is not.
+    let mut v6 = std::net::TcpStream::connect(("::1", any_port)).expect("the port on [::1]");
+    std::io::Write::write_all(&mut v6, b"GET / HTTP/1.0\r\n\r\n").unwrap();
+    let mut response = String::new();
+    std::io::Read::read_to_string(&mut v6, &mut response).unwrap();
+    assert!(response.ends_with("served\n"), "{response}");
+    assert!(std::net::TcpStream::connect(("::1", port)).is_err(), "127.0.0.1:{port} answered on [::1]");
     let supervisor = p.supervisor.expect("the supervisor's pid") as u32;
     let programs = hoist::network::connect_redirect::programs_of(supervisor).unwrap();
     assert_eq!(programs.len(), 2, "the supervisor's connect and getpeername programs: {programs:?}");

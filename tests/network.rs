@@ -319,11 +319,17 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
         .tokio
         .block_on(ports::publish(
             &[
-                Publish { host: "127.0.0.1:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+                Publish {
+                    host: "127.0.0.1:0".parse().unwrap(),
+                    target: (web_ip, 80).into(),
+                    protocol: Protocol::Tcp,
+                    also_ipv6: false,
+                },
                 Publish {
                     host: "127.0.0.1:0".parse().unwrap(),
                     target: (udp_ip, 9000).into(),
                     protocol: Protocol::Udp,
+                    also_ipv6: false,
                 },
             ],
             None,
@@ -350,8 +356,8 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
         .tokio
         .block_on(ports::publish(
             &[
-                Publish { host: free, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
-                Publish { host: tcp, target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+                Publish { host: free, target: (web_ip, 80).into(), protocol: Protocol::Tcp, also_ipv6: false },
+                Publish { host: tcp, target: (web_ip, 80).into(), protocol: Protocol::Tcp, also_ipv6: false },
             ],
             None,
             None,
@@ -398,8 +404,18 @@ fn host_loopback_connections_to_published_ports_go_straight_to_the_container() {
         .tokio
         .block_on(ports::publish(
             &[
-                Publish { host: "127.0.0.1:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
-                Publish { host: "0.0.0.0:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp },
+                Publish {
+                    host: "127.0.0.1:0".parse().unwrap(),
+                    target: (web_ip, 80).into(),
+                    protocol: Protocol::Tcp,
+                    also_ipv6: false,
+                },
+                Publish {
+                    host: "0.0.0.0:0".parse().unwrap(),
+                    target: (web_ip, 80).into(),
+                    protocol: Protocol::Tcp,
+                    also_ipv6: false,
+                },
             ],
             None,
             Some(&redirect),
@@ -564,7 +580,12 @@ fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
     let forwarder = w
         .tokio
         .block_on(ports::publish(
-            &[Publish { host: "0.0.0.0:0".parse().unwrap(), target: (web_ip, 80).into(), protocol: Protocol::Tcp }],
+            &[Publish {
+                host: "0.0.0.0:0".parse().unwrap(),
+                target: (web_ip, 80).into(),
+                protocol: Protocol::Tcp,
+                also_ipv6: false,
+            }],
             Some(ports::NatOwner { container: web.id(), bridge: &nat.bridge }),
             None,
         ))

@@ -38,6 +38,10 @@ pub struct Publish {
     pub host: SocketAddr,
     pub target: SocketAddr,
     pub protocol: Protocol,
+    /// Also listen on the same port of every IPv6 address (`[::]`), as Docker does for a
+    /// port published without an address: clients that resolve `localhost` to `::1` first
+    /// (Node.js, for one) reach it too. Forwarded only; not reported, not NAT'ed.
+    pub also_ipv6: bool,
 }
 
 /// A published port as bound.
@@ -147,6 +151,8 @@ pub async fn publish(
     redirect: Option<&Arc<ConnectRedirect>>,
 ) -> Result<Forwarder> {
     let mut bound = Vec::new();
+    // The IPv6 twins of ports published without an address: forwarded, not reported.
+    let mut twins = Vec::new();
     for port in ports {
         let what = || format!("{}/{} -> {}", port.host, port.protocol, port.target);
         let socket = match port.protocol {
@@ -162,6 +168,18 @@ pub async fn publish(
             Bound::Udp(s) => s.local_addr(),
         }
         .map_err(|source| NetworkError::Publish { what: what(), source })?;
+        if port.also_ipv6 {
+            let twin = SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, host.port()));
+            match bind_ipv6_only(twin, port.protocol) {
+                Ok(socket) => twins.push((port.target, socket)),
+                Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
+                    let what = format!("{twin}/{} -> {}", port.protocol, port.target);
+                    return Err(NetworkError::Publish { what, source: e });
+                }
+                // A host without IPv6.
+                Err(e) => tracing::debug!("{twin}/{} not published: {e}", port.protocol),
+            }
+        }
         bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
     }
     let mut forwarder =
@@ -183,14 +201,46 @@ pub async fn publish(
         forwarder.redirects = Some(Arc::new(Redirects { redirect: redirect.clone(), ports }));
     }
     for (published, socket) in bound {
-        let task = match socket {
-            Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, published.target)),
-            Bound::Udp(socket) => tokio::spawn(forward_udp(socket, published.target)),
-        };
-        forwarder.tasks.0.push(task);
+        forwarder.tasks.0.push(forward(socket, published.target));
         forwarder.published.push(published);
     }
+    for (target, socket) in twins {
+        forwarder.tasks.0.push(forward(socket, target));
+    }
     Ok(forwarder)
+}
+
+fn forward(socket: Bound, target: SocketAddr) -> tokio::task::JoinHandle<()> {
+    match socket {
+        Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, target)),
+        Bound::Udp(socket) => tokio::spawn(forward_udp(socket, target)),
+    }
+}
+
+/// Binds `address` (an IPv6 one) for IPv6 only, so that it does not clash with the same
+/// port bound on 0.0.0.0 (a plain `[::]` socket would take IPv4 too).
+fn bind_ipv6_only(address: SocketAddr, protocol: Protocol) -> std::io::Result<Bound> {
+    use socket2::{Domain, Socket, Type};
+    let kind = match protocol {
+        Protocol::Tcp => Type::STREAM,
+        Protocol::Udp => Type::DGRAM,
+    };
+    let socket = Socket::new(Domain::IPV6, kind.cloexec(), None)?;
+    socket.set_only_v6(true)?;
+    socket.set_nonblocking(true)?;
+    Ok(match protocol {
+        Protocol::Tcp => {
+            // As tokio's own TcpListener::bind does: a port in TIME_WAIT can be taken again.
+            socket.set_reuse_address(true)?;
+            socket.bind(&address.into())?;
+            socket.listen(1024)?;
+            Bound::Tcp(TcpListener::from_std(socket.into())?)
+        }
+        Protocol::Udp => {
+            socket.bind(&address.into())?;
+            Bound::Udp(UdpSocket::from_std(socket.into())?)
+        }
+    })
 }
 
 /// Waits for an unanswered SYN before a new one: a container that is being restarted

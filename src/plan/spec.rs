@@ -109,6 +109,9 @@ pub struct PortPlan {
     pub host: SocketAddr,
     pub target: u16,
     pub protocol: Protocol,
+    /// Published without an address: on `[::]` as well as on 0.0.0.0, as Docker does.
+    #[serde(default)]
+    pub also_ipv6: bool,
 }
 
 /// A `develop.watch` rule as the supervisor's watcher applies it.
@@ -335,7 +338,13 @@ fn service_plan(
                     .parse()
                     .map_err(|_| error(name, "ports", format!("expected a host IP address, found {text:?}")))?,
             };
-            Ok(PortPlan { host: SocketAddr::new(ip, port.published.unwrap_or(0)), target: port.target, protocol })
+            let also_ipv6 = matches!(port.host_ip.as_deref(), None | Some(""));
+            Ok(PortPlan {
+                host: SocketAddr::new(ip, port.published.unwrap_or(0)),
+                target: port.target,
+                protocol,
+                also_ipv6,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     let replicas = service.replicas();

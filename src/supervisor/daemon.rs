@@ -766,7 +766,12 @@ impl Daemon {
         let requests: Vec<Publish> = service
             .ports
             .iter()
-            .map(|p| Publish { host: p.host, target: SocketAddr::from((target, p.target)), protocol: p.protocol })
+            .map(|p| Publish {
+                host: p.host,
+                target: SocketAddr::from((target, p.target)),
+                protocol: p.protocol,
+                also_ipv6: p.also_ipv6,
+            })
             .collect();
         let bridge = service.networks.first().and_then(|first| {
             let shared = self.shared.lock().ok()?;
