@@ -234,7 +234,9 @@ fn main() {
     // Published on every host address: host loopback reaches the container by the connect
     // redirect (or the forwarder, from a socket bound to a loopback address), the outside
     // namespace by the DNAT rules.
+    let start = Instant::now();
     let redirect = std::sync::Arc::new(ConnectRedirect::attach().expect("attach the connect programs"));
+    let redirect_setup = start.elapsed();
     let any: SocketAddr = "0.0.0.0:0".parse().expect("an address");
     let forwarder = tokio
         .block_on(ports::publish(
@@ -286,6 +288,10 @@ fn main() {
 
     println!("network setup (bridge, address, IPAM record, filter table): {:.2} ms", network_setup.as_secs_f64() * 1e3);
     println!("endpoint setup, median of {ENDPOINTS}: {:.2} ms", median(setups).as_secs_f64() * 1e3);
+    println!(
+        "connect redirect setup (two programs loaded, verified, attached; once per supervisor): {:.2} ms",
+        redirect_setup.as_secs_f64() * 1e3
+    );
     let names = [
         "published, host loopback (connect redirect)",
         "published, host loopback from a bound socket (forwarder)",
