@@ -172,8 +172,13 @@ fn main() {
     let tmp = tempfile::tempdir().expect("a temp dir");
     let image = busybox_root(tmp.path());
     let state = tmp.path().join("state");
-    let runtime = Runtime::new(&state, PathBuf::from(env!("CARGO_BIN_EXE_hoist")));
     let key = format!("bench{}_net", std::process::id());
+    let cleanup = Cleanup {
+        runtime: Runtime::new(&state, PathBuf::from(env!("CARGO_BIN_EXE_hoist"))),
+        state: state.clone(),
+        network: key.clone(),
+    };
+    let runtime = &cleanup.runtime;
 
     let start = Instant::now();
     let network = links::ensure_network(
@@ -188,7 +193,7 @@ fn main() {
     let mut setups = Vec::new();
     for i in 0..ENDPOINTS {
         let id = format!("hoist-netbench-ep{i}-{}", std::process::id());
-        let mut c = container(&runtime, &image, &id);
+        let mut c = container(runtime, &image, &id);
         let netns = File::open(format!("/proc/{}/ns/net", c.pid())).expect("open the netns");
         let endpoint = format!("ep{i}");
         let start = Instant::now();
@@ -213,7 +218,7 @@ fn main() {
     }
 
     let id = format!("hoist-netbench-srv-{}", std::process::id());
-    let server = container(&runtime, &image, &id);
+    let server = container(runtime, &image, &id);
     let netns = File::open(format!("/proc/{}/ns/net", server.pid())).expect("open the netns");
     let address: Ipv4Addr = links::attach(
         &state,
@@ -253,7 +258,7 @@ fn main() {
     let forwarding = std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").unwrap_or_default();
     assert_eq!(forwarding.trim(), "1", "the outside path needs net.ipv4.ip_forward=1 (Docker sets it too)");
     let outside_id = format!("hoist-netbench-out-{}", std::process::id());
-    let outside = Outside::new(container(&runtime, &image, &outside_id), 78);
+    let outside = Outside::new(container(runtime, &image, &outside_id), 78);
     let direct = Route { bulk: (address, 5001).into(), echo: (address, 5002).into(), from: None, bind: None };
     let loopback = Route {
         bulk: (Ipv4Addr::LOCALHOST, bulk_port).into(),
@@ -308,10 +313,26 @@ fn main() {
 
     drop(forwarder);
     drop(outside);
-    let _ = runtime.delete(&outside_id);
-    let mut server = server;
-    let _ = server.kill(nix::sys::signal::Signal::SIGKILL);
-    let _ = server.wait();
-    runtime.delete(&id).expect("delete the server");
-    links::remove_network(&state, &key).expect("remove the network");
+    drop(server);
+}
+
+/// Takes away what the run made, also when it panics half-way: its containers (with their
+/// cgroups) and its network. (An interrupted run had left a cgroup behind.)
+struct Cleanup {
+    runtime: Runtime,
+    state: PathBuf,
+    network: String,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for id in self.runtime.list() {
+            if let Err(e) = self.runtime.delete(&id) {
+                eprintln!("network bench: cannot delete container {id}: {e}");
+            }
+        }
+        if let Err(e) = links::remove_network(&self.state, &self.network) {
+            eprintln!("network bench: cannot remove network {}: {e}", self.network);
+        }
+    }
 }
