@@ -95,8 +95,15 @@ fn a_rails_shaped_stack_starts_in_order_and_goes_away() {
     let logs = p.ok(&["logs", "--no-color", "db"]);
     assert!(logs.contains("db-booting"), "{logs}");
 
+    // A follower ends by itself when the project goes down.
+    let mut follower = p.command(&["logs", "-f", "--no-color"]).stdout(Stdio::null()).spawn().unwrap();
     let down = p.ok(&["down", "-t", "2"]);
     assert!(down.contains("Network") && down.contains("Removed"), "{down}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while follower.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "logs -f outlived the project");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     p.assert_nothing_left();
 }
 
