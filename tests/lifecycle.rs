@@ -95,6 +95,32 @@ fn a_rails_shaped_stack_starts_in_order_and_goes_away() {
     let logs = p.ok(&["logs", "--no-color", "db"]);
     assert!(logs.contains("db-booting"), "{logs}");
 
+    // events --follow prints what happens as it happens.
+    let mut events = p.command(&["events", "--follow"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut event_lines = BufReader::new(events.stdout.take().unwrap()).lines();
+    // A guard against a hang, not a timing target: ends the follower (and so the reading).
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let follower = events.id() as i32;
+    std::thread::spawn(move || {
+        if finished.recv_timeout(Duration::from_secs(60)).is_err() {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(follower), nix::sys::signal::Signal::SIGKILL);
+        }
+    });
+    p.ok(&["stop", "-t", "1", "web"]);
+    p.ok(&["start", "web"]);
+    let web = format!("{}-web-1", p.name);
+    let mut stopped = false;
+    loop {
+        let line = event_lines.next().expect("events --follow ended").unwrap();
+        stopped |= line.contains(&format!("container stop {web}"));
+        if stopped && line.contains(&format!("container start {web}")) {
+            break;
+        }
+    }
+    let _ = done.send(());
+    events.kill().unwrap();
+    events.wait().unwrap();
+
     // A follower ends by itself when the project goes down.
     let mut follower = p.command(&["logs", "-f", "--no-color"]).stdout(Stdio::null()).spawn().unwrap();
     let down = p.ok(&["down", "-t", "2"]);

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use super::lifecycle::project_paths;
 use super::GlobalOptions;
@@ -169,33 +169,15 @@ pub fn run(global: &GlobalOptions, args: &LogsArgs) -> anyhow::Result<()> {
     if !args.follow {
         return Ok(());
     }
-    // Woken by inotify when a log grows or the project's record changes (a container comes
-    // or goes, `down` removes it), rather than reading everything every 50 ms for as long as
-    // the command runs; polling stays as the fallback (no inotify) and as a safety net.
-    let (changed, changes) = std::sync::mpsc::channel();
-    let watcher = watch_changes(&paths, changed);
-    let idle = if watcher.is_some() { Duration::from_secs(1) } else { Duration::from_millis(50) };
+    // Woken when a log grows or the project's record changes (a container comes or goes,
+    // `down` removes it).
+    let dirs: Vec<_> = [paths.record(), paths.log("")].iter().filter_map(|p| p.parent().map(Into::into)).collect();
+    let changes = super::changes::Changes::watch(&dirs);
     loop {
         followers.print_new()?;
         if ProjectRecord::load(&paths)?.is_none() {
             return Ok(());
         }
-        let _ = changes.recv_timeout(idle);
-        while changes.try_recv().is_ok() {}
+        changes.wait();
     }
-}
-
-/// A watcher of the project's log directory and record, sending on `changed` at each event.
-fn watch_changes(paths: &ProjectPaths, changed: std::sync::mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
-    use notify::Watcher;
-    let mut watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-        let _ = changed.send(());
-    })
-    .ok()?;
-    let record_dir = paths.record().parent()?.to_path_buf();
-    let log_dir = paths.log("").parent()?.to_path_buf();
-    for dir in [record_dir, log_dir] {
-        watcher.watch(&dir, notify::RecursiveMode::NonRecursive).ok()?;
-    }
-    Some(watcher)
 }

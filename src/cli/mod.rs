@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the command failed (the error is printed to stderr);
 //! 2 the command line itself was wrong (clap's usage error).
 
+mod changes;
 mod config;
 mod exec;
 mod images;

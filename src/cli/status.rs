@@ -2,7 +2,7 @@
 //! plain warning when the supervisor that should keep it current is gone.
 
 use std::io::Write;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use anyhow::bail;
 
@@ -243,6 +243,7 @@ pub fn ls() -> anyhow::Result<()> {
 pub fn events(global: &GlobalOptions, args: &EventsArgs) -> anyhow::Result<()> {
     let paths = project_paths(global)?;
     let file = paths.events();
+    let changes = args.follow.then(|| super::changes::Changes::watch(std::slice::from_ref(&paths.state_dir)));
     let mut position = 0usize;
     loop {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -263,9 +264,9 @@ pub fn events(global: &GlobalOptions, args: &EventsArgs) -> anyhow::Result<()> {
         } else if text.len() < position {
             position = 0;
         }
-        if !args.follow {
-            return Ok(());
+        match &changes {
+            Some(changes) => changes.wait(),
+            None => return Ok(()),
         }
-        std::thread::sleep(Duration::from_millis(100));
     }
 }
