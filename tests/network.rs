@@ -285,6 +285,11 @@ fn other_names_are_forwarded_to_the_hosts_resolvers() {
     assert!(out.contains("Address: 192.0.2.55"), "{out}");
 }
 
+/// A port published on `host` (IPv4 only) towards `target`.
+fn publish(host: &str, target: (Ipv4Addr, u16), protocol: Protocol) -> Publish {
+    Publish { host: host.parse().unwrap(), target: target.into(), protocol, also_ipv6: false }
+}
+
 /// Answers every datagram to `port` inside `container`'s network namespace with "got-" + it.
 fn udp_echo_in(container: &Container, port: u16) {
     let netns = File::open(format!("/proc/{}/ns/net", container.pid())).unwrap();
@@ -319,18 +324,8 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
         .tokio
         .block_on(ports::publish(
             &[
-                Publish {
-                    host: "127.0.0.1:0".parse().unwrap(),
-                    target: (web_ip, 80).into(),
-                    protocol: Protocol::Tcp,
-                    also_ipv6: false,
-                },
-                Publish {
-                    host: "127.0.0.1:0".parse().unwrap(),
-                    target: (udp_ip, 9000).into(),
-                    protocol: Protocol::Udp,
-                    also_ipv6: false,
-                },
+                publish("127.0.0.1:0", (web_ip, 80), Protocol::Tcp),
+                publish("127.0.0.1:0", (udp_ip, 9000), Protocol::Udp),
             ],
             None,
             None,
@@ -388,35 +383,15 @@ fn host_loopback_connections_to_published_ports_go_straight_to_the_container() {
     let net = w.network("redirect", Vec::new());
     let (web, web_ip, _) = w.container("rweb", WEB, &[&net], &["web"]);
     let redirect = std::sync::Arc::new(ConnectRedirect::attach().expect("attach the connect programs"));
-    let programs = redirect.program_ids();
+    let mut programs = redirect.program_ids().to_vec();
+    programs.sort();
     let mut named = hoist::network::connect_redirect::programs_of(std::process::id()).unwrap();
     named.sort();
-    assert_eq!(
-        named,
-        {
-            let mut p = programs.to_vec();
-            p.sort();
-            p
-        },
-        "programs named after their process"
-    );
+    assert_eq!(named, programs, "programs named after their process");
     let forwarder = w
         .tokio
         .block_on(ports::publish(
-            &[
-                Publish {
-                    host: "127.0.0.1:0".parse().unwrap(),
-                    target: (web_ip, 80).into(),
-                    protocol: Protocol::Tcp,
-                    also_ipv6: false,
-                },
-                Publish {
-                    host: "0.0.0.0:0".parse().unwrap(),
-                    target: (web_ip, 80).into(),
-                    protocol: Protocol::Tcp,
-                    also_ipv6: false,
-                },
-            ],
+            &[publish("127.0.0.1:0", (web_ip, 80), Protocol::Tcp), publish("0.0.0.0:0", (web_ip, 80), Protocol::Tcp)],
             None,
             Some(&redirect),
         ))
@@ -580,12 +555,7 @@ fn outside_traffic_reaches_published_ports_by_dnat_and_leaves_masqueraded() {
     let forwarder = w
         .tokio
         .block_on(ports::publish(
-            &[Publish {
-                host: "0.0.0.0:0".parse().unwrap(),
-                target: (web_ip, 80).into(),
-                protocol: Protocol::Tcp,
-                also_ipv6: false,
-            }],
+            &[publish("0.0.0.0:0", (web_ip, 80), Protocol::Tcp)],
             Some(ports::NatOwner { container: web.id(), bridge: &nat.bridge }),
             None,
         ))
