@@ -379,6 +379,7 @@ pub fn wait(global: &GlobalOptions, args: &WaitArgs) -> anyhow::Result<i32> {
     }
     let mut first_code: Option<i32> = None;
     let mut reported: Vec<String> = Vec::new();
+    let changes = super::changes::Changes::watch(std::slice::from_ref(&paths.state_dir));
     loop {
         let record = ProjectRecord::load(&paths)?.unwrap_or_default();
         for name in &watched {
@@ -397,7 +398,7 @@ pub fn wait(global: &GlobalOptions, args: &WaitArgs) -> anyhow::Result<i32> {
         if reported.len() == watched.len() || !matches!(client::liveness(&paths), Liveness::Running { .. }) {
             break;
         }
-        std::thread::sleep(Duration::from_millis(100));
+        changes.wait();
     }
     Ok(first_code.unwrap_or(0))
 }
