@@ -450,15 +450,14 @@ services:
 
 /// Processes whose parent is `pid` and that are zombies.
 fn zombie_children(pid: i32) -> Vec<String> {
+    use hoist::runtime::procfs::ProcStat;
     std::fs::read_dir("/proc")
         .unwrap()
         .flatten()
-        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
-        .filter(|stat| {
-            let fields: Vec<&str> =
-                stat.rsplit_once(") ").map(|(_, rest)| rest.split(' ').collect()).unwrap_or_default();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&pid.to_string().as_str())
-        })
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|child| Some((child, ProcStat::of(child)?)))
+        .filter(|(_, stat)| stat.field(3) == Some("Z") && stat.number(4) == Some(pid as u64))
+        .map(|(child, stat)| format!("{child} ({})", stat.comm))
         .collect()
 }
 

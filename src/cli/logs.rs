@@ -171,8 +171,7 @@ pub fn run(global: &GlobalOptions, args: &LogsArgs) -> anyhow::Result<()> {
     }
     // Woken when a log grows or the project's record changes (a container comes or goes,
     // `down` removes it).
-    let dirs: Vec<_> = [paths.record(), paths.log("")].iter().filter_map(|p| p.parent().map(Into::into)).collect();
-    let changes = super::changes::Changes::watch(&dirs);
+    let changes = super::changes::Changes::watch(&[paths.state_dir.clone(), paths.log_dir()]);
     loop {
         followers.print_new()?;
         if ProjectRecord::load(&paths)?.is_none() {

@@ -778,7 +778,9 @@ impl Daemon {
             shared.networks.get(&first.network).map(|record| record.bridge.clone())
         });
         let nat = bridge.as_deref().map(|bridge| ports::NatOwner { container: name, bridge });
-        ports::publish(&requests, nat, self.connect_redirect().as_ref())
+        // Attached (once) only for a service that publishes TCP: nothing else is redirected.
+        let redirect = requests.iter().any(|p| p.protocol == ports::Protocol::Tcp).then(|| self.connect_redirect());
+        ports::publish(&requests, nat, redirect.flatten().as_ref())
             .await
             .map(Some)
             .map_err(|e| format!("service {}: {e}", service.name))

@@ -62,8 +62,13 @@ impl ProjectPaths {
         self.state_dir.join("watch.log")
     }
 
+    /// Where the containers' logs are.
+    pub fn log_dir(&self) -> PathBuf {
+        self.state_dir.join("logs")
+    }
+
     pub fn log(&self, container: &str) -> PathBuf {
-        self.state_dir.join("logs").join(format!("{container}.log"))
+        self.log_dir().join(format!("{container}.log"))
     }
 }
 
