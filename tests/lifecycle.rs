@@ -121,8 +121,20 @@ fn a_rails_shaped_stack_starts_in_order_and_goes_away() {
     events.kill().unwrap();
     events.wait().unwrap();
 
-    // A follower ends by itself when the project goes down.
+    // A follower waits for changes (it once woke itself by reading: a busy loop), and ends
+    // by itself when the project goes down.
     let mut follower = p.command(&["logs", "-f", "--no-color"]).stdout(Stdio::null()).spawn().unwrap();
+    let cpu_ticks = || {
+        let stat = hoist::runtime::procfs::ProcStat::of(follower.id() as i32).expect("the follower runs");
+        stat.number(14).unwrap() + stat.number(15).unwrap()
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    let before = cpu_ticks();
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_ticks() - before;
+    // Clock ticks are hundredths of a second: a follower waiting uses next to none in that
+    // second, a busy one nearly all of a core.
+    assert!(used < 30, "logs -f used {used} ticks of CPU in one idle second");
     let down = p.ok(&["down", "-t", "2"]);
     assert!(down.contains("Network") && down.contains("Removed"), "{down}");
     let deadline = Instant::now() + Duration::from_secs(20);

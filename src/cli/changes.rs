@@ -17,8 +17,12 @@ pub struct Changes {
 impl Changes {
     pub fn watch(dirs: &[PathBuf]) -> Changes {
         let (changed, events) = channel();
-        let watcher = notify::recommended_watcher(move |_: notify::Result<notify::Event>| {
-            let _ = changed.send(());
+        let watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+            // Not the follower's own reads, which would wake it again at once; an error
+            // (lost events) wakes it to read anyway.
+            if event.as_ref().map_or(true, |e| crate::watch::batch::counts(&e.kind)) {
+                let _ = changed.send(());
+            }
         })
         .ok()
         .and_then(|mut watcher| {

@@ -51,7 +51,8 @@ pub struct EventSource {
     opened: Option<Instant>,
 }
 
-fn counts(kind: &EventKind) -> bool {
+/// Whether an event changes anything (anyone's reads of a watched file come as events too).
+pub fn counts(kind: &EventKind) -> bool {
     match kind {
         // Opening or reading changes nothing; a write that completes does.
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
