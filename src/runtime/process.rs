@@ -117,10 +117,7 @@ fn find_program(args: &[String], env: &[String]) -> Result<PathBuf, String> {
     if name.contains('/') {
         return Ok(PathBuf::from(name));
     }
-    let path = env
-        .iter()
-        .find_map(|e| e.strip_prefix("PATH="))
-        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    let path = env.iter().find_map(|e| e.strip_prefix("PATH=")).unwrap_or(&super::spec::DEFAULT_PATH["PATH=".len()..]);
     for dir in path.split(':') {
         let candidate = Path::new(dir).join(name);
         if nix::unistd::access(&candidate, nix::unistd::AccessFlags::X_OK).is_ok() && !candidate.is_dir() {

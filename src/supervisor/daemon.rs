@@ -192,15 +192,12 @@ async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     }
 }
 
-/// `HOIST_MASQUERADE=off` turns outbound NAT off host-wide (the test suite does: its
-/// containers never talk to the outside).
-fn masquerade_allowed() -> bool {
-    !matches!(std::env::var("HOIST_MASQUERADE").as_deref(), Ok("off" | "0" | "false"))
-}
-
-/// `HOIST_CONNECT_REDIRECT=off` leaves host-loopback connections to the forwarder.
-fn connect_redirect_allowed() -> bool {
-    !matches!(std::env::var("HOIST_CONNECT_REDIRECT").as_deref(), Ok("off" | "0" | "false"))
+/// Whether a host-wide switch is on (anything but `off`, `0` or `false`):
+/// `HOIST_MASQUERADE=off` turns outbound NAT off (the test suite does: its containers never
+/// talk to the outside), `HOIST_CONNECT_REDIRECT=off` leaves host-loopback connections to
+/// the forwarder.
+fn switched_on(variable: &str) -> bool {
+    !matches!(std::env::var(variable).as_deref(), Ok("off" | "0" | "false"))
 }
 
 fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
@@ -699,7 +696,7 @@ impl Daemon {
                     key: network.key.clone(),
                     subnet: network.subnet,
                     internal: network.internal,
-                    masquerade: network.masquerade && masquerade_allowed(),
+                    masquerade: network.masquerade && switched_on("HOIST_MASQUERADE"),
                 };
                 let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default())
                     .map_err(|e| format!("network {}: {e}", network.name))?;
@@ -728,7 +725,7 @@ impl Daemon {
     fn connect_redirect(&self) -> Option<Arc<ConnectRedirect>> {
         self.connect_redirect
             .get_or_init(|| {
-                if !connect_redirect_allowed() {
+                if !switched_on("HOIST_CONNECT_REDIRECT") {
                     return None;
                 }
                 match ConnectRedirect::attach() {

@@ -178,7 +178,7 @@ impl Project {
         }
         for pid in self.pids.iter().chain(self.supervisor.iter()) {
             let gone = !Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| s.contains(") Z "));
+                || hoist::runtime::procfs::ProcStat::of(*pid).is_some_and(|s| s.field(3) == Some("Z"));
             assert!(gone, "process {pid} left");
         }
         let containers = std::fs::read_dir(PathBuf::from(&root).join("lib/containers")).map(|d| d.count()).unwrap_or(0);
