@@ -53,13 +53,13 @@ pub enum ImageCommand {
 }
 
 pub fn store() -> anyhow::Result<Store> {
-    let roots = super::lifecycle::roots();
+    let roots = super::lifecycle::roots()?;
     Ok(Store::open(&roots.state)?)
 }
 
 /// What the containers of every project stand on, which image removal leaves alone.
-fn layer_users() -> Vec<(String, Vec<PathBuf>)> {
-    crate::supervisor::records::layer_users(&super::lifecycle::roots())
+fn layer_users() -> anyhow::Result<Vec<(String, Vec<PathBuf>)>> {
+    Ok(crate::supervisor::records::layer_users(&super::lifecycle::roots()?))
 }
 
 pub fn insecure_registries() -> Vec<String> {
@@ -241,7 +241,7 @@ pub fn image(command: &ImageCommand) -> anyhow::Result<()> {
             return list(args);
         }
         ImageCommand::Rm { images } => {
-            let users = layer_users();
+            let users = layer_users()?;
             for name in images {
                 match store.remove(name, &users)? {
                     Some(id) => writeln!(out, "Deleted: {id}")?,
@@ -250,7 +250,7 @@ pub fn image(command: &ImageCommand) -> anyhow::Result<()> {
             }
         }
         ImageCommand::Prune => {
-            let freed = store.prune(&layer_users())?;
+            let freed = store.prune(&layer_users()?)?;
             writeln!(out, "Total reclaimed space: {}", human_size(freed))?;
         }
     }

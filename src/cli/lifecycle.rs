@@ -93,8 +93,11 @@ pub struct KillArgs {
     pub services: Vec<String>,
 }
 
-pub fn roots() -> Roots {
-    Roots::new(std::env::var_os("HOIST_ROOT").map(PathBuf::from))
+/// hoist's state roots (`HOIST_ROOT`), made private before anything is kept there.
+pub fn roots() -> anyhow::Result<Roots> {
+    let roots = Roots::new(std::env::var_os("HOIST_ROOT").map(PathBuf::from));
+    roots.secure()?;
+    Ok(roots)
 }
 
 /// The project's paths (its name from the files, or `-p`).
@@ -103,7 +106,7 @@ pub fn project_paths(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
         Some(name) => name.clone(),
         None => global.load()?.project.name,
     };
-    Ok(ProjectPaths::new(&roots(), &name))
+    Ok(ProjectPaths::new(&roots()?, &name))
 }
 
 pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
@@ -195,7 +198,7 @@ pub fn converge(project: &Project, order: &[String], pull: &str, options: UpOpti
 
 /// The plan of `order`; everything is checked here, before the first container starts.
 pub fn plan(project: &Project, order: &[String], pull: &str) -> anyhow::Result<spec::ProjectPlan> {
-    let roots = roots();
+    let roots = roots()?;
     let store = Store::open(&roots.state)?;
     let lookup = |image: &str| image_for(&store, image, pull);
     Ok(spec::build(project, order, &lookup, &roots.state)?)
@@ -203,7 +206,7 @@ pub fn plan(project: &Project, order: &[String], pull: &str) -> anyhow::Result<s
 
 /// The project's supervisor, started when it does not run.
 pub fn start_supervisor(project: &str) -> anyhow::Result<ProjectPaths> {
-    let paths = ProjectPaths::new(&roots(), project);
+    let paths = ProjectPaths::new(&roots()?, project);
     let binary = std::env::current_exe().context("cannot find the hoist binary")?;
     client::ensure_running(&paths, &binary)?;
     Ok(paths)

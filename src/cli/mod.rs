@@ -169,7 +169,7 @@ pub fn run() -> i32 {
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {
-            crate::supervisor::daemon::main(lifecycle::roots(), project).map_err(anyhow::Error::from)
+            lifecycle::roots().and_then(|roots| Ok(crate::supervisor::daemon::main(roots, project)?))
         }
     };
     finish(result.map(|()| Outcome::Done))

@@ -59,6 +59,9 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         selection.start_layers().concat().into_iter().filter(|s| s != &args.service).collect();
 
     // The service as the one-off runs it; checked with everything else before anything starts.
+    if let Some(name) = args.name.as_deref().filter(|name| !crate::runtime::is_valid_name(name)) {
+        bail!("--name {name:?}: expected a letter or digit, then letters, digits, `_`, `.` or `-` (no `/`)");
+    }
     let base = project.working_dir.clone();
     let service = project.services.get_mut(&args.service).with_context(|| format!("no service {:?}", args.service))?;
     if !args.command.is_empty() {

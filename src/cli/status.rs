@@ -223,7 +223,7 @@ pub fn port(global: &GlobalOptions, args: &PortArgs) -> anyhow::Result<()> {
 }
 
 pub fn ls() -> anyhow::Result<()> {
-    let roots = roots();
+    let roots = roots()?;
     let mut out = std::io::stdout().lock();
     writeln!(out, "{:<24} {:<28} CONFIG FILES", "NAME", "STATUS")?;
     for name in paths::projects(&roots) {

@@ -82,6 +82,15 @@ pub fn project(p: &Project, errors: &mut Diagnostics) {
             }
         }
         if let Some(container_name) = &s.container_name {
+            if !crate::runtime::is_valid_name(container_name) {
+                errors.error(
+                    at("container_name"),
+                    format!(
+                        "invalid container_name {container_name:?}: expected a letter or digit, then letters, \
+                         digits, `_`, `.` or `-` (no `/`)"
+                    ),
+                );
+            }
             if s.replicas() > 1 {
                 errors.error(
                     at("container_name"),

@@ -185,7 +185,16 @@ pub(super) fn read_message<T: serde::de::DeserializeOwned>(control: &mut File) -
 
 fn save_spec(dir: &Path, spec: &ContainerSpec) -> Result<()> {
     let text = serde_json::to_vec(spec).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    std::fs::write(dir.join("spec.json"), text).map_err(RuntimeError::io("cannot write", dir.join("spec.json")))
+    let path = dir.join("spec.json");
+    crate::roots::write_private(&path, &text).map_err(RuntimeError::io("cannot write", path))
+}
+
+/// Docker's rule for container names (`[a-zA-Z0-9][a-zA-Z0-9_.-]*`): a name becomes a
+/// directory, a log file and a cgroup, so `/`, `..` and a leading `.` or `-` are never one.
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
 }
 
 /// The spec a container was created with.
@@ -206,13 +215,19 @@ impl Runtime {
         Runtime { containers_dir: state_root.join("containers"), init_binary }
     }
 
-    pub(super) fn dir(&self, id: &str) -> PathBuf {
-        self.containers_dir.join(id)
+    /// The state directory of container `id`; an id that could leave `containers/` is refused.
+    pub(super) fn dir(&self, id: &str) -> Result<PathBuf> {
+        if !is_valid_name(id) {
+            return Err(RuntimeError::Spec(format!(
+                "invalid container name {id:?}: expected a letter or digit, then letters, digits, `_`, `.` or `-`"
+            )));
+        }
+        Ok(self.containers_dir.join(id))
     }
 
     /// The spec container `id` was created with.
     pub fn spec(&self, id: &str) -> Result<ContainerSpec> {
-        let dir = self.dir(id);
+        let dir = self.dir(id)?;
         if !dir.exists() {
             return Err(RuntimeError::NotFound { id: id.to_string() });
         }
@@ -221,10 +236,7 @@ impl Runtime {
 
     /// Creates the container: namespaces, cgroup and root are ready, the command not yet run.
     pub fn create(&self, spec: &ContainerSpec, stdio: Stdio) -> Result<Container> {
-        if spec.id.is_empty() || !spec.id.chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
-            return Err(RuntimeError::Spec(format!("invalid container id {:?}", spec.id)));
-        }
-        let dir = self.dir(&spec.id);
+        let dir = self.dir(&spec.id)?;
         std::fs::create_dir_all(&self.containers_dir)
             .map_err(RuntimeError::io("cannot create", &self.containers_dir))?;
         match std::fs::create_dir(&dir) {
@@ -298,7 +310,7 @@ impl Runtime {
     /// Kills whatever is left of container `id` and removes its cgroup and state. Works after
     /// a crash of hoist (from the state on disk) and on an already deleted container.
     pub fn delete(&self, id: &str) -> Result<()> {
-        let dir = self.dir(id);
+        let dir = self.dir(id)?;
         if let Some(state) = state::load(&dir)? {
             if state.pid > 0 && state::is_alive(&state) {
                 let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);

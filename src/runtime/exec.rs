@@ -61,7 +61,7 @@ impl Runtime {
         stdio: Stdio,
         privileged: bool,
     ) -> Result<ExecProcess> {
-        let dir = self.dir(id);
+        let dir = self.dir(id)?;
         let Some(state) = state::load(&dir)? else {
             return Err(RuntimeError::NotFound { id: id.to_string() });
         };

@@ -35,7 +35,7 @@ pub mod terminal;
 pub mod top;
 pub mod users;
 
-pub use container::{Container, Exit, Runtime, Stdio};
+pub use container::{is_valid_name, Container, Exit, Runtime, Stdio};
 pub use error::RuntimeError;
 pub use exec::ExecProcess;
 pub use spec::{ContainerSpec, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs};

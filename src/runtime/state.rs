@@ -28,7 +28,7 @@ pub fn path(dir: &Path) -> PathBuf {
 pub fn save(dir: &Path, state: &State) -> Result<()> {
     let tmp = dir.join("state.json.tmp");
     let text = serde_json::to_vec_pretty(state).map_err(|e| RuntimeError::Spec(e.to_string()))?;
-    std::fs::write(&tmp, text).map_err(RuntimeError::io("cannot write", &tmp))?;
+    crate::roots::write_private(&tmp, &text).map_err(RuntimeError::io("cannot write", &tmp))?;
     std::fs::rename(&tmp, path(dir)).map_err(RuntimeError::io("cannot write", path(dir)))
 }
 

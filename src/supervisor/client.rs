@@ -48,7 +48,7 @@ pub fn ensure_running(paths: &ProjectPaths, binary: &Path) -> Result<(), Supervi
     };
     std::fs::create_dir_all(&paths.run_dir).map_err(io("cannot create", &paths.run_dir))?;
     let log_path = paths.supervisor_log();
-    let log = std::fs::File::create(&log_path).map_err(io("cannot create", &log_path))?;
+    let log = crate::roots::open_private(&log_path, false).map_err(io("cannot create", &log_path))?;
     let log2 = log.try_clone().map_err(io("cannot duplicate", &log_path))?;
     let mut child = std::process::Command::new(binary)
         .arg("__supervise")

@@ -122,11 +122,8 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
         })?;
         std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600))
             .map_err(|source| SupervisorError::Io { action: "cannot restrict", path: socket.clone(), source })?;
-        std::fs::write(paths.pid_file(), std::process::id().to_string()).map_err(|source| SupervisorError::Io {
-            action: "cannot write",
-            path: paths.pid_file(),
-            source,
-        })?;
+        crate::roots::write_private(&paths.pid_file(), std::process::id().to_string().as_bytes())
+            .map_err(|source| SupervisorError::Io { action: "cannot write", path: paths.pid_file(), source })?;
         tracing::info!("supervising project {project}, control socket {}", socket.display());
         loop {
             tokio::select! {
@@ -609,6 +606,9 @@ impl Daemon {
         name: String,
         options: RunOptions,
     ) -> Result<Answer, String> {
+        if !crate::runtime::is_valid_name(&name) {
+            return Err(format!("invalid container name {name:?}"));
+        }
         let mut inner = self.inner.lock().await;
         // Removed one-offs' tasks have ended: their handles go.
         inner.containers.retain(|_, handle| !handle.control.is_closed());

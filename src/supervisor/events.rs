@@ -34,7 +34,7 @@ pub fn append(path: &Path, container: &str, service: &str, action: &str, exit_co
         let _ = std::fs::create_dir_all(dir);
     }
     // One write of a whole line with O_APPEND: concurrent writers never interleave.
-    let written = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(&line));
+    let written = crate::roots::open_private(path, true).and_then(|mut f| f.write_all(&line));
     if let Err(e) = written {
         tracing::warn!("cannot record event {action} of {container} in {}: {e}", path.display());
     }

@@ -3,7 +3,7 @@
 //! `max-file`). Readers follow a container across rotations, restarts and recreation,
 //! because the file is named after the container, not the process.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -46,7 +46,7 @@ impl LogWriter {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let file = OpenOptions::new().create(true).append(true).open(path)?;
+        let file = crate::roots::open_private(path, true)?;
         let written = file.metadata()?.len();
         Ok(LogWriter { path: path.to_path_buf(), file, written, max_size, max_files: max_files.max(1) })
     }
@@ -76,7 +76,7 @@ impl LogWriter {
                 let _ = std::fs::rename(rotated(&self.path, n), rotated(&self.path, n + 1));
             }
             std::fs::rename(&self.path, rotated(&self.path, 1))?;
-            self.file = OpenOptions::new().create(true).append(true).open(&self.path)?;
+            self.file = crate::roots::open_private(&self.path, true)?;
         }
         self.written = 0;
         Ok(())

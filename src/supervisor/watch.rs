@@ -115,8 +115,7 @@ fn append(path: &Path, line: &WatchLine) {
     if std::fs::metadata(path).is_ok_and(|m| m.len() > WATCH_LOG_MAX) {
         let _ = std::fs::rename(path, path.with_extension("log.1"));
     }
-    let written =
-        std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| f.write_all(&bytes));
+    let written = crate::roots::open_private(path, true).and_then(|mut f| f.write_all(&bytes));
     if let Err(e) = written {
         tracing::warn!("cannot write the watch log {}: {e}", path.display());
     }

@@ -1,0 +1,102 @@
+//! The attack suite: each case is tried the way an attacker would, from a compose file, a
+//! command line or inside a container, through the real `hoist` binary, and asserts that the
+//! host is untouched.
+
+mod common;
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::process::Command;
+
+use common::project::{root, Project};
+
+fn can_run() -> bool {
+    common::can_run_as_root("escape")
+}
+
+const SLEEPER: &str = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+
+/// A directory of the host's with one file, placed where `../../../victim` from the
+/// containers directory (`<dir>/root/lib/containers`) would lead.
+fn victim(dir: &Path) -> std::path::PathBuf {
+    let victim = dir.join("victim");
+    std::fs::create_dir_all(&victim).unwrap();
+    std::fs::write(victim.join("keep"), "host data").unwrap();
+    victim
+}
+
+#[test]
+fn container_names_that_are_paths_are_refused_before_anything_changes() {
+    if !can_run() {
+        return;
+    }
+    let mut p =
+        Project::new("escname", &SLEEPER.replace("    image:", "    container_name: ../../../victim\n    image:"));
+    let victim = victim(p.dir.path());
+    let config = p.hoist(&["config", "-q"]);
+    let stderr = String::from_utf8_lossy(&config.stderr);
+    assert!(!config.status.success(), "config accepted a container_name with `..`");
+    assert!(stderr.contains("compose.yaml:5:5: services.app.container_name: invalid container_name"), "{stderr}");
+    let up = p.hoist(&["up", "-d"]);
+    assert!(!up.status.success(), "up accepted a container_name with `..`");
+    assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "host data");
+
+    // The same through `run --name`, with a valid project.
+    p.write(SLEEPER);
+    p.up();
+    for name in ["../../../victim", "..", "a/b", "_x"] {
+        let run = p.hoist(&["run", "--rm", "-T", "--name", name, "app", "true"]);
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert!(!run.status.success(), "run --name {name} was accepted");
+        assert!(stderr.contains("--name"), "{stderr}");
+    }
+    assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "host data");
+    let logs = root(p.dir.path()).join("lib/projects").join(&p.name).join("logs");
+    let outside_logs: Vec<_> = std::fs::read_dir(p.dir.path()).unwrap().flatten().map(|e| e.file_name()).collect();
+    assert!(!outside_logs.iter().any(|n| n.to_string_lossy().ends_with(".log")), "a log outside {logs:?}");
+}
+
+/// Runs `path ARGS` as uid/gid 65534 (nobody) and returns what it printed, or None when it
+/// could not run.
+fn as_nobody(path: &Path, args: &[&str]) -> Option<String> {
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(path)
+        .args(args)
+        .output()
+        .expect("setpriv (util-linux)");
+    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+#[test]
+fn state_is_private_so_a_setuid_file_made_in_a_container_serves_no_host_user() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("escsuid", SLEEPER);
+    // The test's own directory open to all, as /var/lib is: only hoist's roots may guard.
+    std::fs::set_permissions(p.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(root(p.dir.path()), std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.up();
+    p.ok(&["exec", "-T", "app", "sh", "-c", "cp /bin/busybox /suid && chmod 4755 /suid"]);
+    let container = p.container("app")["Name"].as_str().unwrap().to_string();
+    let layer = root(p.dir.path()).join("lib/projects").join(&p.name).join("layers").join(&container);
+    let suid = layer.join("upper/suid");
+    assert_eq!(std::fs::metadata(&suid).unwrap().mode() & 0o7777, 0o4755, "the container made its setuid file");
+    // Root itself may run it; nobody must not even reach it.
+    assert_eq!(as_nobody(&suid, &["id", "-u"]), None, "a host user ran a container's setuid file");
+    for dir in ["lib", "run"] {
+        let mode = std::fs::metadata(root(p.dir.path()).join(dir)).unwrap().mode() & 0o7777;
+        assert_eq!(mode, 0o700, "{dir} is {mode:o}");
+    }
+    let spec = root(p.dir.path()).join("lib/containers").join(&container).join("spec.json");
+    assert_eq!(std::fs::metadata(&spec).unwrap().mode() & 0o777, 0o600, "spec.json holds the environment");
+    let log = root(p.dir.path()).join("lib/projects").join(&p.name).join("logs").join(format!("{container}.log"));
+    assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o777, 0o600, "the container's log");
+}
