@@ -100,3 +100,66 @@ fn state_is_private_so_a_setuid_file_made_in_a_container_serves_no_host_user() {
     let log = root(p.dir.path()).join("lib/projects").join(&p.name).join("logs").join(format!("{container}.log"));
     assert_eq!(std::fs::metadata(&log).unwrap().mode() & 0o777, 0o600, "the container's log");
 }
+
+/// Sends `request` on a fresh connection to the project's control socket and returns the
+/// answer line ("" when the supervisor closed without one).
+fn ask_supervisor(socket: &Path, request: &[u8]) -> String {
+    use std::io::{BufRead, Write};
+    let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("the control socket");
+    let writer = {
+        let mut stream = stream.try_clone().unwrap();
+        let request = request.to_vec();
+        std::thread::spawn(move || {
+            let _ = stream.write_all(&request);
+        })
+    };
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let mut answer = String::new();
+    let _ = std::io::BufReader::new(&mut stream).read_line(&mut answer);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    writer.join().unwrap();
+    answer
+}
+
+#[test]
+fn the_control_socket_survives_bad_clients_and_refuses_strangers() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("escsock", SLEEPER);
+    p.up();
+    let socket = p.run_dir().join("control.sock");
+    // A client that connects and says nothing holds nobody up.
+    let _silent = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let answer = ask_supervisor(&socket, b"{not json\n");
+    assert!(answer.contains("undecodable request"), "{answer}");
+    let answer = ask_supervisor(&socket, b"{\"version\":1,\"command\":\"format_disk\"}\n");
+    assert!(answer.contains("undecodable request") || answer.contains("version"), "{answer}");
+    let answer = ask_supervisor(&socket, &vec![b'x'; (64 << 20) + 10]);
+    assert!(answer.contains("request larger than"), "{answer}");
+    p.ok(&["stop", "app"]);
+    p.ok(&["start", "app"]);
+    p.wait_for("app", "running", |row| row["State"] == "running");
+
+    // Another host user, were the socket ever opened up to it: refused by its credentials.
+    let mut open = vec![root(p.dir.path())];
+    open.extend([root(p.dir.path()).join("run"), root(p.dir.path()).join("run/projects"), p.run_dir()]);
+    for dir in open.iter().chain([p.dir.path().to_path_buf()].iter()) {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let client = "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); \
+                  s.sendall(b'{\"version\":1,\"command\":\"ping\"}\\n'); print(s.makefile().readline())";
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c", client])
+        .arg(&socket)
+        .output()
+        .expect("setpriv and python3");
+    let answer = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        answer.contains("uid 65534 may not control this project"),
+        "{answer}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    p.wait_for("app", "running", |row| row["State"] == "running");
+}

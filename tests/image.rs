@@ -87,6 +87,9 @@ fn hostile_layers_never_write_outside_the_layer() {
             ],
             false,
         ),
+        // Whiteouts of `..` and `.` would clear the layer's parent or the directory itself.
+        ("whiteout of ..", vec![raw_entry(".wh...", tar::EntryType::Regular, "", b"")], false),
+        ("whiteout of .", vec![raw_entry(".wh..", tar::EntryType::Regular, "", b"")], false),
         // An absolute name is contained: it lands inside the layer.
         ("absolute name", vec![raw_entry("/abs.txt", tar::EntryType::Regular, "", b"inside")], true),
     ];
@@ -94,7 +97,7 @@ fn hostile_layers_never_write_outside_the_layer() {
         let dest = tmp.path().join("layer");
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::create_dir(&dest).unwrap();
-        let result = hoist::image::unpack::unpack(tarball(&entries).as_slice(), &dest);
+        let result = hoist::image::unpack::unpack(tarball(&entries).as_slice(), &dest, u64::MAX);
         assert_eq!(result.is_ok(), succeeds, "{what}: {result:?}");
         if let Err(e) = &result {
             assert!(matches!(e, ImageError::UnsafeEntry { .. }), "{what}: {e}");
@@ -117,11 +120,21 @@ fn whiteouts_become_overlay_whiteouts() {
         Entry::File("var/.wh..wh..opq", b""),
         Entry::File("var/new", b"n"),
     ]);
-    hoist::image::unpack::unpack(data.as_slice(), tmp.path()).unwrap();
+    hoist::image::unpack::unpack(data.as_slice(), tmp.path(), u64::MAX).unwrap();
     let meta = std::fs::symlink_metadata(tmp.path().join("etc/gone")).unwrap();
     assert!(std::os::unix::fs::FileTypeExt::is_char_device(&meta.file_type()));
     assert_eq!(std::os::unix::fs::MetadataExt::rdev(&meta), 0);
     assert_eq!(xattr::get(tmp.path().join("var"), "trusted.overlay.opaque").unwrap().as_deref(), Some(&b"y"[..]));
+}
+
+#[test]
+fn a_layer_stops_at_its_size_bound() {
+    let tmp = tempfile::tempdir().unwrap();
+    let zeros = vec![0u8; 4 << 20];
+    let data = layer(&[Entry::File("bomb", &zeros)]);
+    let result = hoist::image::unpack::unpack(data.as_slice(), tmp.path(), 1 << 20);
+    assert!(matches!(result, Err(ImageError::TooLarge { limit: 1048576, .. })), "{result:?}");
+    hoist::image::unpack::unpack(data.as_slice(), &tmp.path().join("."), 8 << 20).unwrap();
 }
 
 struct World {

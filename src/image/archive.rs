@@ -30,7 +30,7 @@ pub fn load(store: &Store, path: &Path) -> Result<Vec<Loaded>> {
     let work = store.temp_dir()?;
     let file = File::open(path).map_err(ImageError::io("cannot open", path))?;
     let plain = unpack::decompress(file).map_err(ImageError::io("cannot read", path))?;
-    unpack::unpack(plain, work.path())?;
+    unpack::unpack(plain, work.path(), store.max_layer_bytes())?;
     load_dir(store, work.path())
 }
 

@@ -19,6 +19,8 @@ pub enum ImageError {
     DigestMismatch { what: String, expected: String, actual: String },
     #[error("layer entry {entry:?} refused: {why}")]
     UnsafeEntry { entry: String, why: String },
+    #[error("{what}: the layer expands beyond {limit} bytes (HOIST_MAX_LAYER_SIZE)")]
+    TooLarge { what: String, limit: u64 },
     #[error("{what}: {why}")]
     Format { what: String, why: String },
     #[error("image {0} not found in the store")]

@@ -84,10 +84,14 @@ impl Reference {
         }
     }
 
-    /// Whether plain HTTP is allowed: only for the local machine, as Docker does.
+    /// Whether plain HTTP is allowed: only for the local machine, as Docker does. The host
+    /// is parsed as an address (`127.evil.example` is a name, not loopback).
     pub fn is_local(&self) -> bool {
-        let host = self.registry.rsplit_once(':').map_or(self.registry.as_str(), |(h, _)| h);
-        host == "localhost" || host.starts_with("127.") || host == "[::1]"
+        let host = match self.registry.strip_prefix('[') {
+            Some(bracketed) => bracketed.split_once(']').map_or("", |(address, _)| address),
+            None => self.registry.rsplit_once(':').map_or(self.registry.as_str(), |(host, _)| host),
+        };
+        host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
     }
 }
 
@@ -127,6 +131,12 @@ mod tests {
         assert_eq!(r.manifest_ref(), digest);
         assert!(Reference::parse("127.0.0.1:5000/x").unwrap().is_local());
         assert!(!Reference::parse("example.com/x").unwrap().is_local());
+        for name in ["127.evil.example/x", "127.0.0.1.nip.io:5000/x", "localhost.example/x"] {
+            assert!(!Reference::parse(name).unwrap().is_local(), "{name}");
+        }
+        for name in ["127.1.2.3/x", "localhost:5000/x", "[::1]:5000/x"] {
+            assert!(Reference::parse(name).unwrap().is_local(), "{name}");
+        }
     }
 
     #[test]

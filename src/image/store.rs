@@ -43,6 +43,21 @@ pub struct ImageRecord {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    /// How many bytes one layer (or a loaded archive) may expand to.
+    max_layer_bytes: u64,
+}
+
+/// The default bound on a layer's uncompressed size; `HOIST_MAX_LAYER_SIZE` changes it.
+const DEFAULT_MAX_LAYER_BYTES: u64 = 64 << 30;
+
+/// `HOIST_MAX_LAYER_SIZE` (`512m`, `20g`, bytes), or the default.
+fn max_layer_bytes() -> Result<u64> {
+    match std::env::var("HOIST_MAX_LAYER_SIZE") {
+        Ok(text) => {
+            crate::project::units::parse_byte_size(&text).map_err(|why| ImageError::format("HOIST_MAX_LAYER_SIZE", why))
+        }
+        Err(_) => Ok(DEFAULT_MAX_LAYER_BYTES),
+    }
 }
 
 /// Writes `bytes` to `path` atomically (temp file in the same directory, then rename).
@@ -62,7 +77,7 @@ impl Store {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir).map_err(ImageError::io("cannot create", &dir))?;
         }
-        Ok(Store { root })
+        Ok(Store { root, max_layer_bytes: max_layer_bytes()? })
     }
 
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
@@ -114,6 +129,10 @@ impl Store {
         Ok((digest, len))
     }
 
+    pub fn max_layer_bytes(&self) -> u64 {
+        self.max_layer_bytes
+    }
+
     pub fn layer_dir(&self, diff_id: &Digest) -> PathBuf {
         self.root.join("layers").join(diff_id.hex())
     }
@@ -129,7 +148,7 @@ impl Store {
         let file = File::open(&path).map_err(ImageError::io("cannot open blob", &path))?;
         let plain = unpack::decompress(file).map_err(ImageError::io("cannot decompress", &path))?;
         let mut hashing = HashingReader::new(plain);
-        unpack::unpack(&mut hashing, tmp.path())?;
+        unpack::unpack(&mut hashing, tmp.path(), self.max_layer_bytes)?;
         // The tar reader stops at the end-of-archive marker; the digest covers the padding too.
         std::io::copy(&mut hashing, &mut std::io::sink()).map_err(ImageError::io("cannot read", &path))?;
         let (actual, _) = hashing.finish();

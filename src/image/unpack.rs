@@ -5,8 +5,11 @@
 //! through, so nothing can land outside the layer (the class of RUSTSEC-2026-0067/0068 and
 //! CVE-2018-15664). Whiteouts become overlayfs whiteouts: `.wh.NAME` a 0/0 character device,
 //! `.wh..wh..opq` the `trusted.overlay.opaque` attribute. Modes, ownership, xattrs and mtimes
-//! are kept.
+//! are kept. A whiteout of `.` or `..` is refused, and a layer may expand to at most a
+//! configured number of bytes (`HOIST_MAX_LAYER_SIZE`, see [`Store`](super::store::Store)),
+//! so a decompression bomb stops at the bound instead of filling the disk.
 
+use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
@@ -135,8 +138,42 @@ pub struct Unpacked {
     pub bytes: u64,
 }
 
-/// Unpacks the (uncompressed) tar stream `reader` into the directory `dest`.
-pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
+/// A reader that fails once more than `left` bytes have come through it, and says so in
+/// `exceeded` (the tar reader may wrap the error it gives).
+struct Bounded<'a, R> {
+    inner: R,
+    left: u64,
+    exceeded: &'a Cell<bool>,
+}
+
+impl<R: Read> Read for Bounded<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        match self.left.checked_sub(n as u64) {
+            Some(left) => self.left = left,
+            None => {
+                self.exceeded.set(true);
+                return Err(std::io::Error::other("the layer expands beyond the size limit"));
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Unpacks the (uncompressed) tar stream `reader` into the directory `dest`, refusing more
+/// than `limit` bytes of it.
+pub fn unpack(reader: impl Read, dest: &Path, limit: u64) -> Result<Unpacked> {
+    let exceeded = Cell::new(false);
+    unpack_bounded(Bounded { inner: reader, left: limit, exceeded: &exceeded }, dest).map_err(|e| {
+        if exceeded.get() {
+            ImageError::TooLarge { what: dest.display().to_string(), limit }
+        } else {
+            e
+        }
+    })
+}
+
+fn unpack_bounded(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     let root = nix::fcntl::open(dest, dir_flags(), Mode::empty()).map_err(|e| ImageError::Io {
         action: "cannot open",
         path: dest.to_path_buf(),
@@ -164,8 +201,8 @@ pub fn unpack(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         }
         if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
             let hidden = OsStr::from_bytes(hidden);
-            if hidden.is_empty() {
-                return Err(ImageError::UnsafeEntry { entry: shown, why: "an empty whiteout name".into() });
+            if matches!(hidden.as_bytes(), b"" | b"." | b"..") {
+                return Err(ImageError::UnsafeEntry { entry: shown, why: "a whiteout of no file of its own".into() });
             }
             clear(&parent, hidden, false, &shown)?;
             mknodat(&parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(sys_err(&shown, "create a whiteout"))?;

@@ -210,6 +210,11 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
     let post_start = hooks(s.post_start, "post_start", ctx, &mut e);
     let pre_stop = hooks(s.pre_stop, "pre_stop", ctx, &mut e);
 
+    for (i, option) in s.security_opt.iter().flatten().enumerate() {
+        if let Err(why) = check_security_opt(option) {
+            e.at(&format!("security_opt[{i}]"), why);
+        }
+    }
     if let Some(policy) = &s.pull_policy {
         const POLICIES: &[&str] = &["always", "never", "missing", "if_not_present", "build", "daily", "weekly"];
         if !POLICIES.contains(&policy.as_str()) && !policy.starts_with("every_") {
@@ -585,4 +590,29 @@ fn watch_rule(rule: raw::WatchRule, ctx: &Context, field: &str, e: &mut Errors) 
         initial_sync: flag(rule.initial_sync),
         exec,
     })
+}
+
+/// Whether hoist does what `security_opt` entry `option` asks: it always runs with
+/// no_new_privileges, applies no AppArmor or SELinux profile, and has one seccomp filter
+/// (Docker's default) that `seccomp=unconfined` turns off. Anything else is refused by name.
+fn check_security_opt(option: &str) -> Result<(), String> {
+    let (key, value) = option.split_once(['=', ':']).unwrap_or((option, ""));
+    match (key, value) {
+        ("no-new-privileges", "" | "true") | ("seccomp", "unconfined") => Ok(()),
+        ("apparmor", "unconfined") | ("label", "disable") => Ok(()),
+        ("no-new-privileges", "false") => {
+            Err("hoist always sets no_new_privileges (setuid files never raise privileges); remove this entry".into())
+        }
+        ("seccomp", profile) => Err(format!(
+            "custom seccomp profile {profile:?} is not supported: hoist applies Docker's default filter, \
+             or none with seccomp=unconfined"
+        )),
+        ("apparmor" | "label", _) => {
+            Err(format!("{option:?} is not supported: hoist applies no AppArmor or SELinux profile"))
+        }
+        _ => Err(format!(
+            "unknown security option {option:?}: expected no-new-privileges, seccomp=unconfined, \
+             apparmor=unconfined or label=disable"
+        )),
+    }
 }
