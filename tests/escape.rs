@@ -163,3 +163,36 @@ fn the_control_socket_survives_bad_clients_and_refuses_strangers() {
     );
     p.wait_for("app", "running", |row| row["State"] == "running");
 }
+
+/// A tmpfs mounted at `path` for the test's lifetime.
+struct TmpfsMount(std::path::PathBuf);
+
+impl TmpfsMount {
+    fn new(path: &Path) -> TmpfsMount {
+        std::fs::create_dir_all(path).unwrap();
+        nix::mount::mount(Some("tmpfs"), path, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m")).unwrap();
+        TmpfsMount(path.to_path_buf())
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+#[test]
+fn a_read_only_bind_is_read_only_all_the_way_down() {
+    if !can_run() {
+        return;
+    }
+    let compose = SLEEPER.replace("    command:", "    volumes: [\"./data:/data:ro\"]\n    command:");
+    let mut p = Project::new("escro", &compose);
+    let _submount = TmpfsMount::new(&p.dir.path().join("data/sub"));
+    p.up();
+    for file in ["/data/f", "/data/sub/f"] {
+        let out = p.hoist(&["exec", "-T", "app", "sh", "-c", &format!("echo x > {file}")]);
+        assert!(!out.status.success(), "{file} was writable through a :ro bind");
+    }
+    assert!(!p.dir.path().join("data/sub/f").exists());
+}

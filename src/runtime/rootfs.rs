@@ -16,7 +16,7 @@ use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
 use nix::unistd::{chdir, pivot_root};
 
 use super::spec::{ContainerSpec, Mount, RootFs};
-use super::sys::open_in_root;
+use super::sys::{self, open_in_root};
 use super::{copy, etc_files};
 
 /// Paths hidden from the container (Docker's list).
@@ -113,10 +113,28 @@ fn mount_at(
     )))
 }
 
-/// Re-opens `path` (so the descriptor refers to what is now mounted there) and makes it read-only.
+/// Re-opens `path` (so the descriptor refers to what is now mounted there) and makes it
+/// read-only, with every mount below it (`extra`'s nosuid/noexec/nodev too): mount_setattr
+/// with AT_RECURSIVE, since a remount with MS_REC leaves submounts writable. Kernels before
+/// 5.12 lack it and get the remount of the top mount alone.
 fn remount_read_only(root: &OwnedFd, path: &str, extra: MsFlags) -> Result<()> {
     let fd = ensure(root, path, false)?;
-    mount_at(None, &fd, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra, None)
+    let mut attributes = sys::MOUNT_ATTR_RDONLY;
+    for (flag, attribute) in [
+        (MsFlags::MS_NOSUID, sys::MOUNT_ATTR_NOSUID),
+        (MsFlags::MS_NODEV, sys::MOUNT_ATTR_NODEV),
+        (MsFlags::MS_NOEXEC, sys::MOUNT_ATTR_NOEXEC),
+    ] {
+        if extra.contains(flag) {
+            attributes |= attribute;
+        }
+    }
+    match sys::set_mount_attributes_recursive(&fd, attributes) {
+        Err(nix::errno::Errno::ENOSYS) => {
+            mount_at(None, &fd, None, MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | extra, None)
+        }
+        result => result.map_err(err(format!("cannot make {path} read-only"))),
+    }
 }
 
 /// Builds the whole root under `rootfs` (a directory of the container's state dir) and
