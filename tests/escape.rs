@@ -196,3 +196,69 @@ fn a_read_only_bind_is_read_only_all_the_way_down() {
     }
     assert!(!p.dir.path().join("data/sub/f").exists());
 }
+
+/// The v2 hierarchy: /sys/fs/cgroup on unified hosts, /sys/fs/cgroup/unified on hybrid ones.
+fn cgroup2_root() -> Option<std::path::PathBuf> {
+    ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|dir| dir.join("cgroup.procs").exists() && dir.join("cgroup.subtree_control").exists())
+}
+
+/// Reads 512 bytes of `node` from a shell that first moves itself into `cgroup`.
+fn read_in_cgroup(cgroup: &Path, node: &Path) -> std::process::Output {
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec dd if={} of=/dev/null bs=512 count=1",
+        cgroup.display(),
+        node.display()
+    );
+    Command::new("/bin/busybox").args(["sh", "-c", &script]).output().unwrap()
+}
+
+#[test]
+fn the_cgroup_v2_device_program_denies_block_devices_and_allows_the_defaults() {
+    if !can_run() {
+        return;
+    }
+    let Some(v2) = cgroup2_root() else {
+        assert!(std::env::var("CI").as_deref() != Ok("true"), "no cgroup v2 hierarchy");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    // A node for a block device (loop0: its disks are beyond this sandbox's reach even
+    // for the host's root), what `mknod /tmp/d b 7 0` makes.
+    let disk = nix::sys::stat::makedev(7, 0);
+    let node = tmp.path().join("disk");
+    nix::sys::stat::mknod(&node, nix::sys::stat::SFlag::S_IFBLK, nix::sys::stat::Mode::from_bits_truncate(0o600), disk)
+        .unwrap();
+    let filtered = v2.join(format!("hoist-devtest-{}", std::process::id()));
+    let open = v2.join(format!("hoist-devtest-open-{}", std::process::id()));
+    for dir in [&filtered, &open] {
+        std::fs::create_dir(dir).unwrap();
+    }
+    hoist::runtime::devices::attach(&filtered, hoist::runtime::devices::DEFAULT_RULES).unwrap();
+    let unfiltered_read = read_in_cgroup(&open, &node);
+    let filtered_read = read_in_cgroup(&filtered, &node);
+    let null_read = read_in_cgroup(&filtered, Path::new("/dev/null"));
+    for dir in [&filtered, &open] {
+        std::fs::remove_dir(dir).unwrap();
+    }
+    assert!(unfiltered_read.status.success(), "the control read failed: {unfiltered_read:?}");
+    assert!(!filtered_read.status.success(), "the disk was readable under the device program");
+    assert!(String::from_utf8_lossy(&filtered_read.stderr).contains("not permitted"), "{filtered_read:?}");
+    assert!(null_read.status.success(), "/dev/null denied: {null_read:?}");
+}
+
+#[test]
+fn a_container_cannot_read_the_hosts_disk_through_a_node_it_makes() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("escdev", SLEEPER);
+    p.up();
+    // loop0, which the host's root can open here (see the test above).
+    let script = "mknod /tmp/d b 7 0 && dd if=/tmp/d of=/dev/null bs=512 count=1";
+    let out = p.hoist(&["exec", "-T", "app", "sh", "-c", script]);
+    assert!(!out.status.success(), "the container read the host's disk");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not permitted"), "{out:?}");
+}

@@ -6,6 +6,7 @@
 //! The attribute structures below are prefixes of the kernel's `union bpf_attr`; the kernel
 //! reads only the size it is given and treats the rest as zero.
 
+use std::borrow::Cow;
 use std::ffi::CStr;
 use std::fs::File;
 use std::io;
@@ -19,13 +20,16 @@ const BPF_PROG_LOAD: u32 = 5;
 const BPF_PROG_GET_NEXT_ID: u32 = 11;
 const BPF_PROG_GET_FD_BY_ID: u32 = 13;
 const BPF_OBJ_GET_INFO_BY_FD: u32 = 15;
+const BPF_PROG_ATTACH: u32 = 8;
 const BPF_LINK_CREATE: u32 = 28;
 
 pub const MAP_HASH: u32 = 1;
 pub const MAP_LRU_HASH: u32 = 9;
 /// Entries are allocated as they are added (a hash map's memory is otherwise reserved whole).
 pub const MAP_NO_PREALLOC: u32 = 1;
+pub const PROG_CGROUP_DEVICE: u32 = 15;
 pub const PROG_CGROUP_SOCK_ADDR: u32 = 18;
+pub const ATTACH_CGROUP_DEVICE: u32 = 6;
 pub const ATTACH_INET4_CONNECT: u32 = 10;
 pub const ATTACH_INET4_GETPEERNAME: u32 = 29;
 
@@ -59,6 +63,7 @@ pub const R1: Reg = Reg(1);
 pub const R2: Reg = Reg(2);
 pub const R3: Reg = Reg(3);
 pub const R4: Reg = Reg(4);
+pub const R5: Reg = Reg(5);
 pub const R6: Reg = Reg(6);
 pub const R7: Reg = Reg(7);
 pub const R10: Reg = Reg(10);
@@ -80,6 +85,7 @@ const SRC_K: u8 = 0x00;
 const SRC_X: u8 = 0x08;
 const OP_ADD: u8 = 0x00;
 const OP_AND: u8 = 0x50;
+const OP_RSH: u8 = 0x70;
 const OP_MOV: u8 = 0xb0;
 const OP_CALL: u8 = 0x80;
 const OP_EXIT: u8 = 0x90;
@@ -91,12 +97,15 @@ pub enum Cond {
     Ne = 0x50,
 }
 
+/// A jump target's name: a literal, or one made while generating code (a rule's number).
+pub type Label = Cow<'static, str>;
+
 /// Builds a program; jumps name labels, resolved by [`Asm::finish`].
 #[derive(Default)]
 pub struct Asm {
     insns: Vec<Insn>,
-    labels: Vec<(&'static str, usize)>,
-    jumps: Vec<(usize, &'static str)>,
+    labels: Vec<(Label, usize)>,
+    jumps: Vec<(usize, Label)>,
 }
 
 impl Asm {
@@ -150,6 +159,11 @@ impl Asm {
         self.push(ALU | OP_AND | SRC_K, dst, Reg(0), 0, imm as i32)
     }
 
+    /// `dst >>= imm` (32 bits, logical)
+    pub fn rsh32_imm(&mut self, dst: Reg, imm: u32) -> &mut Self {
+        self.push(ALU | OP_RSH | SRC_K, dst, Reg(0), 0, imm as i32)
+    }
+
     /// `dst = imm` (a full 64-bit constant; two instructions)
     pub fn load_imm64(&mut self, dst: Reg, imm: u64) -> &mut Self {
         self.push(LD | SIZE_DW | MODE_IMM, dst, Reg(0), 0, imm as u32 as i32);
@@ -168,20 +182,20 @@ impl Asm {
     }
 
     /// `if (u32)reg <cond> imm goto label`
-    pub fn jump32_if(&mut self, cond: Cond, reg: Reg, imm: u32, label: &'static str) -> &mut Self {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jump32_if(&mut self, cond: Cond, reg: Reg, imm: u32, label: impl Into<Label>) -> &mut Self {
+        self.jumps.push((self.insns.len(), label.into()));
         self.push(JMP32 | cond as u8 | SRC_K, reg, Reg(0), 0, imm as i32)
     }
 
     /// `if reg <cond> imm goto label` (64 bits, imm sign-extended)
-    pub fn jump_if(&mut self, cond: Cond, reg: Reg, imm: i32, label: &'static str) -> &mut Self {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jump_if(&mut self, cond: Cond, reg: Reg, imm: i32, label: impl Into<Label>) -> &mut Self {
+        self.jumps.push((self.insns.len(), label.into()));
         self.push(JMP | cond as u8 | SRC_K, reg, Reg(0), 0, imm)
     }
 
     /// `if a <cond> b goto label` (64 bits)
-    pub fn jump_if_reg(&mut self, cond: Cond, a: Reg, b: Reg, label: &'static str) -> &mut Self {
-        self.jumps.push((self.insns.len(), label));
+    pub fn jump_if_reg(&mut self, cond: Cond, a: Reg, b: Reg, label: impl Into<Label>) -> &mut Self {
+        self.jumps.push((self.insns.len(), label.into()));
         self.push(JMP | cond as u8 | SRC_X, a, b, 0, 0)
     }
 
@@ -195,8 +209,8 @@ impl Asm {
     }
 
     /// Names the next instruction.
-    pub fn label(&mut self, name: &'static str) -> &mut Self {
-        self.labels.push((name, self.insns.len()));
+    pub fn label(&mut self, name: impl Into<Label>) -> &mut Self {
+        self.labels.push((name.into(), self.insns.len()));
         self
     }
 
@@ -207,8 +221,9 @@ impl Asm {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("label {label} defined twice")));
             }
         }
-        for &(at, label) in &self.jumps {
-            let Some(&(_, target)) = self.labels.iter().find(|(name, _)| *name == label) else {
+        for (at, label) in &self.jumps {
+            let at = *at;
+            let Some(&(_, target)) = self.labels.iter().find(|(name, _)| name == label) else {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("no label {label} in the program")));
             };
             let off = target as isize - at as isize - 1;
@@ -481,6 +496,27 @@ pub fn attach_to_cgroup(program: &Program, cgroup: &File, attach_type: u32) -> i
         flags: 0,
     };
     sys_bpf(BPF_LINK_CREATE, &mut attr).map(owned)
+}
+
+#[repr(C)]
+struct ProgAttach {
+    target_fd: u32,
+    attach_bpf_fd: u32,
+    attach_type: u32,
+    attach_flags: u32,
+}
+
+/// Attaches `program` to the cgroup directory `cgroup` for as long as the cgroup lives
+/// (BPF_PROG_ATTACH, no link: the attachment outlives this process, as a container's
+/// device filter must). Exclusive: nothing below may attach another of the same type.
+pub fn attach_to_cgroup_for_good(program: &Program, cgroup: &File, attach_type: u32) -> io::Result<()> {
+    let mut attr = ProgAttach {
+        target_fd: cgroup.as_raw_fd() as u32,
+        attach_bpf_fd: program.fd.as_raw_fd() as u32,
+        attach_type,
+        attach_flags: 0,
+    };
+    sys_bpf(BPF_PROG_ATTACH, &mut attr).map(drop)
 }
 
 /// The kernel's cookie of the calling thread's network namespace (SO_NETNS_COOKIE of a

@@ -1,35 +1,25 @@
 //! Resource limits through cgroups, on both layouts found in the wild: the unified v2
 //! hierarchy (most machines) and v1 controllers mounted one per directory (hybrid hosts such
 //! as this project's CI). A container gets one cgroup per v1 controller, or one v2 cgroup:
-//! memory (+swap), CPU quota and weight, pids, freezer (pause), devices (v1), and OOM-kill
-//! reporting.
+//! memory (+swap), CPU quota and weight, pids, freezer (pause), devices, and OOM-kill
+//! reporting. Devices are filtered by a BPF program on the container's v2 cgroup (see
+//! `devices`); on hybrid hosts the container also gets a cgroup in the v2 hierarchy at
+//! /sys/fs/cgroup/unified for that program, beside the v1 `devices` controller.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::devices::{self, DEFAULT_RULES};
 use super::error::{Result, RuntimeError};
 use super::spec::Limits;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// v1 controllers a container joins (when the host mounts them).
 const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
-/// Devices a container may use: null, zero, full, random, urandom, tty, console, ptmx and
-/// the pty slaves (the nodes the init stage creates), as Docker allows by default.
-const V1_DEVICES_ALLOWED: &[&str] = &[
-    "c 1:3 rwm",
-    "c 1:5 rwm",
-    "c 1:7 rwm",
-    "c 1:8 rwm",
-    "c 1:9 rwm",
-    "c 5:0 rwm",
-    "c 5:1 rwm",
-    "c 5:2 rwm",
-    "c 136:* rwm",
-    "c *:* m",
-    "b *:* m",
-];
+/// The v2 hierarchy of a hybrid host, recorded among the v1 paths under this name.
+const UNIFIED: &str = "unified";
 
 /// A container's cgroup(s), recorded in its state so that `delete` finds them after a crash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,7 +41,17 @@ fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(RuntimeError::io("cannot read", path))
 }
 
-/// This process's own cgroup path in the v1 hierarchy of `controller`.
+/// Attaches the device program to the v2 cgroup `dir`; a container is never started
+/// without it.
+fn filter_devices(dir: &Path) -> Result<()> {
+    devices::attach(dir, DEFAULT_RULES).map_err(|e| RuntimeError::Cgroup {
+        path: dir.to_path_buf(),
+        message: format!("cannot attach the device filter: {e}"),
+    })
+}
+
+/// This process's own cgroup path in the v1 hierarchy of `controller` (`""`: the v2
+/// hierarchy, the `0::` line).
 fn own_v1_path(controller: &str) -> PathBuf {
     let text = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     for line in text.lines() {
@@ -99,6 +99,12 @@ impl Cgroup {
                 std::fs::create_dir_all(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
                 paths.push((controller.to_string(), path));
             }
+            let unified = Path::new(CGROUP_ROOT).join(UNIFIED);
+            if unified.join("cgroup.procs").exists() {
+                let path = unified.join(own_v1_path("")).join("hoist").join(id);
+                std::fs::create_dir_all(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
+                paths.push((UNIFIED.to_string(), path));
+            }
             Cgroup::V1 { paths }
         };
         if let Err(e) = cgroup.apply(limits) {
@@ -142,6 +148,7 @@ impl Cgroup {
                 if let Some(p) = limits.pids {
                     write(&path.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
                 }
+                filter_devices(path)?;
             }
             Cgroup::V1 { .. } => {
                 if let (Some(m), Some(dir)) = (limits.memory, self.v1("memory")) {
@@ -170,9 +177,12 @@ impl Cgroup {
                 }
                 if let Some(dir) = self.v1("devices") {
                     write(&dir.join("devices.deny"), "a")?;
-                    for rule in V1_DEVICES_ALLOWED {
-                        write(&dir.join("devices.allow"), rule)?;
+                    for rule in DEFAULT_RULES {
+                        write(&dir.join("devices.allow"), &rule.v1_line())?;
                     }
+                }
+                if let Some(dir) = self.v1(UNIFIED) {
+                    filter_devices(dir)?;
                 }
             }
         }

@@ -18,6 +18,7 @@ pub mod cgroup;
 mod container;
 pub mod container_fs;
 mod copy;
+pub mod devices;
 pub mod error;
 mod etc_files;
 mod exec;
