@@ -262,3 +262,37 @@ fn a_container_cannot_read_the_hosts_disk_through_a_node_it_makes() {
     assert!(!out.status.success(), "the container read the host's disk");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not permitted"), "{out:?}");
 }
+
+/// Runs `hoist ARGS` on a pseudo-terminal of its own (util-linux `script`), as from an
+/// admin's shell, and returns what the terminal showed.
+fn on_a_terminal(p: &Project, args: &str) -> String {
+    let command = format!("{} {args}", env!("CARGO_BIN_EXE_hoist"));
+    let out = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .current_dir(p.dir.path())
+        .env("HOIST_ROOT", root(p.dir.path()))
+        .env("HOIST_MASQUERADE", "off")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (bsdutils)");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn exec_and_run_without_a_pty_never_hand_the_callers_terminal_to_the_container() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("esctty", SLEEPER);
+    p.up();
+    let show = "sh -c 'for fd in 0 1 2; do readlink /proc/self/fd/$fd; done'";
+    for args in [format!("exec -T app {show}"), format!("run --rm -T app {show}")] {
+        let seen = on_a_terminal(&p, &args);
+        let streams: Vec<&str> = seen.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        assert_eq!(streams.len(), 3, "{args}: {seen}");
+        assert!(streams.iter().all(|s| s.starts_with("pipe:[")), "{args}: the container saw {streams:?}");
+    }
+    // Not a terminal: the caller's own streams, unchanged (a file stays a file).
+    let out = p.ok(&["exec", "-T", "app", "sh", "-c", "readlink /proc/self/fd/1"]);
+    assert!(out.starts_with("pipe:["), "{out}");
+}

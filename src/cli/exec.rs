@@ -13,7 +13,7 @@ use tokio::signal::unix::{signal, SignalKind};
 
 use super::lifecycle::project_paths;
 use super::GlobalOptions;
-use crate::runtime::{terminal, ExecProcess, Stdio};
+use crate::runtime::{stdio_relay, terminal, ExecProcess, Stdio};
 use crate::supervisor::exec::{self, ExecRequest};
 
 /// How a command runs, for `exec` and `run` alike.
@@ -71,26 +71,19 @@ pub fn run(global: &GlobalOptions, args: &ExecArgs) -> anyhow::Result<i32> {
         privileged: args.privileged,
         terminal: with_terminal,
     };
-    let stdio = if args.process.detach || with_terminal { Stdio::default() } else { own_stdio()? };
+    let (stdio, relay) = if args.process.detach || with_terminal {
+        (Stdio::default(), Default::default())
+    } else {
+        stdio_relay::stdio_without_terminals().context("cannot prepare the command's standard streams")?
+    };
     let binary = std::env::current_exe().context("cannot find the hoist executable")?;
     let process = exec::start(&paths, binary, &request, &|key| std::env::var(key).ok(), stdio)?;
     if args.process.detach {
         return Ok(0);
     }
-    attach(process, with_terminal)
-}
-
-/// Our own stdin, stdout and stderr, for the command to use directly: no copying, stdin's
-/// EOF is the command's, stderr stays apart from stdout.
-fn own_stdio() -> anyhow::Result<Stdio> {
-    let dup = |fd: std::os::fd::BorrowedFd| -> anyhow::Result<OwnedFd> {
-        fd.try_clone_to_owned().context("cannot duplicate a standard stream")
-    };
-    Ok(Stdio {
-        stdin: Some(dup(std::io::stdin().as_fd())?),
-        stdout: Some(dup(std::io::stdout().as_fd())?),
-        stderr: Some(dup(std::io::stderr().as_fd())?),
-    })
+    let status = attach(process, with_terminal);
+    relay.finish(Duration::from_millis(500));
+    status
 }
 
 /// Waits for an exec'd command, relaying its pty and forwarding signals; its exit status.

@@ -119,6 +119,11 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         terminal: with_terminal,
         client_pid: (!args.process.detach && !with_terminal).then(|| std::process::id() as i32),
     };
+    // The supervisor takes our descriptors 0-2: terminals among them become relayed pipes.
+    let relay = match options.client_pid {
+        Some(_) => crate::runtime::stdio_relay::replace_terminal_stdio().context("cannot relay the terminal")?,
+        None => Default::default(),
+    };
     let run = Command::Run { plan: Box::new(plan), service: Box::new(one_off), name: name.clone(), options };
     let response = client::request(&paths, run)?;
     if args.process.detach {
@@ -148,7 +153,9 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
             tracing::warn!("cannot forward {signal}: {e}");
         }
     };
-    relay_until_exit(console, wait, forward)
+    let status = relay_until_exit(console, wait, forward);
+    relay.finish(std::time::Duration::from_millis(500));
+    status
 }
 
 /// Six hex digits, enough to tell one-offs apart.

@@ -31,6 +31,7 @@ mod rootfs;
 mod seccomp;
 pub mod spec;
 pub mod state;
+pub mod stdio_relay;
 mod sys;
 pub mod terminal;
 pub mod top;
