@@ -4,6 +4,7 @@
 
 mod common;
 
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
@@ -295,4 +296,77 @@ fn exec_and_run_without_a_pty_never_hand_the_callers_terminal_to_the_container()
     // Not a terminal: the caller's own streams, unchanged (a file stays a file).
     let out = p.ok(&["exec", "-T", "app", "sh", "-c", "readlink /proc/self/fd/1"]);
     assert!(out.starts_with("pipe:["), "{out}");
+}
+
+/// Processes in the pid namespace `ns` running the hoist binary, as a process of that
+/// container sees them in its /proc.
+fn hoist_processes_in(ns: &Path, binary: &Path) -> Vec<i32> {
+    let ns = std::fs::read_link(ns).unwrap_or_default();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/pid")).is_ok_and(|n| n == ns))
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|exe| exe == binary))
+        .collect()
+}
+
+/// CVE-2019-5736 as published: the container's command is a `#!/proc/self/exe` script, so
+/// the kernel runs the host's hoist binary inside the container; a second process holds
+/// that process's `/proc/PID/exe` and, once it has exited, opens it for writing.
+#[test]
+fn a_container_cannot_overwrite_the_hoist_binary_through_proc_self_exe() {
+    use std::os::unix::fs::OpenOptionsExt;
+    if !can_run() {
+        return;
+    }
+    let binary = std::fs::canonicalize(env!("CARGO_BIN_EXE_hoist")).unwrap();
+    let before = std::fs::read(&binary).unwrap();
+    let mut p = Project::new("esc5736", SLEEPER);
+    p.up();
+    p.ok(&["exec", "-T", "app", "sh", "-c", "printf '#!/proc/self/exe\\n' > /evil && chmod 755 /evil"]);
+    let pid1 = p.container("app")["Pid"].as_i64().unwrap();
+    let ns = std::path::PathBuf::from(format!("/proc/{pid1}/ns/pid"));
+
+    // The attacker: holds every hoist process of the container it can catch.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let (stop, binary) = (stop.clone(), binary.clone());
+        std::thread::spawn(move || {
+            let mut held: Vec<(i32, std::fs::File)> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                for pid in hoist_processes_in(&ns, &binary) {
+                    if held.iter().any(|(seen, _)| *seen == pid) {
+                        continue;
+                    }
+                    let exe = std::fs::OpenOptions::new()
+                        .read(true)
+                        .custom_flags(libc::O_PATH)
+                        .open(format!("/proc/{pid}/exe"));
+                    if let Ok(exe) = exe {
+                        held.push((pid, exe));
+                    }
+                }
+            }
+            held
+        })
+    };
+    let probe = p.hoist(&["exec", "-T", "app", "/evil"]);
+    let unreachable = String::from_utf8_lossy(&probe.stderr).contains("cannot execute /evil");
+    for _ in 0..40 {
+        let _ = p.hoist(&["exec", "-T", "app", "/evil"]);
+        let _ = p.hoist(&["run", "--rm", "-T", "app", "/evil"]);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let held = attacker.join().unwrap();
+    // Either the container cannot even start the binary (the kernel finds no path to it
+    // from the container), or whatever it holds of it is read-only.
+    assert!(unreachable || !held.is_empty(), "the attacker never caught hoist running in the container");
+    for (pid, exe) in &held {
+        let reopened = std::fs::OpenOptions::new().write(true).open(format!("/proc/self/fd/{}", exe.as_raw_fd()));
+        let error = reopened.expect_err("the hoist binary was opened for writing from the container's side");
+        // Not merely "busy" (the supervisor runs the same binary): read-only for good.
+        assert_eq!(error.raw_os_error(), Some(libc::EROFS), "process {pid}: {error}");
+    }
+    assert!(std::fs::read(&binary).unwrap() == before, "the hoist binary changed");
 }

@@ -87,7 +87,11 @@ fn namespaces(spec: &ContainerSpec) -> CloneFlags {
     flags
 }
 
-/// Starts `binary stage_arg dir` in new namespaces `flags` with its descriptors in place.
+/// Starts `binary stage_arg dir` in new namespaces `flags` (always a mount namespace of
+/// its own) with its descriptors in place. The binary is exec'd from a read-only bind of
+/// itself: a stage, and anything a container makes run `/proc/self/exe` (a `#!/proc/self/exe`
+/// script), can never be opened for writing through its `/proc/PID/exe`. That is also why
+/// no stage runs in a plain fork of the caller, whose own executable is writable.
 pub(super) fn spawn_stage(
     binary: &Path,
     stage_arg: &str,
@@ -95,7 +99,6 @@ pub(super) fn spawn_stage(
     stdio: Stdio,
     terminal: bool,
     flags: CloneFlags,
-    run_here: Option<fn(&Path) -> !>,
 ) -> Result<Stage> {
     let (control_r, control_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
     let (status_r, status_w) = pipe2(OFlag::O_CLOEXEC).map_err(RuntimeError::sys("creating a pipe"))?;
@@ -144,25 +147,16 @@ pub(super) fn spawn_stage(
             sys::exit_now(126);
         }
     };
-    let pid = match run_here.filter(|_| flags.is_empty() && sys::single_threaded()) {
-        // A single-threaded caller (the CLI's `exec`) runs the stage in a plain fork,
-        // sparing an execve of this binary and its start-up on every exec.
-        Some(stage_main) => match sys::fork().map_err(RuntimeError::sys("forking the stage"))? {
-            nix::unistd::ForkResult::Child => {
-                arrange(&raw_fds);
-                stage_main(dir)
-            }
-            nix::unistd::ForkResult::Parent { child } => child,
-        },
-        None => {
-            let child = Box::new(|| {
-                arrange(&raw_fds);
-                sys::exec(&program, &argv, &envp);
-                sys::exit_now(127)
-            });
-            sys::clone_process(flags, child).map_err(RuntimeError::sys("cloning the container process"))?
+    let child = Box::new(|| {
+        arrange(&raw_fds);
+        if sys::mount_binary_read_only(&program) < 0 {
+            sys::exit_now(125);
         }
-    };
+        sys::exec(&program, &argv, &envp);
+        sys::exit_now(127)
+    });
+    let pid = sys::clone_process(flags | CloneFlags::CLONE_NEWNS, child)
+        .map_err(RuntimeError::sys("cloning the container process"))?;
     drop(child_fds);
     Ok(Stage { pid, control: File::from(control_w), status: File::from(status_r), console_socket })
 }
@@ -266,8 +260,7 @@ impl Runtime {
         // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
         state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;
 
-        let stage =
-            spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec), None)?;
+        let stage = spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec))?;
         let mut container = Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),

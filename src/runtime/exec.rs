@@ -73,8 +73,7 @@ impl Runtime {
         let process = derive(&container.process);
         let terminal = process.terminal;
         let request = Request { pid: state.pid, container, process };
-        let mut stage =
-            spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, terminal, CloneFlags::empty(), Some(main))?;
+        let mut stage = spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, terminal, CloneFlags::empty())?;
         let mut exec = ExecProcess { stage: stage.pid, console: None, exit: None };
         let fail = |exec: &mut ExecProcess, message: String| {
             let _ = kill(exec.stage, Signal::SIGKILL);

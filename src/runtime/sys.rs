@@ -164,15 +164,9 @@ pub fn take_received_fd(fd: RawFd) -> OwnedFd {
 }
 
 /// Forks the calling process. Only for the init and exec stages, which are single-threaded.
-/// Whether this process runs a single thread (then a plain fork may run any code).
-pub fn single_threaded() -> bool {
-    std::fs::read_dir("/proc/self/task").is_ok_and(|tasks| tasks.count() == 1)
-}
-
 pub fn fork() -> nix::Result<nix::unistd::ForkResult> {
-    // SAFETY: callers run no other thread (the stages, or a caller that checked
-    // `single_threaded`), so the child starts with a consistent copy of every lock and
-    // allocator state and may do anything the parent could.
+    // SAFETY: callers run no other thread (the stages), so the child starts with a
+    // consistent copy of every lock and allocator state and may do anything the parent could.
     unsafe { nix::unistd::fork() }
 }
 
@@ -236,4 +230,27 @@ pub fn set_mount_attributes_recursive(mount: &OwnedFd, attributes: u64) -> nix::
         )
     };
     Errno::result(rc).map(drop)
+}
+
+/// In the calling child's own (new) mount namespace: stops propagation to the host, then
+/// bind-mounts `binary` onto itself read-only, so that the binary the child execs next can
+/// never be written through its `/proc/PID/exe` (CVE-2019-5736), whoever holds that link.
+/// Async-signal-safe: raw mount(2) calls on strings prepared before the fork.
+pub fn mount_binary_read_only(binary: &CString) -> isize {
+    let none = std::ptr::null::<libc::c_char>();
+    let root = c"/";
+    let steps: [(*const libc::c_char, *const libc::c_char, libc::c_ulong); 3] = [
+        (none, root.as_ptr(), libc::MS_REC | libc::MS_PRIVATE),
+        (binary.as_ptr(), binary.as_ptr(), libc::MS_BIND),
+        (none, binary.as_ptr(), libc::MS_BIND | libc::MS_REMOUNT | libc::MS_RDONLY),
+    ];
+    for (source, target, flags) in steps {
+        // SAFETY: every pointer is NULL or a NUL-terminated string that outlives the call;
+        // mount(2) only reads them.
+        let rc = unsafe { libc::mount(source, target, none, flags, std::ptr::null()) };
+        if rc < 0 {
+            return rc as isize;
+        }
+    }
+    0
 }
