@@ -370,3 +370,40 @@ fn a_container_cannot_overwrite_the_hoist_binary_through_proc_self_exe() {
     }
     assert!(std::fs::read(&binary).unwrap() == before, "the hoist binary changed");
 }
+
+/// Polls `hoist exec app sh -c CHECK` until it succeeds (10 s at most).
+fn wait_inside(p: &Project, check: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !p.hoist(&["exec", "-T", "app", "sh", "-c", check]).status.success() {
+        assert!(std::time::Instant::now() < deadline, "never true in the container: {check}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn watch_never_follows_a_link_a_container_plants_in_a_watched_directory() {
+    if !can_run() {
+        return;
+    }
+    let compose = SLEEPER.to_string()
+        + "    volumes: [\"./app:/app\"]\n    develop:\n      watch:\n        - {action: sync, path: ./app, target: /srv}\n";
+    let mut p = Project::new("escwatch", &compose);
+    std::fs::create_dir_all(p.dir.path().join("app")).unwrap();
+    let outside = p.dir.path().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    p.up();
+    // The container plants a link to a host directory in the bound directory, and makes
+    // the directory where synced files of that link would land in its own root.
+    p.ok(&["exec", "-T", "app", "sh", "-c", &format!("ln -s {} /app/link && mkdir -p /srv/link", outside.display())]);
+    p.ok(&["up", "-d", "--watch"]);
+    // The watcher works: a file written on the host arrives.
+    std::fs::write(p.dir.path().join("app/ok.txt"), "synced").unwrap();
+    wait_inside(&p, "grep -q synced /srv/ok.txt");
+    // The host writes behind the link, as a log does; a later change shows it was seen.
+    std::fs::write(outside.join("secret.txt"), "host secret").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::fs::write(p.dir.path().join("app/later.txt"), "synced").unwrap();
+    wait_inside(&p, "grep -q synced /srv/later.txt");
+    let leaked = p.hoist(&["exec", "-T", "app", "sh", "-c", "cat /srv/link/secret.txt"]);
+    assert!(!String::from_utf8_lossy(&leaked.stdout).contains("host secret"), "a host file was synced in");
+}

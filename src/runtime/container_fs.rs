@@ -11,7 +11,7 @@
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -210,17 +210,15 @@ impl ContainerFs {
         }
     }
 
-    /// Copies the host file `source` to `path`: contents, permission bits and modification
-    /// time; written aside and renamed over whatever was there (a directory is removed).
-    pub fn write_file(&self, path: &str, source: &Path) -> io::Result<()> {
+    /// Copies the open host file `input` to `path`: contents, permission bits and
+    /// modification time; written aside and renamed over whatever was there (a directory is
+    /// removed).
+    pub fn write_file(&self, path: &str, mut input: File) -> io::Result<()> {
         let (dir, name) = self.parent_of(path)?;
         let (uid, gid, existing) = Self::owner_for(&dir, name)?;
-        // Not following a symlink swapped in since the caller looked, nor blocking on a fifo.
-        let mut input =
-            std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(source)?;
         let meta = input.metadata()?;
         if !meta.is_file() {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} is not a file", source.display())));
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("the source of {path} is not a file")));
         }
         let temp = temp_name(name);
         let fd = openat(

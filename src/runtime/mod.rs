@@ -22,6 +22,7 @@ pub mod devices;
 pub mod error;
 mod etc_files;
 mod exec;
+pub mod host_tree;
 pub mod init;
 pub mod oci;
 mod process;

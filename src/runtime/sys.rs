@@ -51,13 +51,24 @@ pub fn exit_now(code: i32) -> ! {
 /// Opens `path` below the directory `root` as if `root` were `/`: `..` and absolute symlinks
 /// cannot leave it (RESOLVE_IN_ROOT), and /proc magic links are refused.
 pub fn open_in_root(root: &OwnedFd, path: &str, flags: libc::c_int, mode: libc::mode_t) -> nix::Result<OwnedFd> {
+    openat2(root, path, flags, mode, libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS)
+}
+
+/// Opens `path` below the directory `root` without following any symlink on the way
+/// (RESOLVE_NO_SYMLINKS) and never leaving it (RESOLVE_BENEATH). With O_PATH|O_NOFOLLOW a
+/// trailing symlink is opened itself.
+pub fn open_beneath_without_links(root: &OwnedFd, path: &str, flags: libc::c_int) -> nix::Result<OwnedFd> {
+    openat2(root, path, flags, 0, libc::RESOLVE_BENEATH | libc::RESOLVE_NO_SYMLINKS)
+}
+
+fn openat2(root: &OwnedFd, path: &str, flags: libc::c_int, mode: libc::mode_t, resolve: u64) -> nix::Result<OwnedFd> {
     let c_path = CString::new(path).map_err(|_| Errno::EINVAL)?;
     // SAFETY: open_how is plain data for which all-zero is valid (and required for
     // fields this code does not set).
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
     how.flags = (flags | libc::O_CLOEXEC) as u64;
     how.mode = mode as u64;
-    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    how.resolve = resolve;
     // SAFETY: the pointers refer to live locals of the right types and sizes; the kernel
     // only reads them.
     let fd = unsafe {

@@ -74,7 +74,10 @@ impl EventSource {
     /// Starts watching `paths` (each must exist).
     pub fn new(paths: &[PathBuf]) -> Result<EventSource, WatchError> {
         let (sender, events) = mpsc::unbounded_channel();
-        let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+        // Never following a symlink into the host's other directories: a container that can
+        // write a watched directory could plant one.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let handler = move |event: notify::Result<notify::Event>| match event {
             Ok(event) if event.need_rescan() => {
                 let _ = sender.send(Signal::Rescan);
             }
@@ -86,8 +89,8 @@ impl EventSource {
                 tracing::warn!("file watcher: {e}");
                 let _ = sender.send(Signal::Rescan);
             }
-        })
-        .map_err(|e| WatchError::Path {
+        };
+        let mut watcher = notify::RecommendedWatcher::new(handler, config).map_err(|e| WatchError::Path {
             path: paths.first().cloned().unwrap_or_default(),
             message: format!("cannot start watching: {e}"),
         })?;

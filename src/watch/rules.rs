@@ -110,6 +110,16 @@ impl Matcher {
         })
     }
 
+    /// The directory the rule's paths are read beneath: its path, or the parent of a
+    /// watched file.
+    pub fn tree_root(&self) -> &Path {
+        if self.watches_dir {
+            &self.root
+        } else {
+            self.root.parent().unwrap_or(Path::new("/"))
+        }
+    }
+
     /// `path` relative to the rule's path (empty for the watched file itself); `None` when
     /// it is outside.
     pub fn relative(&self, path: &Path) -> Option<PathBuf> {

@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 
 use super::rules::Matcher;
 use crate::runtime::container_fs::{ContainerFs, Kind, Stat};
+use crate::runtime::host_tree::HostTree;
 
 /// What one application did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -54,13 +55,18 @@ fn up_to_date(host: &std::fs::Metadata, inside: Option<Stat>) -> bool {
 pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet<PathBuf>) -> (Report, Vec<String>) {
     let mut report = Report::default();
     let mut errors = Vec::new();
+    let host = match HostTree::open(matcher.tree_root()) {
+        Ok(tree) => Host { tree, root: matcher.tree_root() },
+        Err(e) => return (report, vec![format!("cannot open {}: {e}", matcher.tree_root().display())]),
+    };
+    let is_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     for path in paths {
         let Some(relative) = matcher.relative(path) else { continue };
         // A directory already synced whole covers its contents.
-        if path.ancestors().skip(1).any(|a| paths.contains(a) && a.is_dir() && matcher.relative(a).is_some()) {
+        if path.ancestors().skip(1).any(|a| paths.contains(a) && is_dir(a) && matcher.relative(a).is_some()) {
             continue;
         }
-        match one(fs, matcher, target, path, &relative) {
+        match one(fs, &host, matcher, target, path, &relative) {
             Ok(done) => report += done,
             Err(e) => errors.push(e),
         }
@@ -68,27 +74,47 @@ pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet
     (report, errors)
 }
 
-fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative: &Path) -> Result<Report, String> {
+/// The rule's host directory, open: every path of it is read beneath its descriptor and
+/// never through a symlink (one a container planted in a bound directory included).
+struct Host<'a> {
+    tree: HostTree,
+    root: &'a Path,
+}
+
+impl Host<'_> {
+    fn relative<'p>(&self, path: &'p Path) -> &'p Path {
+        path.strip_prefix(self.root).unwrap_or(path)
+    }
+}
+
+fn one(
+    fs: &ContainerFs,
+    host: &Host,
+    matcher: &Matcher,
+    target: &str,
+    path: &Path,
+    relative: &Path,
+) -> Result<Report, String> {
     let mut report = Report::default();
     let destination = container_path(target, relative)
         .ok_or_else(|| format!("{}: only UTF-8 file names are synced", path.display()))?;
     let failed = |what: &str, e: std::io::Error| format!("cannot {what} {destination} in the container: {e}");
-    match std::fs::symlink_metadata(path) {
-        Ok(meta) => {
+    let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let on_host = host.relative(path);
+    match host.tree.stat(on_host).map_err(|e| format!("cannot inspect {}: {e}", path.display()))? {
+        Some(meta) => {
             if !matcher.counts(path, meta.is_dir()) {
                 return Ok(report);
             }
             if meta.is_dir() {
                 fs.make_dir(&destination, meta.permissions().mode() & 0o7777).map_err(|e| failed("create", e))?;
-                let entries = std::fs::read_dir(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-                let mut children: Vec<PathBuf> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
+                let mut children = host.tree.read_dir(on_host).map_err(unreadable)?;
                 children.sort();
                 for child in children {
-                    let child_relative = relative.join(child.file_name().unwrap_or_default());
-                    report += one(fs, matcher, target, &child, &child_relative)?;
+                    report += one(fs, host, matcher, target, &path.join(&child), &relative.join(&child))?;
                 }
             } else if meta.file_type().is_symlink() {
-                let link = std::fs::read_link(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+                let link = host.tree.read_link(on_host).map_err(unreadable)?;
                 fs.write_symlink(&destination, &link).map_err(|e| failed("write", e))?;
                 report.copied += 1;
             } else if meta.is_file() {
@@ -96,17 +122,17 @@ fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative:
                 if up_to_date(&meta, inside) {
                     report.unchanged += 1;
                 } else {
-                    match fs.write_file(&destination, path) {
+                    match host.tree.open_file(on_host).and_then(|input| fs.write_file(&destination, input)) {
                         Ok(()) => report.copied += 1,
                         // Gone between the event and the copy: its removal event follows.
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !path.exists() => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                         Err(e) => return Err(failed("write", e)),
                     }
                 }
             }
             // Sockets, fifos and devices are not synced.
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+        None => {
             let inside = fs.stat(&destination).map_err(|e| failed("inspect", e))?;
             let Some(inside) = inside else { return Ok(report) };
             if matcher.counts(path, inside.kind == Kind::Directory) {
@@ -114,7 +140,6 @@ fn one(fs: &ContainerFs, matcher: &Matcher, target: &str, path: &Path, relative:
                 report.removed += 1;
             }
         }
-        Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
     }
     Ok(report)
 }
