@@ -407,3 +407,55 @@ fn watch_never_follows_a_link_a_container_plants_in_a_watched_directory() {
     let leaked = p.hoist(&["exec", "-T", "app", "sh", "-c", "cat /srv/link/secret.txt"]);
     assert!(!String::from_utf8_lossy(&leaked.stdout).contains("host secret"), "a host file was synced in");
 }
+
+/// The probe (tests/fixtures/escape/probe.c) built static, as an attacker ships a binary
+/// in an image.
+fn probe_binary(dir: &Path) -> Vec<u8> {
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/escape/probe.c");
+    let output = dir.join("probe");
+    let built = Command::new("gcc").args(["-static", "-O1", "-o"]).arg(&output).arg(&source).output().expect("gcc");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    std::fs::read(output).unwrap()
+}
+
+#[test]
+fn the_default_seccomp_filter_is_an_allowlist_that_refuses_host_facilities() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("escsec", SLEEPER);
+    let probe = probe_binary(p.dir.path());
+    p.up();
+    let copied = p.piped(&["exec", "-T", "app", "sh", "-c", "cat > /probe && chmod 755 /probe"], &probe);
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    let calls = [
+        "getpid",
+        "keyctl",
+        "add_key",
+        "open_by_handle_at",
+        "io_uring_setup",
+        "bpf",
+        "perf_event_open",
+        "personality",
+        "userfaultfd",
+        "unshare_user",
+        "mount",
+        "syslog",
+        "vsock",
+        "clone3",
+        "x32_getpid",
+    ];
+    let mut args = vec!["exec", "-T", "app", "/probe"];
+    args.extend(calls);
+    let seen = p.ok(&args);
+    let expected: String = calls
+        .iter()
+        .map(|call| match *call {
+            "getpid" => "getpid ok\n".to_string(),
+            // ENOSYS, so that libc falls back to clone, whose flags the filter can see.
+            "clone3" => "clone3 errno 38\n".to_string(),
+            other => format!("{other} errno 1\n"),
+        })
+        .collect();
+    assert_eq!(seen, expected);
+}

@@ -30,6 +30,7 @@ pub mod procfs;
 mod reaper;
 mod rootfs;
 mod seccomp;
+mod seccomp_lists;
 pub mod spec;
 pub mod state;
 pub mod stdio_relay;

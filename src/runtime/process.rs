@@ -77,7 +77,7 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
     }
     let program = find_program(&process.args, &env)?;
     let filters = if confinement.seccomp && !confinement.privileged {
-        seccomp::default_filters(confinement.capabilities.iter().any(|c| c == "CAP_SYS_ADMIN"))?
+        seccomp::default_filters(&confinement.capabilities)?
     } else {
         Vec::new()
     };

@@ -1,8 +1,17 @@
-//! The default seccomp filter, in the spirit of Docker's default profile: everything is
-//! allowed except calls that reach kernel facilities shared with the host (keyrings, BPF,
-//! perf, module loading, kexec, mounts, namespaces, clock setting, …), which fail with
-//! EPERM. Namespace and mount calls stay allowed when the container holds CAP_SYS_ADMIN.
-//! `clone3` fails with ENOSYS so that libc falls back to `clone`, whose flags can be checked.
+//! The default seccomp filter: Docker's default profile (moby `profiles/seccomp/default.json`)
+//! as an allowlist. Every system call not listed fails with EPERM; the calls that reach
+//! kernel facilities shared with the host are allowed only with the capability Docker ties
+//! them to (mount and namespaces with CAP_SYS_ADMIN, ptrace with CAP_SYS_PTRACE, …).
+//! `clone` may not create namespaces without CAP_SYS_ADMIN; `clone3`, whose flags live in
+//! memory a filter cannot read, fails with ENOSYS so that libc falls back to `clone`.
+//! `socket(AF_VSOCK)` is refused and `personality` allows only Docker's values.
+//!
+//! The filter checks the architecture (seccompiler's prologue): a call made through another
+//! ABI (i386 `int 0x80`) kills the process, and x32 numbers (`__X32_SYSCALL_BIT` set) are on
+//! no list, so they fail. Docker allows the i386 and x32 ABIs; hoist does not, so 32-bit
+//! binaries do not run in its containers.
+//!
+//! Written with seccompiler (the crate compiles rules to BPF); the lists are data.
 
 use std::collections::BTreeMap;
 
@@ -10,106 +19,80 @@ use seccompiler::{
     BpfProgram, SeccompAction, SeccompCmpArgLen, SeccompCmpOp, SeccompCondition, SeccompFilter, SeccompRule, TargetArch,
 };
 
-/// Always refused.
-const REFUSED: &[i64] = &[
-    libc::SYS_acct,
-    libc::SYS_add_key,
-    libc::SYS_bpf,
-    libc::SYS_clock_adjtime,
-    libc::SYS_clock_settime,
-    libc::SYS_delete_module,
-    libc::SYS_finit_module,
-    libc::SYS_get_mempolicy,
-    libc::SYS_init_module,
-    libc::SYS_ioperm,
-    libc::SYS_iopl,
-    libc::SYS_kcmp,
-    libc::SYS_kexec_file_load,
-    libc::SYS_kexec_load,
-    libc::SYS_keyctl,
-    libc::SYS_lookup_dcookie,
-    libc::SYS_mbind,
-    libc::SYS_move_pages,
-    libc::SYS_name_to_handle_at,
-    libc::SYS_open_by_handle_at,
-    libc::SYS_perf_event_open,
-    libc::SYS_process_vm_readv,
-    libc::SYS_process_vm_writev,
-    libc::SYS_quotactl,
-    libc::SYS_reboot,
-    libc::SYS_request_key,
-    libc::SYS_set_mempolicy,
-    libc::SYS_settimeofday,
-    libc::SYS_swapoff,
-    libc::SYS_swapon,
-    libc::SYS_sysfs,
-    libc::SYS_uselib,
-    libc::SYS_userfaultfd,
-    libc::SYS_ustat,
-];
-
-/// Refused unless the container has CAP_SYS_ADMIN.
-const ADMIN_ONLY: &[i64] = &[
-    libc::SYS_mount,
-    libc::SYS_umount2,
-    libc::SYS_pivot_root,
-    libc::SYS_unshare,
-    libc::SYS_setns,
-    libc::SYS_fsopen,
-    libc::SYS_fsconfig,
-    libc::SYS_fsmount,
-    libc::SYS_fspick,
-    libc::SYS_move_mount,
-    libc::SYS_open_tree,
-];
+use super::seccomp_lists::{ALLOWED, BY_CAPABILITY};
 
 fn arch() -> Result<TargetArch, String> {
     std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: unsupported architecture: {e:?}"))
 }
 
-fn compile(rules: BTreeMap<i64, Vec<SeccompRule>>, action: SeccompAction) -> Result<BpfProgram, String> {
-    let filter =
-        SeccompFilter::new(rules, SeccompAction::Allow, action, arch()?).map_err(|e| format!("seccomp: {e}"))?;
+fn compile(
+    rules: BTreeMap<i64, Vec<SeccompRule>>,
+    mismatch: SeccompAction,
+    matched: SeccompAction,
+) -> Result<BpfProgram, String> {
+    let filter = SeccompFilter::new(rules, mismatch, matched, arch()?).map_err(|e| format!("seccomp: {e}"))?;
     filter.try_into().map_err(|e| format!("seccomp: {e:?}"))
 }
 
-/// The filters to install, in order (the kernel applies the strictest answer of all).
-pub fn default_filters(has_sys_admin: bool) -> Result<Vec<BpfProgram>, String> {
-    let mut refused: BTreeMap<i64, Vec<SeccompRule>> = REFUSED.iter().map(|nr| (*nr, Vec::new())).collect();
-    if !has_sys_admin {
-        refused.extend(ADMIN_ONLY.iter().map(|nr| (*nr, Vec::new())));
-    }
-    let eperm = compile(refused, SeccompAction::Errno(libc::EPERM as u32))?;
-    let enosys = compile(BTreeMap::from([(libc::SYS_clone3, Vec::new())]), SeccompAction::Errno(libc::ENOSYS as u32))?;
-    let mut filters = vec![eperm, enosys];
-    if !has_sys_admin {
-        filters.push(clone_namespace_filter()?);
-    }
-    Ok(filters)
+fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
+    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| format!("seccomp: {e}"))
 }
 
-/// Refuses `clone` with any CLONE_NEW* flag: one rule per flag (seccompiler compares a masked
-/// argument for equality, so "any of these bits" is one rule per bit).
-fn clone_namespace_filter() -> Result<BpfProgram, String> {
-    let flags = [
-        libc::CLONE_NEWNS,
-        libc::CLONE_NEWUTS,
-        libc::CLONE_NEWIPC,
-        libc::CLONE_NEWUSER,
-        libc::CLONE_NEWPID,
-        libc::CLONE_NEWNET,
-        libc::CLONE_NEWCGROUP,
-    ];
-    let rules = flags
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
+    SeccompRule::new(conditions).map_err(|e| format!("seccomp: {e}"))
+}
+
+/// Every CLONE_NEW* flag: `clone` with any of them needs CAP_SYS_ADMIN.
+const CLONE_NAMESPACES: u64 = (libc::CLONE_NEWNS
+    | libc::CLONE_NEWUTS
+    | libc::CLONE_NEWIPC
+    | libc::CLONE_NEWUSER
+    | libc::CLONE_NEWPID
+    | libc::CLONE_NEWNET
+    | libc::CLONE_NEWCGROUP) as u64;
+
+/// The `personality` values Docker allows: PER_LINUX, UNAME26, PER_LINUX32, their
+/// combination, and the query 0xffffffff.
+const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
+
+const AF_VSOCK: u64 = 40;
+
+/// The allowlist for a container holding `capabilities` (`CAP_…` names).
+fn allowlist(capabilities: &[String]) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+    let has = |cap: &str| capabilities.iter().any(|c| c == cap);
+    let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED.iter().map(|nr| (*nr, Vec::new())).collect();
+    for (cap, calls) in BY_CAPABILITY {
+        if has(cap) {
+            rules.extend(calls.iter().map(|nr| (*nr, Vec::new())));
+        }
+    }
+    let clone = if has("CAP_SYS_ADMIN") {
+        Vec::new()
+    } else {
+        vec![rule(vec![condition(0, SeccompCmpOp::MaskedEq(CLONE_NAMESPACES), 0)?])?]
+    };
+    rules.insert(libc::SYS_clone, clone);
+    // Allowed here; the second filter answers ENOSYS.
+    rules.insert(libc::SYS_clone3, Vec::new());
+    rules.insert(libc::SYS_socket, vec![rule(vec![condition(0, SeccompCmpOp::Ne, AF_VSOCK)?])?]);
+    let personality = PERSONALITIES
         .iter()
-        .map(|flag| {
-            let bit = *flag as u64;
-            let condition = SeccompCondition::new(0, SeccompCmpArgLen::Qword, SeccompCmpOp::MaskedEq(bit), bit)
-                .map_err(|e| format!("seccomp: {e}"))?;
-            SeccompRule::new(vec![condition]).map_err(|e| format!("seccomp: {e}"))
-        })
+        .map(|value| rule(vec![condition(0, SeccompCmpOp::Eq, *value)?]))
         .collect::<Result<Vec<_>, String>>()?;
-    compile(BTreeMap::from([(libc::SYS_clone, rules)]), SeccompAction::Errno(libc::EPERM as u32))
+    rules.insert(libc::SYS_personality, personality);
+    Ok(rules)
+}
+
+/// The filters to install, in order (the kernel applies the strictest answer of all).
+pub fn default_filters(capabilities: &[String]) -> Result<Vec<BpfProgram>, String> {
+    let eperm = SeccompAction::Errno(libc::EPERM as u32);
+    let allowed = compile(allowlist(capabilities)?, eperm, SeccompAction::Allow)?;
+    let enosys = compile(
+        BTreeMap::from([(libc::SYS_clone3, Vec::new())]),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+    )?;
+    Ok(vec![allowed, enosys])
 }
 
 /// Installs `filters` on the calling thread (needs no_new_privs or CAP_SYS_ADMIN).
@@ -118,4 +101,26 @@ pub fn install(filters: &[BpfProgram]) -> Result<(), String> {
         seccompiler::apply_filter(filter).map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lists_compile_for_both_capability_sets() {
+        assert_eq!(default_filters(&[]).unwrap().len(), 2);
+        let all: Vec<String> = BY_CAPABILITY.iter().map(|(cap, _)| cap.to_string()).collect();
+        assert_eq!(default_filters(&all).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn host_facilities_are_not_on_the_plain_list() {
+        for refused in [libc::SYS_keyctl, libc::SYS_add_key, libc::SYS_bpf, libc::SYS_mount, libc::SYS_unshare] {
+            assert!(!ALLOWED.contains(&refused), "{refused}");
+        }
+        for refused in [libc::SYS_io_uring_setup, libc::SYS_syslog, libc::SYS_personality] {
+            assert!(!ALLOWED.contains(&refused), "{refused}");
+        }
+    }
 }
