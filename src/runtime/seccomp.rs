@@ -4,7 +4,8 @@
 //! them to (mount and namespaces with CAP_SYS_ADMIN, ptrace with CAP_SYS_PTRACE, …).
 //! `clone` may not create namespaces without CAP_SYS_ADMIN; `clone3`, whose flags live in
 //! memory a filter cannot read, fails with ENOSYS so that libc falls back to `clone`.
-//! `socket(AF_VSOCK)` is refused and `personality` allows only Docker's values.
+//! `socket(AF_ALG)` and `socket(AF_VSOCK)` are refused and `personality` allows only
+//! Docker's values.
 //!
 //! The filter checks the architecture (seccompiler's prologue): a call made through another
 //! ABI (i386 `int 0x80`) kills the process, and x32 numbers (`__X32_SYSCALL_BIT` set) are on
@@ -55,6 +56,9 @@ const CLONE_NAMESPACES: u64 = (libc::CLONE_NEWNS
 /// combination, and the query 0xffffffff.
 const PERSONALITIES: &[u64] = &[0x0, 0x8, 0x20000, 0x20008, 0xffff_ffff];
 
+/// `socket` families refused: AF_ALG (38) and AF_VSOCK (40), so the rules allow below 38,
+/// 39, and above 40.
+const AF_ALG: u64 = 38;
 const AF_VSOCK: u64 = 40;
 
 /// The allowlist for a container holding `capabilities` (`CAP_…` names).
@@ -74,7 +78,10 @@ fn allowlist(capabilities: &[String]) -> Result<BTreeMap<i64, Vec<SeccompRule>>,
     rules.insert(libc::SYS_clone, clone);
     // Allowed here; the second filter answers ENOSYS.
     rules.insert(libc::SYS_clone3, Vec::new());
-    rules.insert(libc::SYS_socket, vec![rule(vec![condition(0, SeccompCmpOp::Ne, AF_VSOCK)?])?]);
+    let families = [(SeccompCmpOp::Lt, AF_ALG), (SeccompCmpOp::Eq, AF_ALG + 1), (SeccompCmpOp::Gt, AF_VSOCK)];
+    let socket: Result<Vec<_>, String> =
+        families.into_iter().map(|(op, value)| rule(vec![condition(0, op, value)?])).collect();
+    rules.insert(libc::SYS_socket, socket?);
     let personality = PERSONALITIES
         .iter()
         .map(|value| rule(vec![condition(0, SeccompCmpOp::Eq, *value)?]))

@@ -17,6 +17,18 @@ const SYS_FUTEX_REQUEUE: i64 = 456;
 const SYS_IO_PGETEVENTS: i64 = 333;
 #[cfg(target_arch = "aarch64")]
 const SYS_IO_PGETEVENTS: i64 = 292;
+const SYS_STATMOUNT: i64 = 457;
+const SYS_LISTMOUNT: i64 = 458;
+const SYS_LSM_GET_SELF_ATTR: i64 = 459;
+const SYS_LSM_SET_SELF_ATTR: i64 = 460;
+const SYS_LSM_LIST_MODULES: i64 = 461;
+const SYS_MSEAL: i64 = 462;
+const SYS_SETXATTRAT: i64 = 463;
+const SYS_GETXATTRAT: i64 = 464;
+const SYS_LISTXATTRAT: i64 = 465;
+const SYS_REMOVEXATTRAT: i64 = 466;
+#[cfg(target_arch = "x86_64")]
+const SYS_URETPROBE: i64 = 335;
 
 /// Allowed to every container.
 pub const ALLOWED: &[i64] = &[
@@ -211,6 +223,19 @@ pub const ALLOWED: &[i64] = &[
     #[cfg(target_arch = "x86_64")]
     libc::SYS_poll,
     libc::SYS_ppoll,
+    SYS_STATMOUNT,
+    SYS_LISTMOUNT,
+    SYS_MSEAL,
+    SYS_SETXATTRAT,
+    SYS_GETXATTRAT,
+    SYS_LISTXATTRAT,
+    SYS_REMOVEXATTRAT,
+    #[cfg(target_arch = "x86_64")]
+    SYS_URETPROBE,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_set_thread_area,
+    #[cfg(target_arch = "x86_64")]
+    libc::SYS_get_thread_area,
     libc::SYS_prctl,
     libc::SYS_process_vm_readv,
     libc::SYS_process_vm_writev,
@@ -362,6 +387,9 @@ pub const BY_CAPABILITY: &[(&str, &[i64])] = &[
     (
         "CAP_SYS_ADMIN",
         &[
+            SYS_LSM_GET_SELF_ATTR,
+            SYS_LSM_SET_SELF_ATTR,
+            SYS_LSM_LIST_MODULES,
             libc::SYS_bpf,
             libc::SYS_fanotify_init,
             libc::SYS_fsconfig,
