@@ -460,3 +460,73 @@ fn the_default_seccomp_filter_is_an_allowlist_that_refuses_host_facilities() {
         .collect();
     assert_eq!(seen, expected);
 }
+
+#[test]
+fn a_working_directory_through_a_descriptor_is_refused() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("esccwd", SLEEPER);
+    p.up();
+    for dir in ["/proc/self/fd/3", "/proc/1/cwd", "/proc/self/fd/7/.."] {
+        let out = p.hoist(&["exec", "-T", "-w", dir, "app", "pwd"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "-w {dir} was accepted: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(stderr.contains("never a working directory"), "{stderr}");
+    }
+    let compose = SLEEPER.replace("    command:", "    working_dir: /proc/self/fd/3\n    command:");
+    p.write(&compose);
+    let out = p.hoist(&["up", "-d"]);
+    assert!(!out.status.success(), "working_dir under /proc started");
+}
+
+/// A shell line that tries `attempt` (each written to change nothing if it ever worked)
+/// and prints `NAME denied` or `NAME ALLOWED`.
+fn attempt(name: &str, attempt: &str) -> String {
+    format!("if ({attempt}) 2>/dev/null; then echo '{name} ALLOWED'; else echo '{name} denied'; fi; ")
+}
+
+#[test]
+fn from_inside_the_hosts_kernel_state_is_out_of_reach() {
+    if !can_run() {
+        return;
+    }
+    let compose = SLEEPER.to_string()
+        + "  nobody:\n    image: busybox:test\n    user: \"65534\"\n    cap_drop: [NET_RAW]\n    \
+           command: [\"sh\", \"-c\", \"trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n";
+    let mut p = Project::new("escin", &compose);
+    let probe = probe_binary(p.dir.path());
+    p.up();
+    let script: String = [
+        ("sysctl", "v=$(cat /proc/sys/kernel/printk_ratelimit) && echo $v > /proc/sys/kernel/printk_ratelimit"),
+        ("sysrq", "echo h > /proc/sysrq-trigger"),
+        ("sys", "v=$(cat /sys/kernel/uevent_helper) && echo \"$v\" > /sys/kernel/uevent_helper"),
+        ("cgroup_mkdir", "mkdir /sys/fs/cgroup/escape || mkdir /sys/fs/cgroup/memory/escape"),
+        (
+            "release_agent",
+            "for f in /sys/fs/cgroup/release_agent /sys/fs/cgroup/*/release_agent; do \
+             [ -e $f ] && cat $f > $f && exit 0; done; exit 1",
+        ),
+        (
+            "notify_on_release",
+            "for f in /sys/fs/cgroup/notify_on_release /sys/fs/cgroup/*/notify_on_release; do \
+             [ -e $f ] && cat $f > $f && exit 0; done; exit 1",
+        ),
+        ("mount", "mount -t tmpfs none /mnt"),
+        ("proc_kcore", "head -c 1 /proc/kcore > /dev/null"),
+        ("kmsg", "head -c 1 /dev/kmsg > /dev/null"),
+    ]
+    .iter()
+    .map(|(name, line)| attempt(name, line))
+    .collect();
+    let seen = p.ok(&["exec", "-T", "app", "sh", "-c", &script]);
+    assert!(!seen.contains("ALLOWED"), "{seen}");
+    assert_eq!(seen.lines().count(), 9, "{seen}");
+
+    // Without NET_RAW no raw socket; a setuid-root binary gains nothing (no_new_privs).
+    let raw = p.hoist(&["exec", "-T", "nobody", "ping", "-c", "1", "-W", "1", "127.0.0.1"]);
+    assert!(!raw.status.success(), "ping (a raw socket) worked without NET_RAW");
+    let copied = p.piped(&["exec", "-T", "-u", "0", "nobody", "sh", "-c", "cat > /probe && chmod 4755 /probe"], &probe);
+    assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
+    assert_eq!(p.ok(&["exec", "-T", "nobody", "/probe", "euid"]), "euid 65534\n");
+}

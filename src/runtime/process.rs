@@ -42,6 +42,28 @@ impl Confinement<'_> {
     }
 }
 
+/// Enters `cwd` (made when missing) and checks that it is inside the container's root: a
+/// path through a descriptor (`/proc/self/fd/N`) could lead anywhere (CVE-2024-21626), so
+/// `/proc` paths are refused and the kernel's own answer is checked (getcwd says
+/// "(unreachable)" for a directory outside the root).
+fn enter_working_dir(cwd: &str) -> Result<(), String> {
+    let refused = |why: &str| format!("working directory {cwd}: {why}");
+    if !cwd.starts_with('/') {
+        return Err(refused("expected an absolute path"));
+    }
+    if cwd == "/proc" || cwd.starts_with("/proc/") {
+        return Err(refused("a directory under /proc is never a working directory"));
+    }
+    std::fs::create_dir_all(cwd)
+        .and_then(|()| std::env::set_current_dir(cwd))
+        .map_err(|e| refused(&format!("cannot enter it: {e}")))?;
+    match nix::unistd::getcwd() {
+        Ok(now) if now.is_absolute() => Ok(()),
+        Ok(now) => Err(refused(&format!("it resolves outside the container ({})", now.display()))),
+        Err(e) => Err(refused(&format!("it resolves outside the container ({e})"))),
+    }
+}
+
 /// Switches identity and privileges for `process` (inside the container's root) and
 /// prepares its `execve`.
 pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepared, String> {
@@ -51,9 +73,7 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
     for limit in &process.rlimits {
         set_rlimit(&limit.name, limit.soft, limit.hard)?;
     }
-    std::fs::create_dir_all(&process.cwd)
-        .and_then(|()| std::env::set_current_dir(&process.cwd))
-        .map_err(|e| format!("cannot enter working directory {}: {e}", process.cwd))?;
+    enter_working_dir(&process.cwd)?;
 
     caps::limit_bounding(&confinement.capabilities)?;
     let gids: Vec<nix::unistd::Gid> = who.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
