@@ -530,3 +530,64 @@ fn from_inside_the_hosts_kernel_state_is_out_of_reach() {
     assert!(copied.status.success(), "{}", String::from_utf8_lossy(&copied.stderr));
     assert_eq!(p.ok(&["exec", "-T", "nobody", "/probe", "euid"]), "euid 65534\n");
 }
+
+/// Loads an image `tag` of busybox plus a layer of `entries` into the project's store.
+fn load_image(p: &Project, tag: &str, entries: &[common::images::Entry]) {
+    let layout = p.dir.path().join(format!("layout-{}", tag.replace(':', "-")));
+    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let layers = [common::images::busybox_layer(), common::images::layer(entries)];
+    let top = common::images::image(&layout, &layers, &arch, &["sh"]);
+    common::images::finish_layout(&layout, top, tag);
+    p.ok(&["image", "load", "-i", layout.to_str().unwrap()]);
+}
+
+#[test]
+fn mount_targets_that_are_symlinks_land_inside_the_container() {
+    use common::images::Entry;
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("escmnt", "");
+    let victim = victim(p.dir.path());
+    let host = victim.display().to_string();
+    let climb = format!("../../../../../../../..{host}-tmpfs");
+    load_image(
+        &p,
+        "links:test",
+        &[
+            Entry::Symlink("vol", &host),
+            Entry::Symlink("tmp2", &climb),
+            Entry::Symlink("bound", "/etc"),
+            Entry::Symlink("core", "/proc/sys/kernel/core_pattern"),
+        ],
+    );
+    std::fs::create_dir_all(p.dir.path().join("src")).unwrap();
+    std::fs::write(p.dir.path().join("core_pattern"), "|/tmp/pwn").unwrap();
+    let compose = |volumes: &str| {
+        format!(
+            "{SLEEPER}    image: links:test\n    volumes: [{volumes}]\n    tmpfs: [/tmp2]\nvolumes:\n  data: {{}}\n"
+        )
+        .replace("    image: busybox:test\n", "")
+    };
+    // A bind whose target leads into /proc (core_pattern) is refused.
+    p.write(&compose("\"./core_pattern:/core:ro\""));
+    let out = p.hoist(&["up", "-d"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("leads into /proc or /sys"), "{out:?}");
+    p.hoist(&["down"]);
+    p.write(&compose("\"data:/vol\", \"./src:/bound\""));
+    p.up();
+    let script = "echo v > /vol/x && echo t > /tmp2/x && echo b > /bound/x";
+    p.ok(&["exec", "-T", "app", "sh", "-c", script]);
+    assert_eq!(std::fs::read_dir(&victim).unwrap().count(), 1, "something landed in the host's {host}");
+    assert_eq!(std::fs::read_to_string(victim.join("keep")).unwrap(), "host data");
+    assert!(!Path::new("/etc/x").exists(), "the bind landed on the host's /etc");
+    assert!(!Path::new(&format!("{host}-tmpfs")).exists(), "the tmpfs climbed out of the root");
+    assert_eq!(
+        std::fs::read_to_string(p.dir.path().join("src/x")).unwrap(),
+        "b\n",
+        "the bind is inside, where the link led"
+    );
+    assert_eq!(std::fs::read_to_string(p.volume("data").join("x")).unwrap(), "v\n");
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    assert!(!mounts.contains(&host), "a mount on the host's {host}");
+}

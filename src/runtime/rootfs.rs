@@ -62,6 +62,31 @@ fn fd_path(fd: &OwnedFd) -> String {
 /// Opens `path` inside `root`, creating missing directories on the way (never following a
 /// symlink out of the root). With `file`, the last component is created as an empty file.
 fn ensure(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd> {
+    ensure_within(root, path, file, 0)
+}
+
+/// As many symlinks as the kernel follows in one lookup (MAXSYMLINKS).
+const MAX_LINKS: u32 = 40;
+
+/// `path` with `.` and `..` resolved as in a root of its own (`..` of the root is the root).
+fn normalize_in_root(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
+}
+
+/// Makes `path` exist inside `root` (directories, or a file last when `file`) and opens it.
+/// A dangling symlink on the way is followed inside the root, where what it names is
+/// made, as runc does: an image's `/data -> /srv/data` gets its volume at /srv/data.
+fn ensure_within(root: &OwnedFd, path: &str, file: bool, links: u32) -> Result<OwnedFd> {
     let path = path.trim_start_matches('/');
     // Symlinks are followed, but RESOLVE_IN_ROOT keeps every step inside the root.
     let o_path = OFlag::O_PATH.bits();
@@ -78,6 +103,16 @@ fn ensure(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd> {
         }
         let parent_fd = open_in_root(root, &parent, (OFlag::O_DIRECTORY | OFlag::O_RDONLY).bits(), 0)
             .map_err(err(format!("cannot open /{parent} in the container")))?;
+        if let Ok(target) = nix::fcntl::readlinkat(&parent_fd, *part) {
+            if links >= MAX_LINKS {
+                return Err(SetupError(format!("/{path} in the container: too many levels of symbolic links")));
+            }
+            let target = target.to_string_lossy();
+            let base = if target.starts_with('/') { String::new() } else { parent.clone() };
+            let rest = parts[i + 1..].join("/");
+            let resolved = normalize_in_root(&format!("{base}/{target}/{rest}"));
+            return ensure_within(root, &resolved, file, links + 1);
+        }
         let last = i + 1 == parts.len();
         if last && file {
             let fd = nix::fcntl::openat(
@@ -191,6 +226,7 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
             Mount::Bind { source, target, read_only } => bind(&root, source, target, *read_only)?,
             Mount::Tmpfs { target, size, mode } => {
                 let fd = ensure(&root, target, false)?;
+                outside_kernel_filesystems(&fd, target)?;
                 let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
                 if let Some(size) = size {
                     data.push_str(&format!(",size={size}"));
@@ -309,8 +345,21 @@ fn mount_cgroups(root: &OwnedFd, flags: MsFlags) -> Result<()> {
     Ok(())
 }
 
+/// A user mount may not land in /proc or /sys, whatever path leads there (a symlink in the
+/// image included): covering a kernel file there could weaken the container's confinement
+/// (runc refuses them too).
+fn outside_kernel_filesystems(fd: &OwnedFd, target: &str) -> Result<()> {
+    let kind = nix::sys::statfs::fstatfs(fd).map_err(err(format!("cannot inspect mount target {target}")))?;
+    let kind = kind.filesystem_type();
+    if kind == nix::sys::statfs::PROC_SUPER_MAGIC || kind == nix::sys::statfs::SYSFS_MAGIC {
+        return Err(SetupError(format!("mount target {target} leads into /proc or /sys: refused")));
+    }
+    Ok(())
+}
+
 fn bind(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -> Result<()> {
     let fd = ensure(root, target, !source.is_dir())?;
+    outside_kernel_filesystems(&fd, target)?;
     let src = source.display().to_string();
     mount_at(Some(&src), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
     let fd = ensure(root, target, false)?;
