@@ -531,16 +531,6 @@ fn from_inside_the_hosts_kernel_state_is_out_of_reach() {
     assert_eq!(p.ok(&["exec", "-T", "nobody", "/probe", "euid"]), "euid 65534\n");
 }
 
-/// Loads an image `tag` of busybox plus a layer of `entries` into the project's store.
-fn load_image(p: &Project, tag: &str, entries: &[common::images::Entry]) {
-    let layout = p.dir.path().join(format!("layout-{}", tag.replace(':', "-")));
-    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
-    let layers = [common::images::busybox_layer(), common::images::layer(entries)];
-    let top = common::images::image(&layout, &layers, &arch, &["sh"]);
-    common::images::finish_layout(&layout, top, tag);
-    p.ok(&["image", "load", "-i", layout.to_str().unwrap()]);
-}
-
 #[test]
 fn mount_targets_that_are_symlinks_land_inside_the_container() {
     use common::images::Entry;
@@ -551,15 +541,14 @@ fn mount_targets_that_are_symlinks_land_inside_the_container() {
     let victim = victim(p.dir.path());
     let host = victim.display().to_string();
     let climb = format!("../../../../../../../..{host}-tmpfs");
-    load_image(
-        &p,
+    p.load_image(
         "links:test",
-        &[
+        vec![common::images::layer(&[
             Entry::Symlink("vol", &host),
             Entry::Symlink("tmp2", &climb),
             Entry::Symlink("bound", "/etc"),
             Entry::Symlink("core", "/proc/sys/kernel/core_pattern"),
-        ],
+        ])],
     );
     std::fs::create_dir_all(p.dir.path().join("src")).unwrap();
     std::fs::write(p.dir.path().join("core_pattern"), "|/tmp/pwn").unwrap();

@@ -377,7 +377,14 @@ fn fill_volume(root: &OwnedFd, volume: &Path, target: &str) -> Result<()> {
     let to = nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(err(format!("cannot open volume {}", volume.display())))?;
     copy::copy_tree(&from, &to)
-        .map_err(|e| SetupError(format!("cannot fill volume {} from {target}: {e}", volume.display())))
+        .map_err(|e| SetupError(format!("cannot fill volume {} from {target}: {e}", volume.display())))?;
+    // The volume's root takes the owner and mode of the directory it covers, as Docker's
+    // does: MariaDB's /var/lib/mysql (mysql, 0750) stays writable to mysql.
+    let covered = nix::sys::stat::fstat(&from).map_err(err(format!("cannot inspect {target}")))?;
+    nix::unistd::fchown(&to, Some(covered.st_uid.into()), Some(covered.st_gid.into()))
+        .map_err(err(format!("cannot give volume {} the owner of {target}", volume.display())))?;
+    nix::sys::stat::fchmod(&to, Mode::from_bits_truncate(covered.st_mode & 0o7777))
+        .map_err(err(format!("cannot give volume {} the mode of {target}", volume.display())))
 }
 
 /// /dev as a small tmpfs with only the standard nodes, /dev/pts, /dev/shm and /dev/mqueue.

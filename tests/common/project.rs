@@ -44,6 +44,17 @@ impl Project {
         project
     }
 
+    /// Loads busybox plus `extra` layers as image `tag` into the project's store.
+    pub fn load_image(&self, tag: &str, extra: Vec<Vec<u8>>) {
+        let layout = self.dir.path().join(format!("layout-{}", tag.replace(':', "-")));
+        let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+        let mut layers = vec![super::images::busybox_layer()];
+        layers.extend(extra);
+        let top = super::images::image(&layout, &layers, &arch, &["sh"]);
+        super::images::finish_layout(&layout, top, tag);
+        self.ok(&["image", "load", "-i", layout.to_str().unwrap()]);
+    }
+
     pub fn write(&self, compose: &str) {
         std::fs::write(self.dir.path().join("compose.yaml"), compose.replace("PROJECT", &self.name)).unwrap();
     }

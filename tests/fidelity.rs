@@ -1,0 +1,64 @@
+//! Compose fidelity through the CLI, as a user runs a real stack: the bugs a Rails + MariaDB
+//! stack hit, and keys that must take effect (or be refused) rather than be dropped.
+
+mod common;
+
+use common::project::Project;
+
+fn can_run() -> bool {
+    common::can_run_as_root("fidelity")
+}
+
+/// A layer with directory `path` owned by `uid:gid` with `mode`.
+fn owned_dir_layer(path: &str, uid: u64, gid: u64, mode: u32) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(mode);
+    header.set_uid(uid);
+    header.set_gid(gid);
+    header.set_size(0);
+    header.set_mtime(1_700_000_000);
+    builder.append_data(&mut header, path, std::io::empty()).unwrap();
+    builder.into_inner().unwrap()
+}
+
+const MARIADB_LIKE: &str = r#"
+name: PROJECT
+services:
+  db:
+    image: dblike:test
+    user: "999:999"
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    volumes: ["dbdata:/var/lib/mysql"]
+volumes:
+  dbdata: {}
+"#;
+
+#[test]
+fn a_named_volume_over_an_image_directory_takes_its_owner_and_mode() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("fidvol", MARIADB_LIKE);
+    let layers = vec![owned_dir_layer("var/", 0, 0, 0o755), owned_dir_layer("var/lib/", 0, 0, 0o755)];
+    let mut layers = layers;
+    layers.push(owned_dir_layer("var/lib/mysql/", 999, 999, 0o750));
+    p.load_image("dblike:test", layers);
+    p.up();
+    // As the database does at its first start, as its own user.
+    let seen = p.ok(&[
+        "exec",
+        "-T",
+        "db",
+        "sh",
+        "-c",
+        "echo ok > /var/lib/mysql/ddl_recovery.log && stat -c '%u:%g %a' /var/lib/mysql",
+    ]);
+    assert_eq!(seen, "999:999 750\n");
+    let meta = std::fs::metadata(p.volume("dbdata")).unwrap();
+    assert_eq!(
+        (std::os::unix::fs::MetadataExt::uid(&meta), std::os::unix::fs::MetadataExt::mode(&meta) & 0o7777),
+        (999, 0o750)
+    );
+}
