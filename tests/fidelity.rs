@@ -62,3 +62,43 @@ fn a_named_volume_over_an_image_directory_takes_its_owner_and_mode() {
         (999, 0o750)
     );
 }
+
+/// A database that fails its first start (a first boot gone wrong) and works after.
+const FLAKY_DEPENDENCY: &str = r#"
+name: PROJECT
+services:
+  db:
+    image: busybox:test
+    command: ["sh", "-c", "if [ -f /tmp/once ]; then trap 'exit 0' TERM; while true; do sleep 0.2; done; fi; touch /tmp/once; exit 1"]
+    healthcheck: {test: ["CMD", "true"], interval: 200ms, start_period: 0s}
+  web:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    depends_on: {db: {condition: service_healthy}}
+  worker:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    depends_on: [web]
+"#;
+
+#[test]
+fn dependents_left_created_by_a_failed_up_start_with_the_next_up_or_start() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("fidcreated", FLAKY_DEPENDENCY);
+    let first = p.hoist(&["up", "-d"]);
+    assert!(!first.status.success(), "the first up should fail: db exits before it is healthy");
+    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    assert_eq!(p.container("web")["State"], "created");
+    p.up();
+    for service in ["db", "web", "worker"] {
+        p.wait_for(service, "running", |row| row["State"] == "running");
+    }
+    // And through `start`, after a stop of the dependents.
+    p.ok(&["stop", "worker", "web"]);
+    p.ok(&["start", "web", "worker"]);
+    for service in ["web", "worker"] {
+        p.wait_for(service, "running", |row| row["State"] == "running");
+    }
+}

@@ -72,6 +72,8 @@ pub struct Config {
     pub service: Arc<ServicePlan>,
     /// Set for a `hoist run` container.
     pub one_off: Option<OneOff>,
+    /// Stays created until told to start (an `up` that stopped before its layer).
+    pub created_only: bool,
 }
 
 /// How a one-off container differs: its stdio is the client's (or a pty), not the log.
@@ -126,7 +128,7 @@ async fn supervise(
             return;
         }
     };
-    let mut want_running = true;
+    let mut want_running = !config.created_only;
     let mut consecutive = 0u32;
     let mut restarts = 0u32;
     loop {

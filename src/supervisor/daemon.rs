@@ -531,18 +531,57 @@ impl Daemon {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
         }
 
-        // Start layer by layer; a layer's services wait for their dependencies' conditions.
-        for layer in layers(&selected) {
+        let started = self.start_layers(&mut inner, &selected, &mut pending, &to_start).await;
+        // Containers of layers never reached stay created, under supervision: a later `up`
+        // or `start` starts them (they were left without a task, so nothing could).
+        for (name, _, service, forwarder) in pending.into_values().flatten() {
+            let config = container::Config { name: name.clone(), service, one_off: None, created_only: true };
+            let handle = container::spawn(self.clone(), config, forwarder);
+            inner.containers.insert(name, handle);
+        }
+        started?;
+        if options.wait {
+            for service in &selected {
+                for handle in inner.containers.values().filter(|h| h.service == service.name) {
+                    let name = handle.name.clone();
+                    let condition = if service.healthcheck.is_some() {
+                        Condition::ServiceHealthy
+                    } else {
+                        Condition::ServiceStarted
+                    };
+                    condition_met(&name, handle, condition, true).await?;
+                }
+            }
+        }
+        Ok(messages)
+    }
+
+    /// Starts `selected` layer by layer; a layer's services wait for their dependencies'
+    /// conditions, and the layer has started before the next one is considered. New
+    /// containers come out of `pending` as they start.
+    async fn start_layers(
+        self: &Arc<Self>,
+        inner: &mut Inner,
+        selected: &[&ServicePlan],
+        pending: &mut BTreeMap<String, Vec<NewContainer>>,
+        to_start: &HashSet<String>,
+    ) -> Result<(), String> {
+        for layer in layers(selected) {
             // Containers this layer starts, with their start count before: the layer is
             // started once each count has grown.
             let mut starting: Vec<(String, u32)> = Vec::new();
             for service in &layer {
                 let plan_of = selected.iter().find(|s| &s.name == service).ok_or("service vanished")?;
-                self.wait_dependencies(&inner, plan_of).await?;
+                self.wait_dependencies(inner, plan_of).await?;
                 for (name, _, service_plan, forwarder) in pending.remove(service).unwrap_or_default() {
                     let handle = container::spawn(
                         self.clone(),
-                        container::Config { name: name.clone(), service: service_plan, one_off: None },
+                        container::Config {
+                            name: name.clone(),
+                            service: service_plan,
+                            one_off: None,
+                            created_only: false,
+                        },
                         forwarder,
                     );
                     inner.containers.insert(name.clone(), handle);
@@ -575,20 +614,7 @@ impl Daemon {
                 }
             }
         }
-        if options.wait {
-            for service in &selected {
-                for handle in inner.containers.values().filter(|h| h.service == service.name) {
-                    let name = handle.name.clone();
-                    let condition = if service.healthcheck.is_some() {
-                        Condition::ServiceHealthy
-                    } else {
-                        Condition::ServiceStarted
-                    };
-                    condition_met(&name, handle, condition, true).await?;
-                }
-            }
-        }
-        Ok(messages)
+        Ok(())
     }
 
     /// Records a new container of `service` (state created) and says so in the events.
@@ -673,7 +699,12 @@ impl Daemon {
         self.register(&name, &service, 1, forwarder.as_ref(), true);
         let one_off =
             container::OneOff { stdio: Mutex::new(stdio), terminal: options.terminal, remove: options.remove };
-        let config = container::Config { name: name.clone(), service: Arc::new(service), one_off: Some(one_off) };
+        let config = container::Config {
+            name: name.clone(),
+            service: Arc::new(service),
+            one_off: Some(one_off),
+            created_only: false,
+        };
         let handle = container::spawn(self.clone(), config, forwarder);
         wait_for(&handle, |s| s.starts > 0 || s.failure.is_some() || s.state == State::Exited).await;
         let failure = handle.status.borrow().failure.clone();
