@@ -102,3 +102,32 @@ fn dependents_left_created_by_a_failed_up_start_with_the_next_up_or_start() {
         p.wait_for(service, "running", |row| row["State"] == "running");
     }
 }
+
+const LINKED_ON_A_USER_NETWORK: &str = r#"
+name: PROJECT
+services:
+  web:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks: [front]
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    networks: [front]
+    links: ["web:legacy-web"]
+networks:
+  front: {}
+"#;
+
+#[test]
+fn a_link_alias_resolves_on_a_user_defined_network() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("fidlink", LINKED_ON_A_USER_NETWORK);
+    p.up();
+    let web = p.ok(&["exec", "-T", "web", "sh", "-c", "ip -4 -o addr show eth0"]);
+    let web_ip = web.split_whitespace().nth(3).unwrap().split('/').next().unwrap().to_string();
+    let seen = p.ok(&["exec", "-T", "app", "nslookup", "legacy-web"]);
+    assert!(seen.contains(&web_ip), "legacy-web did not resolve to web ({web_ip}): {seen}");
+}

@@ -349,17 +349,10 @@ impl Daemon {
         self.running_of(service).first().map(|&(_, pid)| pid)
     }
 
-    /// Addresses of `service`'s containers on `network`.
+    /// Addresses of `service`'s running containers on `network`, as its DNS answers them
+    /// (the network records kept here are snapshots taken before any container joined).
     pub fn addresses_of(&self, service: &str, network: &str) -> Vec<Ipv4Addr> {
-        let Ok(record) = self.record.lock() else { return Vec::new() };
-        let names: Vec<&String> =
-            record.containers.values().filter(|c| c.service == service).map(|c| &c.name).collect();
-        let Ok(shared) = self.shared.lock() else { return Vec::new() };
-        shared
-            .networks
-            .get(network)
-            .map(|n| names.iter().filter_map(|name| n.leases.get(*name).copied()).collect())
-            .unwrap_or_default()
+        self.names.lookup(network, None, service)
     }
 
     // ---- commands ----
