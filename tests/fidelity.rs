@@ -131,3 +131,69 @@ fn a_link_alias_resolves_on_a_user_defined_network() {
     let seen = p.ok(&["exec", "-T", "app", "nslookup", "legacy-web"]);
     assert!(seen.contains(&web_ip), "legacy-web did not resolve to web ({web_ip}): {seen}");
 }
+
+#[test]
+fn host_gateway_resolves_to_the_networks_gateway_and_reaches_a_host_server() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    extra_hosts: ["host.docker.internal:host-gateway"]
+"#;
+    let mut p = Project::new("fidgw", compose);
+    p.ok(&["config", "-q"]);
+    // A server of the host's, on every address (as a developer's local API would be).
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        use std::io::Write;
+        if let Ok((mut stream, _)) = listener.accept() {
+            let _ = stream.write_all(b"hello from the host\n");
+        }
+    });
+    p.up();
+    let hosts = p.ok(&["exec", "-T", "app", "cat", "/etc/hosts"]);
+    let route = p.ok(&["exec", "-T", "app", "ip", "route", "show", "default"]);
+    let gateway = route.split_whitespace().nth(2).unwrap().to_string();
+    assert!(hosts.lines().any(|l| l.starts_with(&gateway) && l.contains("host.docker.internal")), "{hosts}");
+    let seen = p.ok(&["exec", "-T", "app", "sh", "-c", &format!("nc -w 3 host.docker.internal {port} < /dev/null")]);
+    assert_eq!(seen, "hello from the host\n");
+    server.join().unwrap();
+}
+
+#[test]
+fn network_mode_container_joins_a_container_of_the_project_or_is_refused_by_name() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  web:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  sidecar:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    network_mode: "container:PROJECT-web-1"
+"#;
+    let mut p = Project::new("fidnetc", compose);
+    p.up();
+    let address = |service: &str| p.ok(&["exec", "-T", service, "ip", "-4", "-o", "addr", "show", "eth0"]);
+    assert_eq!(address("web").split_whitespace().nth(3), address("sidecar").split_whitespace().nth(3));
+    p.write(&compose.replace("container:PROJECT-web-1", "container:somebody-elses"));
+    let out = p.hoist(&["config", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr
+            .contains("services.sidecar.network_mode: container:somebody-elses: expected a container of this project"),
+        "{stderr}"
+    );
+    p.write(compose);
+}

@@ -556,6 +556,11 @@ pub fn volume_dir(state_root: &Path, host_name: &str) -> PathBuf {
     state_root.join("volumes").join(host_name).join("_data")
 }
 
+/// Docker's name for "the host, as the container reaches it" in `extra_hosts`; the
+/// supervisor writes the gateway of the container's first network in its place (or
+/// 127.0.0.1 in the host's network namespace).
+pub const HOST_GATEWAY: &str = "host-gateway";
+
 fn extra_hosts(name: &str, entries: &[String]) -> Result<Vec<(String, Vec<String>)>, PlanError> {
     entries
         .iter()
@@ -566,9 +571,15 @@ fn extra_hosts(name: &str, entries: &[String]) -> Result<Vec<(String, Vec<String
                 .or_else(|| entry.split_once(':'))
                 .ok_or_else(|| error(name, "extra_hosts", format!("expected HOST:IP or HOST=IP, found {entry:?}")))?;
             let address = address.trim_start_matches('[').trim_end_matches(']');
-            address.parse::<IpAddr>().map_err(|_| {
-                error(name, "extra_hosts", format!("expected an IP address for {host}, found {address:?}"))
-            })?;
+            if address != HOST_GATEWAY {
+                address.parse::<IpAddr>().map_err(|_| {
+                    error(
+                        name,
+                        "extra_hosts",
+                        format!("expected an IP address or {HOST_GATEWAY} for {host}, found {address:?}"),
+                    )
+                })?;
+            }
             Ok((address.to_string(), vec![host.to_string()]))
         })
         .collect()

@@ -20,6 +20,7 @@ use super::records::{Health, State};
 use super::restart::{backoff, should_restart, STABLE_RUN};
 use super::{health, teardown};
 use crate::network::links::{self, EndpointSpec};
+use crate::plan::spec::HOST_GATEWAY;
 use crate::plan::spec::{NetworkMode as PlanNetworkMode, ServicePlan};
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::{Exit, NetworkMode, Stdio};
@@ -427,6 +428,13 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<St
             if let Some(first) = networks.first() {
                 files.nameservers = vec![first.gateway.to_string()];
             }
+        }
+        let gateway = match networks.first() {
+            Some(first) => first.gateway.to_string(),
+            None => std::net::Ipv4Addr::LOCALHOST.to_string(),
+        };
+        for (address, _) in files.hosts.iter_mut().filter(|(address, _)| address == HOST_GATEWAY) {
+            address.clone_from(&gateway);
         }
     }
     // A leftover of a crash with the same name goes first.

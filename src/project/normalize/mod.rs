@@ -66,6 +66,7 @@ pub fn project(file: raw::ComposeFile, mut extensions: Extensions, ctx: &Context
             },
         );
     }
+    containers_as_services(&mut project, errors);
     let uses_default =
         project.services.values().any(|s| s.network_mode.is_none() && s.networks.contains_key("default"));
     if uses_default && !project.networks.contains_key("default") {
@@ -148,4 +149,37 @@ pub(crate) fn labels_map(value: Option<ListOrDict>) -> BTreeMap<String, String> 
         .into_iter()
         .map(|(k, v)| (k, v.unwrap_or_default()))
         .collect()
+}
+
+/// `network_mode`, `ipc` and `pid` of `container:NAME` where NAME is a container of this
+/// project (its `container_name`, or `<project>-<service>-1`) become `service:SERVICE`, so
+/// that the start order and the runtime see one form. hoist manages no other containers, so
+/// any other NAME is refused by name.
+fn containers_as_services(project: &mut Project, errors: &mut Diagnostics) {
+    let names: Vec<(String, String)> = project
+        .services
+        .iter()
+        .map(|(service, s)| {
+            let container = s.container_name.clone().unwrap_or_else(|| format!("{}-{service}-1", project.name));
+            (container, service.clone())
+        })
+        .collect();
+    for (service_name, service) in project.services.iter_mut() {
+        for (field, mode) in
+            [("network_mode", &mut service.network_mode), ("ipc", &mut service.ipc), ("pid", &mut service.pid)]
+        {
+            let Some(container) = mode.as_deref().and_then(|m| m.strip_prefix("container:")) else { continue };
+            match names.iter().find(|(name, _)| name == container) {
+                Some((_, target)) => *mode = Some(format!("service:{target}")),
+                None => errors.error(
+                    format!("services.{service_name}.{field}"),
+                    format!(
+                        "container:{container}: expected a container of this project (a container_name, or \
+                         {}-SERVICE-1); hoist cannot join containers it does not run",
+                        project.name
+                    ),
+                ),
+            }
+        }
+    }
 }
