@@ -197,3 +197,49 @@ services:
     );
     p.write(compose);
 }
+
+#[test]
+fn ps_images_and_ls_print_compose_json_lines_tables_and_templates() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  web:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    labels: {team: web}
+    ports: ["127.0.0.1::80"]
+"#;
+    let mut p = Project::new("fidps", compose);
+    p.up();
+    let json = p.ok(&["ps", "--format", "json"]);
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 1, "one object per line: {json}");
+    let row: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    for field in
+        ["ID", "Name", "Image", "Command", "Project", "Service", "State", "Status", "Labels", "CreatedAt", "Publishers"]
+    {
+        assert!(row.get(field).is_some(), "no {field} in {row}");
+    }
+    assert_eq!(row["Image"], "busybox:test");
+    assert_eq!(row["ID"].as_str().unwrap().len(), 64);
+    let labels = row["Labels"].as_str().unwrap();
+    assert!(
+        labels.contains("team=web") && labels.contains(&format!("com.docker.compose.project={}", p.name)),
+        "{labels}"
+    );
+    assert!(row["Command"].as_str().unwrap().starts_with("\"sh -c"), "{row}");
+    assert_eq!(p.ok(&["ps", "--format", "{{.Service}} {{.State}}"]), "web running\n");
+    let table = p.ok(&["ps", "--format", "table {{.Name}}\\t{{.Image}}"]);
+    assert_eq!(table.lines().next(), Some(format!("NAME{}IMAGE", " ".repeat(p.name.len() + 6 - 4 + 3)).as_str()));
+    assert!(p.ok(&["ps"]).starts_with("NAME"));
+    let bad = p.hoist(&["ps", "--format", "{{.Name | printf}}"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unsupported template action"));
+    assert_eq!(p.ok(&["images", "--format", "{{.Repository}}:{{.Tag}}"]), "busybox:test\n");
+    let images: serde_json::Value = serde_json::from_str(p.ok(&["images", "--format", "json"]).trim()).unwrap();
+    assert_eq!(images["Tag"], "test");
+    assert_eq!(p.ok(&["ls", "-q"]), format!("{}\n", p.name));
+    assert!(p.ok(&["ls", "--format", "{{.Name}} {{.Status}}"]).starts_with(&format!("{} running(1)", p.name)));
+}

@@ -31,6 +31,9 @@ pub struct ImagesArgs {
     /// Print only image ids
     #[arg(short, long)]
     pub quiet: bool,
+    /// table, json (one object per line), or a template: '{{.Repository}}:{{.Tag}}'
+    #[arg(long, default_value = "table")]
+    pub format: String,
 }
 
 #[derive(Debug, clap::Subcommand)]
@@ -206,18 +209,19 @@ pub fn list(args: &ImagesArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    let mut rows = vec![["REPOSITORY".to_string(), "TAG".into(), "IMAGE ID".into(), "DIGEST".into(), "SIZE".into()]];
+    let mut rows = Vec::new();
     for (reference, id) in &index {
         let record = store.image(id)?;
         let (repository, tag) = repository_and_tag(reference);
         let digest = record.manifest.as_ref().map(|d| d.to_string()).unwrap_or_else(|| "<none>".into());
-        rows.push([repository, tag, id.hex()[..12].to_string(), digest, human_size(record.size)]);
+        rows.push(serde_json::json!({
+            "Repository": repository, "Tag": tag, "ID": id.hex()[..12].to_string(), "Digest": digest,
+            "Size": human_size(record.size),
+        }));
     }
-    let widths: Vec<usize> = (0..5).map(|i| rows.iter().map(|r| r[i].len()).max().unwrap_or(0)).collect();
-    for row in rows {
-        let line: Vec<String> = row.iter().zip(&widths).map(|(cell, width)| format!("{cell:<width$}")).collect();
-        writeln!(out, "{}", line.join("   ").trim_end())?;
-    }
+    let columns =
+        [("REPOSITORY", "Repository"), ("TAG", "Tag"), ("IMAGE ID", "ID"), ("DIGEST", "Digest"), ("SIZE", "Size")];
+    super::format::print(&mut out, &super::format::Output::parse(&args.format), &columns, &rows)?;
     Ok(())
 }
 

@@ -7,10 +7,12 @@
 mod changes;
 mod config;
 mod exec;
+mod format;
 mod images;
 mod lifecycle;
 mod logging;
 mod logs;
+mod ps_rows;
 mod run;
 mod status;
 mod watch;
@@ -91,7 +93,7 @@ pub enum Command {
     /// Print the host address of a published port
     Port(status::PortArgs),
     /// List projects
-    Ls,
+    Ls(status::LsArgs),
     /// Print the project's container events
     Events(status::EventsArgs),
     /// Run a command in a running container
@@ -161,7 +163,7 @@ pub fn run() -> i32 {
             lifecycle::control(global, Control::Pause { services: args.services.clone(), paused: false })
         }
         Command::Port(args) => status::port(global, args),
-        Command::Ls => status::ls(),
+        Command::Ls(args) => status::ls(args),
         Command::Events(args) => status::events(global, args),
         Command::Top(args) => status::top(global, args),
         Command::Exec(args) => return finish(exec::run(global, args).map(Outcome::Code)),

@@ -24,15 +24,10 @@ pub struct PsArgs {
     /// Only service names
     #[arg(long)]
     pub services: bool,
-    #[arg(long, value_enum, default_value_t = Format::Table)]
-    pub format: Format,
+    /// table, json (one object per line), or a template: '{{.Name}} {{.State}}', 'table {{.Name}}'
+    #[arg(long, default_value = "table")]
+    pub format: String,
     pub service: Vec<String>,
-}
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum)]
-pub enum Format {
-    Table,
-    Json,
 }
 
 #[derive(Debug, clap::Args)]
@@ -122,30 +117,11 @@ pub fn ps(global: &GlobalOptions, args: &PsArgs) -> anyhow::Result<()> {
         }
         return Ok(());
     }
-    match args.format {
-        Format::Json => {
-            let rows: Vec<serde_json::Value> = shown
-                .iter()
-                .map(|c| {
-                    serde_json::json!({
-                        "Name": c.name, "Service": c.service, "Project": record.project,
-                        "State": c.state.to_string(), "Health": c.health.map(|h| h.to_string()).unwrap_or_default(),
-                        "Status": status(c, supervised), "ExitCode": c.exit_code.unwrap_or(0), "Restarts": c.restarts,
-                        "Publishers": c.ports.iter().map(|p| serde_json::json!({"URL": p.host.ip().to_string(), "PublishedPort": p.host.port(), "TargetPort": p.target.port(), "Protocol": p.protocol.to_string()})).collect::<Vec<_>>(),
-                        "Pid": c.pid,
-                    })
-                })
-                .collect();
-            writeln!(out, "{}", serde_json::Value::Array(rows))?;
-        }
-        Format::Table => {
-            let rows: Vec<Vec<String>> = shown
-                .iter()
-                .map(|c| vec![c.name.clone(), c.service.clone(), status(c, supervised), ports(c)])
-                .collect();
-            table(&mut out, &["NAME", "SERVICE", "STATUS", "PORTS"], &rows)?;
-        }
-    }
+    let rows: Vec<serde_json::Value> =
+        shown.iter().map(|c| super::ps_rows::row(&record.project, c, status(c, supervised), ports(c))).collect();
+    let columns =
+        [("NAME", "Name"), ("IMAGE", "Image"), ("SERVICE", "Service"), ("STATUS", "Status"), ("PORTS", "Ports")];
+    super::format::print(&mut out, &super::format::Output::parse(&args.format), &columns, &rows)?;
     Ok(())
 }
 
@@ -222,10 +198,20 @@ pub fn port(global: &GlobalOptions, args: &PortArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn ls() -> anyhow::Result<()> {
+#[derive(Debug, clap::Args)]
+pub struct LsArgs {
+    /// table, json (one object per line), or a template: '{{.Name}} {{.Status}}'
+    #[arg(long, default_value = "table")]
+    pub format: String,
+    /// Only project names
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+pub fn ls(args: &LsArgs) -> anyhow::Result<()> {
     let roots = roots()?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<24} {:<28} CONFIG FILES", "NAME", "STATUS")?;
+    let mut rows = Vec::new();
     for name in paths::projects(&roots) {
         let project = ProjectPaths::new(&roots, &name);
         let record = record(&project)?;
@@ -235,8 +221,16 @@ pub fn ls() -> anyhow::Result<()> {
             Liveness::Dead { .. } => "supervisor dead".to_string(),
             Liveness::Absent => "stopped".to_string(),
         };
-        writeln!(out, "{name:<24} {status:<28} {}", record.config_files.join(","))?;
+        rows.push(serde_json::json!({"Name": name, "Status": status, "ConfigFiles": record.config_files.join(",")}));
     }
+    if args.quiet {
+        for row in &rows {
+            writeln!(out, "{}", row["Name"].as_str().unwrap_or_default())?;
+        }
+        return Ok(());
+    }
+    let columns = [("NAME", "Name"), ("STATUS", "Status"), ("CONFIG FILES", "ConfigFiles")];
+    super::format::print(&mut out, &super::format::Output::parse(&args.format), &columns, &rows)?;
     Ok(())
 }
 

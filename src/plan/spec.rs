@@ -186,6 +186,12 @@ pub struct ServicePlan {
     /// `develop.watch` (not part of the hash: editing it recreates nothing).
     #[serde(default)]
     pub watch: Vec<WatchPlan>,
+    /// The image as the file names it (shown by `ps`).
+    #[serde(default)]
+    pub image: String,
+    /// The service's `labels` (and `label_file`), shown by `ps` and `inspect`.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl ServicePlan {
@@ -370,6 +376,8 @@ fn service_plan(
         None => 1,
     };
     Ok(ServicePlan {
+        image: service.image.clone().unwrap_or_default(),
+        labels: service.labels.clone(),
         name: name.to_string(),
         replicas,
         container_name: service.container_name.clone(),

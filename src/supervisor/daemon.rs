@@ -636,6 +636,10 @@ impl Daemon {
             addresses: BTreeMap::new(),
             ports: forwarder.map(|f| f.published().to_vec()).unwrap_or_default(),
             one_off,
+            created_at: Some(std::time::SystemTime::now()),
+            image: service.image.clone(),
+            command: service.spec.process.args.clone(),
+            labels: compose_labels(&self.paths.project, service, index, one_off),
         };
         if let Ok(mut r) = self.record.lock() {
             r.containers.insert(name.to_string(), record);
@@ -1079,4 +1083,19 @@ pub fn layers(services: &[&ServicePlan]) -> Vec<Vec<String>> {
         layers.push(layer);
     }
     layers
+}
+
+/// The service's labels and the ones Compose puts on every container of a project.
+fn compose_labels(project: &str, service: &ServicePlan, index: u32, one_off: bool) -> BTreeMap<String, String> {
+    let mut labels = service.labels.clone();
+    for (key, value) in [
+        ("project", project.to_string()),
+        ("service", service.name.clone()),
+        ("container-number", index.to_string()),
+        ("oneoff", if one_off { "True" } else { "False" }.to_string()),
+        ("config-hash", service.hash.clone()),
+    ] {
+        labels.insert(format!("com.docker.compose.{key}"), value);
+    }
+    labels
 }

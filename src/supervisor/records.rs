@@ -80,6 +80,16 @@ pub struct ContainerRecord {
     /// A `hoist run` container.
     #[serde(default)]
     pub one_off: bool,
+    #[serde(default)]
+    pub created_at: Option<SystemTime>,
+    /// The image as the file names it, the command, and the labels (the service's and
+    /// Compose's own `com.docker.compose.*`), for `ps`.
+    #[serde(default)]
+    pub image: String,
+    #[serde(default)]
+    pub command: Vec<String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -118,7 +118,9 @@ impl Project {
     /// `ps -a --format json`, remembering container PIDs for the leak check.
     pub fn ps(&mut self) -> Vec<serde_json::Value> {
         let out = self.hoist(&["ps", "-a", "--format", "json"]);
-        let rows: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        // One object per line, as `docker compose ps --format json` (2.21 and later).
+        let rows: Vec<serde_json::Value> =
+            String::from_utf8_lossy(&out.stdout).lines().filter_map(|line| serde_json::from_str(line).ok()).collect();
         for row in &rows {
             if let Some(pid) = row["Pid"].as_i64() {
                 if !self.pids.contains(&(pid as i32)) {
