@@ -243,3 +243,102 @@ services:
     assert_eq!(p.ok(&["ls", "-q"]), format!("{}\n", p.name));
     assert!(p.ok(&["ls", "--format", "{{.Name}} {{.Status}}"]).starts_with(&format!("{} running(1)", p.name)));
 }
+
+const KEYS: &str = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    secrets:
+      - db-password
+      - {source: api-key, target: key.txt, uid: "1000", gid: "1001", mode: 0400}
+    configs:
+      - {source: app-conf, target: /etc/app/app.conf, mode: 0640}
+    sysctls: {net.core.somaxconn: "1024", kernel.shmmax: "68719476736"}
+    oom_score_adj: 500
+    tmpfs: ["/run/small:size=1m,mode=1770"]
+    volumes: ["data:/data", "shared:/shared"]
+  reader:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    volumes_from: ["app:ro"]
+secrets:
+  db-password: {file: ./db-password.txt}
+  api-key: {environment: FIDELITY_API_KEY}
+configs:
+  app-conf: {content: "listen 80\n"}
+volumes:
+  data:
+    driver: local
+    driver_opts: {type: none, o: bind, device: ./hostdata}
+  shared: {}
+"#;
+
+#[test]
+fn secrets_configs_sysctls_oom_tmpfs_volumes_from_and_local_binds_take_effect() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("fidkeys", KEYS);
+    std::fs::write(p.dir.path().join("db-password.txt"), "s3cret").unwrap();
+    std::fs::create_dir_all(p.dir.path().join("hostdata")).unwrap();
+    std::fs::write(p.dir.path().join("hostdata/seed.txt"), "from the host").unwrap();
+    let up = p.command(&["up", "-d"]).env("FIDELITY_API_KEY", "k-123").output().unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    let inside = |script: &str| p.ok(&["exec", "-T", "app", "sh", "-c", script]);
+    assert_eq!(
+        inside("cat /run/secrets/db-password; echo; stat -c '%u:%g %a' /run/secrets/db-password"),
+        "s3cret\n0:0 444\n"
+    );
+    assert_eq!(
+        inside("cat /run/secrets/key.txt; echo; stat -c '%u:%g %a' /run/secrets/key.txt"),
+        "k-123\n1000:1001 400\n"
+    );
+    assert_eq!(inside("cat /etc/app/app.conf; stat -c '%a' /etc/app/app.conf"), "listen 80\n640\n");
+    assert!(!inside("echo x > /run/secrets/db-password 2>&1 || echo refused").is_empty());
+    assert_eq!(
+        inside("cat /proc/sys/net/core/somaxconn /proc/sys/kernel/shmmax /proc/self/oom_score_adj"),
+        "1024\n68719476736\n500\n"
+    );
+    // tmpfs options: its mode, and its size enforced.
+    assert_eq!(inside("stat -c '%a' /run/small"), "1770\n");
+    let filled = p.hoist(&["exec", "-T", "app", "sh", "-c", "dd if=/dev/zero of=/run/small/f bs=1k count=2048"]);
+    assert!(!filled.status.success(), "2 MiB fit in a 1 MiB tmpfs");
+    // The local driver's bind volume is the host directory.
+    assert_eq!(inside("cat /data/seed.txt"), "from the host");
+    inside("echo mine > /shared/x");
+    let reader = |script: &str| p.hoist(&["exec", "-T", "reader", "sh", "-c", script]);
+    assert_eq!(String::from_utf8_lossy(&reader("cat /shared/x /data/seed.txt").stdout), "mine\nfrom the host");
+    assert!(!reader("echo y > /shared/y").status.success(), "volumes_from :ro was writable");
+}
+
+#[test]
+fn host_wide_sysctls_and_unsupported_keys_are_refused_by_name_before_anything_starts() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    sysctls: {kernel.panic: "1"}
+"#;
+    let p = Project::new("fidrefuse", compose);
+    let out = p.hoist(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("kernel.panic: only namespaced parameters are allowed"), "{stderr}");
+    assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
+    p.write(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    tty: true\n"));
+    let out = p.hoist(&["config", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("compose.yaml:6:5: services.app.gpus: not supported: GPUs are not supported"), "{stderr}");
+    p.write(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    tty: true\n"));
+    let out = p.hoist(&["config", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("services.app.tty: ignored"), "warned by name: {stderr}");
+}

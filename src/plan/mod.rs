@@ -6,6 +6,8 @@
 pub mod defaults;
 pub mod graph;
 pub mod hash;
+pub mod kernel;
+pub mod mounts;
 pub mod reconcile;
 pub mod spec;
 

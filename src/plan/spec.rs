@@ -16,7 +16,7 @@ use crate::image::ImageRecord;
 use crate::network::ports::Protocol;
 use crate::network::subnet::Subnet;
 use crate::project::model::WatchAction;
-use crate::project::model::{Condition, Healthcheck, Hook, MountType, Project, Service};
+use crate::project::model::{Condition, Healthcheck, Hook, Project, Service};
 use crate::runtime::spec::Rlimit;
 use crate::runtime::{ContainerSpec, EtcFiles, Limits, Mount, ProcessSpec, RootFs};
 
@@ -32,7 +32,7 @@ pub struct PlanError {
     pub message: String,
 }
 
-fn error(service: &str, field: &'static str, message: impl Into<String>) -> PlanError {
+pub(super) fn error(service: &str, field: &'static str, message: impl Into<String>) -> PlanError {
     PlanError { service: service.to_string(), field, message: message.into() }
 }
 
@@ -276,7 +276,13 @@ fn service_plan(
         spec.capabilities = Some(caps);
     }
     spec.limits = limits(service);
-    mounts.extend(volume_mounts(project, name, service, state_root)?);
+    if spec.limits.cpus.is_none() {
+        spec.limits.cpus = super::kernel::cpus_from_quota(name, service)?;
+    }
+    spec.sysctls = super::kernel::sysctls(name, service)?;
+    spec.oom_score_adj = super::kernel::oom_score_adj(name, service)?;
+    super::kernel::check_platform(name, service)?;
+    mounts.extend(super::mounts::service_mounts(project, name, service, state_root)?);
     spec.mounts = mounts;
     spec.etc_files = Some(EtcFiles {
         hosts: extra_hosts(name, &service.extra_hosts)?,
@@ -509,59 +515,6 @@ fn limits(service: &Service) -> Limits {
         cpu_shares: service.cpu_shares.map(|s| s.max(2) as u64),
         pids: service.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
     }
-}
-
-fn volume_mounts(project: &Project, name: &str, service: &Service, state_root: &Path) -> Result<Vec<Mount>, PlanError> {
-    let mut mounts = Vec::new();
-    for volume in &service.volumes {
-        let mount = match volume.kind {
-            MountType::Bind => {
-                let source = PathBuf::from(volume.source.as_deref().unwrap_or_default());
-                let create = volume.bind.as_ref().is_none_or(|b| b.create_host_path);
-                if !source.exists() {
-                    if !create {
-                        return Err(error(name, "volumes", format!("bind source {} does not exist", source.display())));
-                    }
-                    // As Docker does; created at plan time so that nothing is half-started.
-                    std::fs::create_dir_all(&source).map_err(|e| {
-                        error(name, "volumes", format!("cannot create bind source {}: {e}", source.display()))
-                    })?;
-                }
-                Mount::Bind { source, target: volume.target.clone(), read_only: volume.read_only }
-            }
-            MountType::Volume => {
-                let host_name = match volume.source.as_deref() {
-                    Some(source) => {
-                        project.volumes.get(source).map(|v| v.name.clone()).unwrap_or_else(|| source.to_string())
-                    }
-                    // An anonymous volume: one per service and target, kept across recreation.
-                    None => format!("{}_{name}_anon{}", project.name, volume.target.replace('/', "_")),
-                };
-                Mount::Volume {
-                    source: volume_dir(state_root, &host_name),
-                    target: volume.target.clone(),
-                    read_only: volume.read_only,
-                    copy_up: !volume.volume.as_ref().is_some_and(|v| v.nocopy),
-                }
-            }
-            MountType::Tmpfs => Mount::Tmpfs {
-                target: volume.target.clone(),
-                size: volume.tmpfs.as_ref().and_then(|t| t.size),
-                mode: volume.tmpfs.as_ref().and_then(|t| t.mode),
-            },
-        };
-        mounts.push(mount);
-    }
-    for tmpfs in &service.tmpfs {
-        let target = tmpfs.split(':').next().unwrap_or_default().to_string();
-        mounts.push(Mount::Tmpfs { target, size: None, mode: None });
-    }
-    Ok(mounts)
-}
-
-/// Where named volume `host_name` keeps its data.
-pub fn volume_dir(state_root: &Path, host_name: &str) -> PathBuf {
-    state_root.join("volumes").join(host_name).join("_data")
 }
 
 /// Docker's name for "the host, as the container reaches it" in `extra_hosts`; the

@@ -128,6 +128,12 @@ fn load_with(opts: &LoadOptions, in_memory: BTreeMap<PathBuf, String>) -> Result
     }
 
     strip_tags_in(&mut merged);
+    let mut refused = Diagnostics::default();
+    super::support::check(&merged, &mut refused, &mut warnings);
+    if !refused.is_empty() {
+        refused.locate(&session.sources);
+        return Err(LoadError::Invalid { diagnostics: refused });
+    }
     let extensions = harvest_extensions(&merged);
     let name = project_name(opts, &setting("COMPOSE_PROJECT_NAME"), &merged, &project_dir)?;
 

@@ -19,6 +19,7 @@ pub mod positions;
 pub mod raw;
 pub mod scalars;
 pub mod schema;
+pub mod support;
 pub mod units;
 mod validate;
 pub mod yaml;

@@ -24,6 +24,8 @@ pub struct ComposeFile {
     pub volumes: Option<BTreeMap<String, Option<Volume>>>,
     pub secrets: Option<BTreeMap<String, FileObject>>,
     pub configs: Option<BTreeMap<String, FileObject>>,
+    /// AI models (refused by name: see `support`).
+    pub models: Option<serde_json::Value>,
 }
 
 /// An `include:` entry: a path, or the long form.
@@ -45,6 +47,22 @@ pub struct IncludeLong {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Service {
+    // Valid Compose keys that hoist reads only to refuse or ignore by name (`support`):
+    pub blkio_config: Option<serde_json::Value>,
+    pub cpu_count: Option<serde_json::Value>,
+    pub cpu_percent: Option<serde_json::Value>,
+    pub cpu_rt_period: Option<serde_json::Value>,
+    pub cpu_rt_runtime: Option<serde_json::Value>,
+    pub credential_spec: Option<serde_json::Value>,
+    pub device_cgroup_rules: Option<serde_json::Value>,
+    pub gpus: Option<serde_json::Value>,
+    pub isolation: Option<serde_json::Value>,
+    pub models: Option<serde_json::Value>,
+    pub provider: Option<serde_json::Value>,
+    pub pull_refresh_after: Option<serde_json::Value>,
+    pub storage_opt: Option<serde_json::Value>,
+    pub use_api_socket: Option<serde_json::Value>,
+
     pub annotations: Option<ListOrDict>,
     pub attach: Option<Flag>,
     pub build: Option<Build>,
@@ -458,6 +476,7 @@ pub struct Network {
     pub external: Option<Flag>,
     pub internal: Option<Flag>,
     pub attachable: Option<Flag>,
+    pub enable_ipv4: Option<Flag>,
     pub enable_ipv6: Option<Flag>,
     pub ipam: Option<Ipam>,
     pub labels: Option<ListOrDict>,
@@ -500,4 +519,8 @@ pub struct FileObject {
     pub content: Option<String>,
     pub external: Option<Flag>,
     pub labels: Option<ListOrDict>,
+    /// Refused by name (see `support`).
+    pub driver: Option<serde_json::Value>,
+    pub driver_opts: Option<serde_json::Value>,
+    pub template_driver: Option<serde_json::Value>,
 }

@@ -179,6 +179,9 @@ fn run(mut control: File) -> std::result::Result<Pid, String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("cannot mark the exec stage non-dumpable: {e}"))?;
     let request: Request = read_message(&mut control)?;
     drop(control);
+    if let Some(adjustment) = request.container.oom_score_adj {
+        super::init::set_oom_score_adj(adjustment)?;
+    }
     // All namespace files are opened before any is joined: after the mount namespace,
     // the host's /proc is gone.
     let kinds = [

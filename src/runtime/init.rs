@@ -71,6 +71,9 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
         NetworkMode::Host => {}
     }
     umask(Mode::empty());
+    if let Some(adjustment) = spec.oom_score_adj {
+        set_oom_score_adj(adjustment)?;
+    }
     rootfs::prepare(&spec, state_dir).map_err(|e| e.0)?;
     if let Some(name) = &spec.hostname {
         nix::unistd::sethostname(name).map_err(|e| format!("cannot set hostname {name:?}: {e}"))?;
@@ -112,4 +115,11 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
             Err(process::exec(prepared, STATUS_FD as u32))
         }
     }
+}
+
+/// Sets the calling process's OOM adjustment, inherited by everything it starts (the
+/// container's processes, an exec'd command); lowering it needs CAP_SYS_RESOURCE.
+pub(super) fn set_oom_score_adj(adjustment: i32) -> Result<(), String> {
+    std::fs::write("/proc/self/oom_score_adj", adjustment.to_string())
+        .map_err(|e| format!("cannot set oom_score_adj {adjustment}: {e}"))
 }

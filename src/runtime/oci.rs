@@ -210,6 +210,9 @@ fn oci_mount(m: &Mount) -> Result<OciMount> {
             }
             (MountBuilder::default().destination(target).typ("tmpfs").source("tmpfs"), options)
         }
+        Mount::File { target, .. } => {
+            return Err(RuntimeError::Spec(format!("{target}: secret and config files have no OCI bundle form")))
+        }
     };
     options.dedup();
     builder.options(options).build().map_err(spec_error("mount"))

@@ -214,6 +214,7 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
     }
 
     mount_cgroups(&root, sys_flags)?;
+    write_sysctls(&spec.sysctls)?;
 
     for m in etc_files::mounts(spec, state_dir).iter().chain(&spec.mounts) {
         match m {
@@ -224,6 +225,10 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
                 bind(&root, source, target, *read_only)?;
             }
             Mount::Bind { source, target, read_only } => bind(&root, source, target, *read_only)?,
+            Mount::File { target, contents, uid, gid, mode } => {
+                let file = data_file(state_dir, target, contents, *uid, *gid, *mode)?;
+                bind(&root, &file, target, true)?;
+            }
             Mount::Tmpfs { target, size, mode } => {
                 let fd = ensure(&root, target, false)?;
                 outside_kernel_filesystems(&fd, target)?;
@@ -368,6 +373,47 @@ fn bind(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -> Result<
         remount_read_only(root, target, MsFlags::MS_REC)?;
     }
     Ok(())
+}
+
+/// Writes `sysctls` through the container's own /proc (its namespaces: IPC, network, mount
+/// queue), before /proc/sys is made read-only.
+fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
+    for (key, value) in sysctls {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        std::fs::write(&path, value).map_err(err(format!("cannot set sysctl {key}={value}")))?;
+    }
+    Ok(())
+}
+
+/// Writes a secret's or config's `contents` into the container's state directory as a file
+/// of its own (`uid:gid`, `mode`), for a read-only bind at `target`.
+fn data_file(
+    state_dir: &Path,
+    target: &str,
+    contents: &[u8],
+    uid: u32,
+    gid: u32,
+    mode: u32,
+) -> Result<std::path::PathBuf> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let dir = state_dir.join("files");
+    std::fs::create_dir_all(&dir).map_err(err(format!("cannot create {}", dir.display())))?;
+    let path = dir.join(target.trim_start_matches('/').replace('/', "_"));
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(&path)
+        .map_err(err(format!("cannot write {}", path.display())))?;
+    file.write_all(contents).map_err(err(format!("cannot write {}", path.display())))?;
+    nix::unistd::fchown(&file, Some(uid.into()), Some(gid.into()))
+        .map_err(err(format!("cannot give {target} its owner")))?;
+    nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode))
+        .map_err(err(format!("cannot give {target} its mode")))?;
+    Ok(path)
 }
 
 /// Copies what the image has at `target` (if it is a directory) into the empty volume.

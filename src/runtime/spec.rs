@@ -38,6 +38,13 @@ pub struct ContainerSpec {
     /// Docker container's do, until it is removed.
     #[serde(default)]
     pub writable_layer: Option<PathBuf>,
+    /// Namespaced kernel parameters (`net.core.somaxconn`, `kernel.shmmax`…), written in the
+    /// container's own namespaces before anything runs there.
+    #[serde(default)]
+    pub sysctls: Vec<(String, String)>,
+    /// The OOM killer's adjustment for the container's processes (-1000 to 1000).
+    #[serde(default)]
+    pub oom_score_adj: Option<i32>,
 }
 
 /// What goes into the container's /etc/hosts and /etc/resolv.conf.
@@ -93,6 +100,9 @@ pub enum Mount {
     Volume { source: PathBuf, target: String, read_only: bool, copy_up: bool },
     /// A fresh tmpfs.
     Tmpfs { target: String, size: Option<u64>, mode: Option<u32> },
+    /// A file made from `contents` (a secret or a config), owned by `uid:gid` with `mode`,
+    /// bound read-only at `target`.
+    File { target: String, contents: Vec<u8>, uid: u32, gid: u32, mode: u32 },
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -155,6 +165,8 @@ impl ContainerSpec {
             init: false,
             etc_files: Some(EtcFiles::default()),
             writable_layer: None,
+            sysctls: Vec::new(),
+            oom_score_adj: None,
         }
     }
 

@@ -650,7 +650,7 @@ impl Daemon {
 
     fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), String> {
         for volume in &plan.volumes {
-            let dir = crate::plan::spec::volume_dir(&self.paths.state_root, volume);
+            let dir = crate::plan::mounts::volume_dir(&self.paths.state_root, volume);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
         }

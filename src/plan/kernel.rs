@@ -1,0 +1,94 @@
+//! Service settings that meet the kernel: which `sysctls` a container may set (the
+//! namespaced ones Docker allows; any other would change the host), `oom_score_adj`'s range,
+//! `cpu_period`/`cpu_quota` as a CPU limit, and whether `platform` is the host's.
+
+use super::spec::{error, PlanError};
+use crate::project::model::Service;
+
+/// IPC parameters that live in the container's IPC namespace.
+const IPC_SYSCTLS: &[&str] = &[
+    "kernel.msgmax",
+    "kernel.msgmnb",
+    "kernel.msgmni",
+    "kernel.sem",
+    "kernel.shmall",
+    "kernel.shmmax",
+    "kernel.shmmni",
+    "kernel.shm_rmid_forced",
+];
+
+/// The service's `sysctls`, each checked to be namespaced: IPC ones, `fs.mqueue.*`, and
+/// `net.*` for a container with a network namespace of its own.
+pub fn sysctls(name: &str, service: &Service) -> Result<Vec<(String, String)>, PlanError> {
+    let own_network = service.network_mode.as_deref() != Some("host");
+    service
+        .sysctls
+        .iter()
+        .map(|(key, value)| {
+            let namespaced = IPC_SYSCTLS.contains(&key.as_str())
+                || key.starts_with("fs.mqueue.")
+                || (key.starts_with("net.") && own_network);
+            if !namespaced || key.contains("..") || key.contains('/') {
+                let why = if key.starts_with("net.") {
+                    "with network_mode: host it would change the host's network"
+                } else {
+                    "only namespaced parameters are allowed (kernel.msg*, kernel.sem, kernel.shm*, fs.mqueue.*, net.*): \
+                     this one would change the host"
+                };
+                return Err(error(name, "sysctls", format!("{key}: {why}")));
+            }
+            Ok((key.clone(), value.clone()))
+        })
+        .collect()
+}
+
+pub fn oom_score_adj(name: &str, service: &Service) -> Result<Option<i32>, PlanError> {
+    match service.oom_score_adj {
+        None => Ok(None),
+        Some(value) if (-1000..=1000).contains(&value) => Ok(Some(value as i32)),
+        Some(value) => Err(error(name, "oom_score_adj", format!("expected -1000 to 1000, found {value}"))),
+    }
+}
+
+/// CPUs from `cpu_quota` over `cpu_period` (default 100 ms), when `cpus` is not set.
+pub fn cpus_from_quota(name: &str, service: &Service) -> Result<Option<f64>, PlanError> {
+    match (service.cpu_quota, service.cpu_period) {
+        (None, _) => Ok(None),
+        (Some(quota), period) => {
+            let period = period.unwrap_or(100_000);
+            if quota <= 0 || period <= 0 {
+                return Err(error(
+                    name,
+                    "cpu_quota",
+                    format!("expected positive cpu_quota and cpu_period, found {quota}/{period}"),
+                ));
+            }
+            Ok(Some(quota as f64 / period as f64))
+        }
+    }
+}
+
+/// The host's platform as Compose writes it (`linux/amd64`).
+pub fn host_platform() -> String {
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    format!("linux/{arch}")
+}
+
+/// A `platform` other than the host's is refused: hoist runs no emulator.
+pub fn check_platform(name: &str, service: &Service) -> Result<(), PlanError> {
+    let Some(platform) = &service.platform else { return Ok(()) };
+    let host = host_platform();
+    let wanted = platform.split('/').take(2).collect::<Vec<_>>().join("/");
+    if wanted != host {
+        return Err(error(
+            name,
+            "platform",
+            format!("{platform} cannot run on this {host} host (hoist runs no emulator)"),
+        ));
+    }
+    Ok(())
+}
