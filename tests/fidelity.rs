@@ -342,3 +342,33 @@ services:
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("services.app.tty: ignored"), "warned by name: {stderr}");
 }
+
+#[test]
+fn ipc_service_shares_the_namespace_and_pid_host_sees_the_host() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  helper:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    ipc: "service:app"
+  loner:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    pid: host
+"#;
+    let mut p = Project::new("fidipc", compose);
+    p.up();
+    let ns = |service: &str, kind: &str| p.ok(&["exec", "-T", service, "readlink", &format!("/proc/self/ns/{kind}")]);
+    assert_eq!(ns("app", "ipc"), ns("helper", "ipc"), "ipc: service:app shares app's IPC namespace");
+    assert_ne!(ns("app", "ipc"), ns("loner", "ipc"));
+    let host_pid = std::fs::read_link("/proc/self/ns/pid").unwrap().display().to_string();
+    assert_eq!(ns("loner", "pid").trim(), host_pid, "pid: host");
+    assert_ne!(ns("app", "pid").trim(), host_pid);
+}

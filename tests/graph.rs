@@ -71,7 +71,7 @@ fn selecting_a_service_brings_its_dependencies_unless_no_deps() {
 #[test]
 fn network_mode_ipc_pid_and_volumes_from_are_edges() {
     let project = project_from(
-        "services:\n  app: {image: a}\n  side: {image: b, network_mode: 'service:app'}\n  ipc: {image: c, ipc: 'service:side', pid: 'service:app'}\n  data: {image: d, volumes_from: ['ipc:ro']}\n",
+        "services:\n  app: {image: a}\n  side: {image: b, network_mode: 'service:app'}\n  ipc: {image: c, ipc: 'service:side', pid: host}\n  data: {image: d, volumes_from: ['ipc:ro']}\n",
     );
     let graph = ServiceGraph::new(&project).unwrap();
     assert_eq!(graph.start_layers(), vec![vec!["app"], vec!["side"], vec!["ipc"], vec!["data"]]);

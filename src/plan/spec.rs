@@ -192,6 +192,35 @@ pub struct ServicePlan {
     /// The service's `labels` (and `label_file`), shown by `ps` and `inspect`.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// `ipc` and `pid`: the container's own namespace, the host's, or a service's.
+    #[serde(default)]
+    pub ipc: NamespacePlan,
+    #[serde(default)]
+    pub pid: NamespacePlan,
+}
+
+/// Whose namespace a service's containers use.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum NamespacePlan {
+    #[default]
+    Own,
+    Host,
+    /// The first running container of a service.
+    Service(String),
+}
+
+impl NamespacePlan {
+    /// `ipc`/`pid` as written: unset, `private` and `shareable` are the container's own.
+    fn parse(value: Option<&str>) -> NamespacePlan {
+        match value {
+            Some("host") => NamespacePlan::Host,
+            Some(other) => match other.strip_prefix("service:") {
+                Some(service) => NamespacePlan::Service(service.to_string()),
+                None => NamespacePlan::Own,
+            },
+            None => NamespacePlan::Own,
+        }
+    }
 }
 
 impl ServicePlan {
@@ -382,6 +411,8 @@ fn service_plan(
         None => 1,
     };
     Ok(ServicePlan {
+        ipc: NamespacePlan::parse(service.ipc.as_deref()),
+        pid: NamespacePlan::parse(service.pid.as_deref()),
         image: service.image.clone().unwrap_or_default(),
         labels: service.labels.clone(),
         name: name.to_string(),

@@ -114,7 +114,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("hostname", Applied),
     ("image", Applied),
     ("init", Applied),
-    ("ipc", Only(&["private", "shareable"], "ipc: host and service:NAME are not supported yet")),
+    ("ipc", Applied),
     ("isolation", Ignored(WINDOWS)),
     ("label_file", Applied),
     ("labels", Applied),
@@ -130,7 +130,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("networks", EachNamed(ATTACHMENT)),
     ("oom_kill_disable", Refused("oom_kill_disable is not supported")),
     ("oom_score_adj", Applied),
-    ("pid", Only(&["private"], "pid: host and service:NAME are not supported yet")),
+    ("pid", Only(&["private", "host"], "pid: service:NAME is not supported yet")),
     ("pids_limit", Applied),
     ("platform", Applied),
     ("ports", Applied),
@@ -313,14 +313,14 @@ mod tests {
     #[test]
     fn refusals_and_warnings_name_the_key() {
         let (errors, warnings) = run(
-            "services:\n  web:\n    gpus: all\n    tty: true\n    ipc: host\n    deploy: {placement: {}, resources: {reservations: {}}}\n    \
+            "services:\n  web:\n    gpus: all\n    tty: true\n    pid: service:db\n    deploy: {placement: {}, resources: {reservations: {}}}\n    \
              networks: {front: {ipv6_address: '::1'}}\nnetworks:\n  front: {enable_ipv6: true}\n",
         );
         assert_eq!(
             errors,
             [
                 "services.web.gpus: not supported: GPUs are not supported",
-                "services.web.ipc: not supported: \"host\": ipc: host and service:NAME are not supported yet",
+                "services.web.pid: not supported: \"service:db\": pid: service:NAME is not supported yet",
                 "services.web.deploy.resources.reservations: not supported: resource reservations are not supported: only limits are applied",
                 "services.web.networks.front.ipv6_address: not supported: IPv6 addresses on networks are not supported",
                 "networks.front.enable_ipv6: not supported: \"true\": IPv6 networks are not supported",

@@ -19,7 +19,7 @@ use nix::unistd::{pipe2, Pid};
 use super::cgroup::Cgroup;
 use super::error::{Result, RuntimeError};
 use super::init::INIT_ARG;
-use super::spec::{ContainerSpec, NetworkMode, RootFs};
+use super::spec::{ContainerSpec, NetworkMode, RootFs, SharedNamespace};
 use super::state::{self, State};
 use super::{etc_files, sys, terminal};
 
@@ -79,8 +79,13 @@ pub(super) struct Stage {
 }
 
 fn namespaces(spec: &ContainerSpec) -> CloneFlags {
-    let mut flags =
-        CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWPID | CloneFlags::CLONE_NEWUTS | CloneFlags::CLONE_NEWIPC;
+    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    if spec.ipc == SharedNamespace::Own {
+        flags |= CloneFlags::CLONE_NEWIPC;
+    }
+    if spec.pid == SharedNamespace::Own {
+        flags |= CloneFlags::CLONE_NEWPID;
+    }
     if spec.network == NetworkMode::None {
         flags |= CloneFlags::CLONE_NEWNET;
     }

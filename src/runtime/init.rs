@@ -19,7 +19,7 @@ use nix::unistd::{ForkResult, Pid};
 
 use super::container::read_message;
 use super::process::{self, Confinement};
-use super::spec::{ContainerSpec, NetworkMode};
+use super::spec::{ContainerSpec, NetworkMode, SharedNamespace};
 use super::{reaper, rootfs, sys, terminal};
 
 /// The hidden first argument that makes the hoist binary run as a container's init stage.
@@ -61,6 +61,11 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     let spec: ContainerSpec = read_message(&mut control)?;
     // The parent moved us into the container's cgroup before sending the spec.
     unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+    if let SharedNamespace::Join(path) = &spec.ipc {
+        let ns = File::open(path).map_err(|e| format!("cannot open IPC namespace {}: {e}", path.display()))?;
+        setns(ns, CloneFlags::CLONE_NEWIPC)
+            .map_err(|e| format!("cannot join IPC namespace {}: {e}", path.display()))?;
+    }
     match &spec.network {
         NetworkMode::Join(path) => {
             let ns = File::open(path).map_err(|e| format!("cannot open network namespace {}: {e}", path.display()))?;

@@ -42,7 +42,7 @@ pub mod users;
 pub use container::{is_valid_name, Container, Exit, Runtime, Stdio};
 pub use error::RuntimeError;
 pub use exec::ExecProcess;
-pub use spec::{ContainerSpec, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs};
+pub use spec::{ContainerSpec, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs, SharedNamespace};
 
 /// A duplicate of descriptor `fd` of process `pid` (pidfd_getfd(2)): how the supervisor
 /// takes a client's stdio for `hoist run`, and the client the one-off's pty.

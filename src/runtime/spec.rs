@@ -45,6 +45,22 @@ pub struct ContainerSpec {
     /// The OOM killer's adjustment for the container's processes (-1000 to 1000).
     #[serde(default)]
     pub oom_score_adj: Option<i32>,
+    /// The IPC namespace: the container's own, the host's, or another container's.
+    #[serde(default)]
+    pub ipc: SharedNamespace,
+    /// The PID namespace: the container's own or the host's.
+    #[serde(default)]
+    pub pid: SharedNamespace,
+}
+
+/// Whose namespace of one kind a container uses.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub enum SharedNamespace {
+    #[default]
+    Own,
+    Host,
+    /// Another container's (a /proc/PID/ns/… file).
+    Join(PathBuf),
 }
 
 /// What goes into the container's /etc/hosts and /etc/resolv.conf.
@@ -167,6 +183,8 @@ impl ContainerSpec {
             writable_layer: None,
             sysctls: Vec::new(),
             oom_score_adj: None,
+            ipc: SharedNamespace::Own,
+            pid: SharedNamespace::Own,
         }
     }
 

@@ -20,9 +20,10 @@ use super::records::{Health, State};
 use super::restart::{backoff, should_restart, STABLE_RUN};
 use super::{health, teardown};
 use crate::network::links::{self, EndpointSpec};
-use crate::plan::spec::HOST_GATEWAY;
+use crate::plan::spec::{NamespacePlan, HOST_GATEWAY};
 use crate::plan::spec::{NetworkMode as PlanNetworkMode, ServicePlan};
 use crate::runtime::cgroup::Cgroup;
+use crate::runtime::SharedNamespace;
 use crate::runtime::{Exit, NetworkMode, Stdio};
 
 /// What dependents and `up` watch.
@@ -413,6 +414,8 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<St
         spec.hostname = Some(config.name.clone());
     }
     let networks = daemon.networks_of(service);
+    spec.ipc = shared_namespace(daemon, &service.ipc, "ipc")?;
+    spec.pid = shared_namespace(daemon, &service.pid, "pid")?;
     spec.network = match &service.network_mode {
         PlanNetworkMode::Networks | PlanNetworkMode::None => NetworkMode::None,
         PlanNetworkMode::Host => NetworkMode::Host,
@@ -518,4 +521,18 @@ fn finish(daemon: &Daemon, config: &Config) {
     }
     daemon.forget(&config.name);
     daemon.event(&config.name, &config.service.name, "destroy", None);
+}
+
+/// A service's `ipc`/`pid` (`kind`) as the runtime takes it: another service's is the
+/// namespace of its first running container.
+fn shared_namespace(daemon: &Daemon, plan: &NamespacePlan, kind: &str) -> Result<SharedNamespace, String> {
+    Ok(match plan {
+        NamespacePlan::Own => SharedNamespace::Own,
+        NamespacePlan::Host => SharedNamespace::Host,
+        NamespacePlan::Service(other) => {
+            let pid =
+                daemon.first_pid_of(other).ok_or_else(|| format!("{kind} service:{other}: {other} is not running"))?;
+            SharedNamespace::Join(format!("/proc/{pid}/ns/{kind}").into())
+        }
+    })
 }

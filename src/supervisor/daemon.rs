@@ -1064,6 +1064,11 @@ pub fn layers(services: &[&ServicePlan]) -> Vec<Vec<String>> {
         if let NetworkMode::Service(target) = &s.network_mode {
             deps.push(target.clone());
         }
+        for shared in [&s.ipc, &s.pid] {
+            if let crate::plan::spec::NamespacePlan::Service(target) = shared {
+                deps.push(target.clone());
+            }
+        }
         deps.into_iter().filter(|d| names.contains(d)).collect()
     };
     let mut placed: HashSet<String> = HashSet::new();
