@@ -344,7 +344,7 @@ services:
 }
 
 #[test]
-fn ipc_service_shares_the_namespace_and_pid_host_sees_the_host() {
+fn ipc_service_shares_the_namespace_and_pid_and_uts_host_are_the_hosts() {
     if !can_run() {
         return;
     }
@@ -362,6 +362,7 @@ services:
     image: busybox:test
     command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
     pid: host
+    uts: host
 "#;
     let mut p = Project::new("fidipc", compose);
     p.up();
@@ -371,4 +372,32 @@ services:
     let host_pid = std::fs::read_link("/proc/self/ns/pid").unwrap().display().to_string();
     assert_eq!(ns("loner", "pid").trim(), host_pid, "pid: host");
     assert_ne!(ns("app", "pid").trim(), host_pid);
+    let host_name = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
+    assert_eq!(p.ok(&["exec", "-T", "loner", "hostname"]).trim(), host_name, "uts: host");
+    assert_ne!(p.ok(&["exec", "-T", "app", "hostname"]).trim(), host_name);
+}
+
+#[test]
+fn devices_appear_in_the_container_with_the_access_given() {
+    if !can_run() {
+        return;
+    }
+    // loop0: a block device this sandbox lets the host's root open (its disks it does not).
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    devices: ["/dev/loop0:/dev/mydisk:r", "/dev/zero:/dev/extra/zero"]
+"#;
+    let mut p = Project::new("fiddev", compose);
+    p.up();
+    let read = p.hoist(&["exec", "-T", "app", "dd", "if=/dev/mydisk", "of=/dev/null", "bs=512", "count=1"]);
+    assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
+    let write = p.hoist(&["exec", "-T", "app", "sh", "-c", "echo x > /dev/mydisk"]);
+    assert!(!write.status.success(), "written through an r-only device");
+    assert_eq!(p.ok(&["exec", "-T", "app", "sh", "-c", "head -c 3 /dev/extra/zero | wc -c"]).trim(), "3");
+    let out = p.hoist(&["exec", "-T", "app", "stat", "-c", "%t:%T", "/dev/mydisk"]);
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7:0");
 }

@@ -59,6 +59,7 @@ pub struct ExecArgs {
 }
 
 pub fn run(global: &GlobalOptions, args: &ExecArgs) -> anyhow::Result<i32> {
+    hold_signals()?;
     let paths = project_paths(global)?;
     let with_terminal = args.process.with_terminal();
     let request = ExecRequest {
@@ -97,6 +98,23 @@ fn attach(mut process: ExecProcess, with_terminal: bool) -> anyhow::Result<i32> 
     relay_until_exit(console, wait, forward)
 }
 
+/// The signals hoist forwards to a command it waits for.
+fn forwarded() -> nix::sys::signal::SigSet {
+    let mut set = nix::sys::signal::SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        set.add(signal);
+    }
+    set
+}
+
+/// Holds the forwarded signals pending from now on (call it before any thread starts):
+/// one that comes while the command is being started is forwarded once
+/// [`relay_until_exit`] listens, instead of ending hoist and orphaning the command.
+pub fn hold_signals() -> anyhow::Result<()> {
+    nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_BLOCK, Some(&forwarded()), None)
+        .context("cannot hold signals")
+}
+
 /// Runs `wait` (the command's exit status) on a thread while relaying `console` (a pty
 /// master: raw mode, window size) and forwarding SIGINT, SIGTERM and SIGHUP through
 /// `forward` (a second SIGINT becomes SIGKILL). The terminal is restored on every path.
@@ -120,6 +138,8 @@ pub fn relay_until_exit(
         let mut terminate = signal(SignalKind::terminate())?;
         let mut hangup = signal(SignalKind::hangup())?;
         let mut resized = signal(SignalKind::window_change())?;
+        // Listening now: what was held is delivered to the streams above.
+        nix::sys::signal::pthread_sigmask(nix::sys::signal::SigmaskHow::SIG_UNBLOCK, Some(&forwarded()), None)?;
         let mut interrupts = 0;
         if let Some(console) = &console {
             resize(console);

@@ -51,6 +51,7 @@ pub struct RunArgs {
 }
 
 pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
+    super::exec::hold_signals()?;
     let loaded = global.load()?;
     let mut project = loaded.project;
     let graph = ServiceGraph::new(&project)?;

@@ -92,3 +92,32 @@ pub fn check_platform(name: &str, service: &Service) -> Result<(), PlanError> {
     }
     Ok(())
 }
+
+/// `devices:` as the runtime takes them: each host path must be a device node, read here
+/// (its kind, numbers, mode and owner).
+pub fn devices(name: &str, service: &Service) -> Result<Vec<crate::runtime::spec::DeviceNode>, PlanError> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    service
+        .devices
+        .iter()
+        .map(|device| {
+            let meta = std::fs::metadata(&device.source)
+                .map_err(|e| error(name, "devices", format!("{}: {e}", device.source)))?;
+            let kind = meta.file_type();
+            if !kind.is_char_device() && !kind.is_block_device() {
+                return Err(error(name, "devices", format!("{} is not a device node", device.source)));
+            }
+            let number = meta.rdev();
+            Ok(crate::runtime::spec::DeviceNode {
+                path: device.target.clone(),
+                block: kind.is_block_device(),
+                major: nix::sys::stat::major(number),
+                minor: nix::sys::stat::minor(number),
+                mode: meta.mode() & 0o777,
+                uid: meta.uid(),
+                gid: meta.gid(),
+                access: device.permissions.clone(),
+            })
+        })
+        .collect()
+}

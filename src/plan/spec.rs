@@ -310,7 +310,11 @@ fn service_plan(
     }
     spec.sysctls = super::kernel::sysctls(name, service)?;
     spec.oom_score_adj = super::kernel::oom_score_adj(name, service)?;
+    if service.uts.as_deref() == Some("host") {
+        spec.uts = crate::runtime::SharedNamespace::Host;
+    }
     super::kernel::check_platform(name, service)?;
+    spec.devices = super::kernel::devices(name, service)?;
     mounts.extend(super::mounts::service_mounts(project, name, service, state_root)?);
     spec.mounts = mounts;
     spec.etc_files = Some(EtcFiles {

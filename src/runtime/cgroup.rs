@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use super::devices::{self, DEFAULT_RULES};
+use super::devices::{self, DeviceRule, DEFAULT_RULES};
 use super::error::{Result, RuntimeError};
 use super::spec::Limits;
 
@@ -43,8 +43,9 @@ fn read(path: &Path) -> Result<String> {
 
 /// Attaches the device program to the v2 cgroup `dir`; a container is never started
 /// without it.
-fn filter_devices(dir: &Path) -> Result<()> {
-    devices::attach(dir, DEFAULT_RULES).map_err(|e| RuntimeError::Cgroup {
+fn filter_devices(dir: &Path, extra: &[DeviceRule]) -> Result<()> {
+    let rules: Vec<DeviceRule> = DEFAULT_RULES.iter().chain(extra).copied().collect();
+    devices::attach(dir, &rules).map_err(|e| RuntimeError::Cgroup {
         path: dir.to_path_buf(),
         message: format!("cannot attach the device filter: {e}"),
     })
@@ -71,7 +72,7 @@ pub fn is_unified() -> bool {
 
 impl Cgroup {
     /// Creates the cgroup(s) for container `id` and applies `limits`.
-    pub fn create(id: &str, limits: &Limits) -> Result<Cgroup> {
+    pub fn create(id: &str, limits: &Limits, devices: &[DeviceRule]) -> Result<Cgroup> {
         let cgroup = if is_unified() {
             let parent = Path::new(CGROUP_ROOT).join("hoist");
             std::fs::create_dir_all(&parent).map_err(RuntimeError::io("cannot create cgroup", &parent))?;
@@ -107,7 +108,7 @@ impl Cgroup {
             }
             Cgroup::V1 { paths }
         };
-        if let Err(e) = cgroup.apply(limits) {
+        if let Err(e) = cgroup.apply(limits, devices) {
             let _ = cgroup.remove();
             return Err(e);
         }
@@ -121,7 +122,8 @@ impl Cgroup {
         }
     }
 
-    fn apply(&self, limits: &Limits) -> Result<()> {
+    /// Applies `limits`, and Docker's device allowlist plus `devices`.
+    fn apply(&self, limits: &Limits, devices: &[DeviceRule]) -> Result<()> {
         let quota = limits.cpus.map(|c| ((c * 100_000.0).round() as i64).max(1000));
         match self {
             Cgroup::V2 { path } => {
@@ -148,7 +150,7 @@ impl Cgroup {
                 if let Some(p) = limits.pids {
                     write(&path.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
                 }
-                filter_devices(path)?;
+                filter_devices(path, devices)?;
             }
             Cgroup::V1 { .. } => {
                 if let (Some(m), Some(dir)) = (limits.memory, self.v1("memory")) {
@@ -177,12 +179,12 @@ impl Cgroup {
                 }
                 if let Some(dir) = self.v1("devices") {
                     write(&dir.join("devices.deny"), "a")?;
-                    for rule in DEFAULT_RULES {
+                    for rule in DEFAULT_RULES.iter().chain(devices) {
                         write(&dir.join("devices.allow"), &rule.v1_line())?;
                     }
                 }
                 if let Some(dir) = self.v1(UNIFIED) {
-                    filter_devices(dir)?;
+                    filter_devices(dir, devices)?;
                 }
             }
         }

@@ -79,7 +79,10 @@ pub(super) struct Stage {
 }
 
 fn namespaces(spec: &ContainerSpec) -> CloneFlags {
-    let mut flags = CloneFlags::CLONE_NEWNS | CloneFlags::CLONE_NEWUTS;
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    if spec.uts == SharedNamespace::Own {
+        flags |= CloneFlags::CLONE_NEWUTS;
+    }
     if spec.ipc == SharedNamespace::Own {
         flags |= CloneFlags::CLONE_NEWIPC;
     }
@@ -261,7 +264,8 @@ impl Runtime {
             }
         }
         etc_files::write(spec, dir)?;
-        let cgroup = Cgroup::create(&spec.id, &spec.limits)?;
+        let devices: Vec<_> = spec.devices.iter().map(super::devices::DeviceRule::for_node).collect();
+        let cgroup = Cgroup::create(&spec.id, &spec.limits, &devices)?;
         // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
         state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;
 

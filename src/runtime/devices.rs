@@ -71,6 +71,22 @@ impl DeviceRule {
     }
 }
 
+impl DeviceRule {
+    /// The rule that lets a container use `node` as its `access` letters say.
+    pub fn for_node(node: &super::spec::DeviceNode) -> DeviceRule {
+        let access = [('r', READ), ('w', WRITE), ('m', MKNOD)]
+            .iter()
+            .filter(|(letter, _)| node.access.contains(*letter))
+            .fold(0, |bits, (_, bit)| bits | bit);
+        DeviceRule {
+            kind: Some(if node.block { DeviceKind::Block } else { DeviceKind::Char }),
+            major: Some(node.major as u32),
+            minor: Some(node.minor as u32),
+            access,
+        }
+    }
+}
+
 /// The program: allow (1) when one rule covers the request, deny (0) otherwise.
 /// `struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }`, with
 /// `access_type = access << 16 | type` (type 1 block, 2 char).

@@ -80,10 +80,12 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
         set_oom_score_adj(adjustment)?;
     }
     rootfs::prepare(&spec, state_dir).map_err(|e| e.0)?;
-    if let Some(name) = &spec.hostname {
+    // With the host's UTS namespace, its names stay as they are.
+    let own_names = spec.uts == SharedNamespace::Own;
+    if let Some(name) = spec.hostname.as_ref().filter(|_| own_names) {
         nix::unistd::sethostname(name).map_err(|e| format!("cannot set hostname {name:?}: {e}"))?;
     }
-    if let Some(name) = &spec.domainname {
+    if let Some(name) = spec.domainname.as_ref().filter(|_| own_names) {
         sys::set_domainname(name).map_err(|e| format!("cannot set domainname {name:?}: {e}"))?;
     }
     let console = if spec.process.terminal {

@@ -18,6 +18,7 @@ pub mod cgroup;
 mod container;
 pub mod container_fs;
 mod copy;
+mod devfs;
 pub mod devices;
 pub mod error;
 mod etc_files;
@@ -55,9 +56,19 @@ pub fn copy_fd_of_process(pid: i32, fd: i32) -> std::io::Result<std::os::fd::Own
 /// directory); returns otherwise. Call it first thing in `main`.
 pub fn run_stage_if_requested(args: &[String]) {
     let Some(dir) = args.get(2).map(std::path::Path::new) else { return };
-    match args.get(1).map(String::as_str) {
-        Some(init::INIT_ARG) => init::main(dir),
-        Some(exec::EXEC_ARG) => exec::main(dir),
-        _ => {}
+    let stage: Option<fn(&std::path::Path) -> !> = match args.get(1).map(String::as_str) {
+        Some(init::INIT_ARG) => Some(init::main),
+        Some(exec::EXEC_ARG) => Some(exec::main),
+        _ => None,
+    };
+    if let Some(stage) = stage {
+        // A stage starts with no signal held, whatever its caller held (execve keeps the
+        // mask): the container's processes must see their signals.
+        let _ = nix::sys::signal::sigprocmask(
+            nix::sys::signal::SigmaskHow::SIG_SETMASK,
+            Some(&nix::sys::signal::SigSet::empty()),
+            None,
+        );
+        stage(dir)
     }
 }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use nix::fcntl::OFlag;
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sys::stat::{mkdirat, mknodat, Mode, SFlag};
+use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{chdir, pivot_root};
 
 use super::spec::{ContainerSpec, Mount, RootFs};
@@ -35,9 +35,6 @@ const MASKED: &[&str] = &[
 ];
 /// Paths the container may read but not write (Docker's list).
 const READ_ONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
-/// (name, major, minor) of the character devices every container gets.
-const DEVICES: &[(&str, u64, u64)] =
-    &[("null", 1, 3), ("zero", 1, 5), ("full", 1, 7), ("random", 1, 8), ("urandom", 1, 9), ("tty", 5, 0)];
 
 /// A failed setup step, reported to the parent through the status pipe.
 #[derive(Debug)]
@@ -49,11 +46,11 @@ impl std::fmt::Display for SetupError {
     }
 }
 
-fn err<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> SetupError {
+pub(super) fn err<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> SetupError {
     move |e| SetupError(format!("{what}: {e}"))
 }
 
-type Result<T> = std::result::Result<T, SetupError>;
+pub(super) type Result<T> = std::result::Result<T, SetupError>;
 
 fn fd_path(fd: &OwnedFd) -> String {
     format!("/proc/self/fd/{}", fd.as_raw_fd())
@@ -61,7 +58,7 @@ fn fd_path(fd: &OwnedFd) -> String {
 
 /// Opens `path` inside `root`, creating missing directories on the way (never following a
 /// symlink out of the root). With `file`, the last component is created as an empty file.
-fn ensure(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd> {
+pub(super) fn ensure(root: &OwnedFd, path: &str, file: bool) -> Result<OwnedFd> {
     ensure_within(root, path, file, 0)
 }
 
@@ -133,7 +130,7 @@ fn ensure_within(root: &OwnedFd, path: &str, file: bool, links: u32) -> Result<O
     open_in_root(root, path, o_path, 0).map_err(err(format!("cannot open /{path} in the container")))
 }
 
-fn mount_at(
+pub(super) fn mount_at(
     source: Option<&str>,
     target: &OwnedFd,
     fstype: Option<&str>,
@@ -201,7 +198,7 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
     let proc_dir = ensure(&root, "/proc", false)?;
     mount_at(Some("proc"), &proc_dir, Some("proc"), nosuid_noexec_nodev, None)?;
 
-    mount_dev(&root, spec)?;
+    super::devfs::mount_dev(&root, spec)?;
 
     let sys = ensure(&root, "/sys", false)?;
     let sys_flags = nosuid_noexec_nodev | if spec.privileged { MsFlags::empty() } else { MsFlags::MS_RDONLY };
@@ -431,67 +428,6 @@ fn fill_volume(root: &OwnedFd, volume: &Path, target: &str) -> Result<()> {
         .map_err(err(format!("cannot give volume {} the owner of {target}", volume.display())))?;
     nix::sys::stat::fchmod(&to, Mode::from_bits_truncate(covered.st_mode & 0o7777))
         .map_err(err(format!("cannot give volume {} the mode of {target}", volume.display())))
-}
-
-/// /dev as a small tmpfs with only the standard nodes, /dev/pts, /dev/shm and /dev/mqueue.
-fn mount_dev(root: &OwnedFd, spec: &ContainerSpec) -> Result<()> {
-    let dev = ensure(root, "/dev", false)?;
-    mount_at(
-        Some("tmpfs"),
-        &dev,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_STRICTATIME,
-        Some("mode=755,size=65536k"),
-    )?;
-    let dev = ensure(root, "/dev", false)?;
-    let dev_dir = nix::fcntl::openat(&dev, ".", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(err("cannot open /dev"))?;
-    for (name, major, minor) in DEVICES {
-        mknodat(
-            &dev_dir,
-            *name,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(*major, *minor),
-        )
-        .map_err(err(format!("cannot create /dev/{name}")))?;
-    }
-    for (link, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-        ("core", "/proc/kcore"),
-        ("ptmx", "pts/ptmx"),
-    ] {
-        nix::unistd::symlinkat(target, &dev_dir, link).map_err(err(format!("cannot create /dev/{link}")))?;
-    }
-    let pts = ensure(root, "/dev/pts", false)?;
-    mount_at(
-        Some("devpts"),
-        &pts,
-        Some("devpts"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
-    )?;
-    let shm = ensure(root, "/dev/shm", false)?;
-    let shm_data = format!("mode=1777,size={}", spec.shm_size.unwrap_or(64 << 20));
-    mount_at(
-        Some("shm"),
-        &shm,
-        Some("tmpfs"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some(&shm_data),
-    )?;
-    let mqueue = ensure(root, "/dev/mqueue", false)?;
-    mount_at(
-        Some("mqueue"),
-        &mqueue,
-        Some("mqueue"),
-        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        None,
-    )?;
-    Ok(())
 }
 
 #[cfg(test)]

@@ -51,6 +51,29 @@ pub struct ContainerSpec {
     /// The PID namespace: the container's own or the host's.
     #[serde(default)]
     pub pid: SharedNamespace,
+    /// The UTS namespace (host name): the container's own or the host's.
+    #[serde(default)]
+    pub uts: SharedNamespace,
+    /// Host devices given to the container (`devices:`): made in its /dev and allowed by
+    /// its device filter.
+    #[serde(default)]
+    pub devices: Vec<DeviceNode>,
+}
+
+/// A device node of the host's, as the container gets it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceNode {
+    /// Where it appears in the container (`/dev/fuse`).
+    pub path: String,
+    pub block: bool,
+    pub major: u64,
+    pub minor: u64,
+    /// Permission bits and owner of the host's node.
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    /// `r`, `w`, `m` letters: what the device filter allows.
+    pub access: String,
 }
 
 /// Whose namespace of one kind a container uses.
@@ -185,6 +208,8 @@ impl ContainerSpec {
             oom_score_adj: None,
             ipc: SharedNamespace::Own,
             pid: SharedNamespace::Own,
+            uts: SharedNamespace::Own,
+            devices: Vec::new(),
         }
     }
 

@@ -410,7 +410,7 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<St
     spec.id = config.name.clone();
     spec.writable_layer = Some(daemon.paths.layer(&config.name));
     spec.process.terminal = config.one_off.as_ref().is_some_and(|o| o.terminal);
-    if spec.hostname.is_none() {
+    if spec.hostname.is_none() && spec.uts == SharedNamespace::Own {
         spec.hostname = Some(config.name.clone());
     }
     let networks = daemon.networks_of(service);
