@@ -580,3 +580,71 @@ fn mount_targets_that_are_symlinks_land_inside_the_container() {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
     assert!(!mounts.contains(&host), "a mount on the host's {host}");
 }
+
+const NOISY: &str = r#"
+name: PROJECT
+services:
+  bomb:
+    image: busybox:test
+    pids_limit: 40
+    command: ["sh", "-c", "while true; do sleep 100 & done"]
+  chatty:
+    image: busybox:test
+    logging: {options: {max-size: 64k, max-file: "2"}}
+    command: ["yes", "a line of noise from a container that writes as fast as it can"]
+  stubborn:
+    image: busybox:test
+    stop_grace_period: 1s
+    command: ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]
+"#;
+
+/// Runs `hoist ARGS`, failing if it has not answered after `limit` (a stall, not a speed
+/// target: the bound is generous).
+fn answers_within(p: &Project, args: &[&str], limit: std::time::Duration) -> std::process::Output {
+    let started = std::time::Instant::now();
+    let mut child = p.command(args).stdout(std::process::Stdio::piped()).spawn().unwrap();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < limit, "hoist {args:?} did not answer within {limit:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    eprintln!("hoist {args:?} answered in {:?}", started.elapsed());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn noisy_containers_do_not_starve_the_supervisor() {
+    if !can_run() {
+        return;
+    }
+    let mut p = Project::new("escnoisy", NOISY);
+    p.up();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let limit = std::time::Duration::from_secs(10);
+    let ps = answers_within(&p, &["ps", "--format", "json"], limit);
+    assert!(ps.status.success());
+    // The fork bomb stays within its pids limit (or died of it: its shell may give up).
+    if let Some(bomb) = p.container("bomb")["Pid"].as_i64() {
+        let cgroup = std::fs::read_to_string(format!("/proc/{bomb}/cgroup")).unwrap_or_default();
+        let pids = cgroup.lines().find_map(|l| l.split_once(":pids:").map(|(_, path)| path.to_string()));
+        if let Some(path) = pids {
+            let current =
+                std::fs::read_to_string(format!("/sys/fs/cgroup/pids{path}/pids.current")).unwrap_or_default();
+            assert!(current.trim().parse::<u64>().unwrap_or(0) <= 40, "pids.current {current}");
+        }
+    }
+    // The log is rotated: at most two files of about 64 KiB.
+    let logs = root(p.dir.path()).join("lib/projects").join(&p.name).join("logs");
+    let chatty: u64 = std::fs::read_dir(&logs)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().contains("chatty"))
+        .map(|e| e.metadata().unwrap().len())
+        .sum();
+    assert!(chatty <= 3 * 64 * 1024, "the chatty log holds {chatty} bytes");
+    // A container that ignores SIGTERM is killed after its grace period.
+    let stop = answers_within(&p, &["stop", "stubborn"], limit);
+    assert!(stop.status.success());
+    p.wait_for("stubborn", "exited", |row| row["State"] == "exited");
+    let down = answers_within(&p, &["down", "-t", "1"], std::time::Duration::from_secs(30));
+    assert!(down.status.success());
+}
