@@ -9,6 +9,11 @@ fn can_run() -> bool {
     common::can_run_as_root("fidelity")
 }
 
+/// `compose` with each `command: SLEEP` a command that idles until SIGTERM.
+fn sleepers(compose: &str) -> String {
+    compose.replace("command: SLEEP", r#"command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]"#)
+}
+
 /// A layer with directory `path` owned by `uid:gid` with `mode`.
 fn owned_dir_layer(path: &str, uid: u64, gid: u64, mode: u32) -> Vec<u8> {
     let mut builder = tar::Builder::new(Vec::new());
@@ -29,7 +34,7 @@ services:
   db:
     image: dblike:test
     user: "999:999"
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     volumes: ["dbdata:/var/lib/mysql"]
 volumes:
   dbdata: {}
@@ -40,7 +45,7 @@ fn a_named_volume_over_an_image_directory_takes_its_owner_and_mode() {
     if !can_run() {
         return;
     }
-    let mut p = Project::new("fidvol", MARIADB_LIKE);
+    let mut p = Project::new("fidvol", &sleepers(MARIADB_LIKE));
     let layers = vec![owned_dir_layer("var/", 0, 0, 0o755), owned_dir_layer("var/lib/", 0, 0, 0o755)];
     let mut layers = layers;
     layers.push(owned_dir_layer("var/lib/mysql/", 999, 999, 0o750));
@@ -73,11 +78,11 @@ services:
     healthcheck: {test: ["CMD", "true"], interval: 200ms, start_period: 0s}
   web:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     depends_on: {db: {condition: service_healthy}}
   worker:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     depends_on: [web]
 "#;
 
@@ -86,7 +91,7 @@ fn dependents_left_created_by_a_failed_up_start_with_the_next_up_or_start() {
     if !can_run() {
         return;
     }
-    let mut p = Project::new("fidcreated", FLAKY_DEPENDENCY);
+    let mut p = Project::new("fidcreated", &sleepers(FLAKY_DEPENDENCY));
     let first = p.hoist(&["up", "-d"]);
     assert!(!first.status.success(), "the first up should fail: db exits before it is healthy");
     p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
@@ -108,11 +113,11 @@ name: PROJECT
 services:
   web:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     networks: [front]
   app:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     networks: [front]
     links: ["web:legacy-web"]
 networks:
@@ -124,7 +129,7 @@ fn a_link_alias_resolves_on_a_user_defined_network() {
     if !can_run() {
         return;
     }
-    let mut p = Project::new("fidlink", LINKED_ON_A_USER_NETWORK);
+    let mut p = Project::new("fidlink", &sleepers(LINKED_ON_A_USER_NETWORK));
     p.up();
     let web = p.ok(&["exec", "-T", "web", "sh", "-c", "ip -4 -o addr show eth0"]);
     let web_ip = web.split_whitespace().nth(3).unwrap().split('/').next().unwrap().to_string();
@@ -142,10 +147,10 @@ name: PROJECT
 services:
   app:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     extra_hosts: ["host.docker.internal:host-gateway"]
 "#;
-    let mut p = Project::new("fidgw", compose);
+    let mut p = Project::new("fidgw", &sleepers(compose));
     p.ok(&["config", "-q"]);
     // A server of the host's, on every address (as a developer's local API would be).
     let listener = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
@@ -176,17 +181,17 @@ name: PROJECT
 services:
   web:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
   sidecar:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     network_mode: "container:PROJECT-web-1"
 "#;
-    let mut p = Project::new("fidnetc", compose);
+    let mut p = Project::new("fidnetc", &sleepers(compose));
     p.up();
     let address = |service: &str| p.ok(&["exec", "-T", service, "ip", "-4", "-o", "addr", "show", "eth0"]);
     assert_eq!(address("web").split_whitespace().nth(3), address("sidecar").split_whitespace().nth(3));
-    p.write(&compose.replace("container:PROJECT-web-1", "container:somebody-elses"));
+    p.write(&sleepers(&compose.replace("container:PROJECT-web-1", "container:somebody-elses")));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
@@ -195,7 +200,7 @@ services:
             .contains("services.sidecar.network_mode: container:somebody-elses: expected a container of this project"),
         "{stderr}"
     );
-    p.write(compose);
+    p.write(&sleepers(compose));
 }
 
 #[test]
@@ -208,11 +213,11 @@ name: PROJECT
 services:
   web:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     labels: {team: web}
     ports: ["127.0.0.1::80"]
 "#;
-    let mut p = Project::new("fidps", compose);
+    let mut p = Project::new("fidps", &sleepers(compose));
     p.up();
     let json = p.ok(&["ps", "--format", "json"]);
     let lines: Vec<&str> = json.lines().collect();
@@ -249,7 +254,7 @@ name: PROJECT
 services:
   app:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     secrets:
       - db-password
       - {source: api-key, target: key.txt, uid: "1000", gid: "1001", mode: 0400}
@@ -261,7 +266,7 @@ services:
     volumes: ["data:/data", "shared:/shared"]
   reader:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     volumes_from: ["app:ro"]
 secrets:
   db-password: {file: ./db-password.txt}
@@ -280,7 +285,7 @@ fn secrets_configs_sysctls_oom_tmpfs_volumes_from_and_local_binds_take_effect() 
     if !can_run() {
         return;
     }
-    let mut p = Project::new("fidkeys", KEYS);
+    let mut p = Project::new("fidkeys", &sleepers(KEYS));
     std::fs::write(p.dir.path().join("db-password.txt"), "s3cret").unwrap();
     std::fs::create_dir_all(p.dir.path().join("hostdata")).unwrap();
     std::fs::write(p.dir.path().join("hostdata/seed.txt"), "from the host").unwrap();
@@ -326,17 +331,17 @@ services:
     image: busybox:test
     sysctls: {kernel.panic: "1"}
 "#;
-    let p = Project::new("fidrefuse", compose);
+    let p = Project::new("fidrefuse", &sleepers(compose));
     let out = p.hoist(&["up", "-d"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("kernel.panic: only namespaced parameters are allowed"), "{stderr}");
     assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
-    p.write(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    tty: true\n"));
+    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    tty: true\n")));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("compose.yaml:6:5: services.app.gpus: not supported: GPUs are not supported"), "{stderr}");
-    p.write(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    tty: true\n"));
+    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    tty: true\n")));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
@@ -353,18 +358,18 @@ name: PROJECT
 services:
   app:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
   helper:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     ipc: "service:app"
   loner:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     pid: host
     uts: host
 "#;
-    let mut p = Project::new("fidipc", compose);
+    let mut p = Project::new("fidipc", &sleepers(compose));
     p.up();
     let ns = |service: &str, kind: &str| p.ok(&["exec", "-T", service, "readlink", &format!("/proc/self/ns/{kind}")]);
     assert_eq!(ns("app", "ipc"), ns("helper", "ipc"), "ipc: service:app shares app's IPC namespace");
@@ -388,10 +393,10 @@ name: PROJECT
 services:
   app:
     image: busybox:test
-    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    command: SLEEP
     devices: ["/dev/loop0:/dev/mydisk:r", "/dev/zero:/dev/extra/zero"]
 "#;
-    let mut p = Project::new("fiddev", compose);
+    let mut p = Project::new("fiddev", &sleepers(compose));
     p.up();
     let read = p.hoist(&["exec", "-T", "app", "dd", "if=/dev/mydisk", "of=/dev/null", "bs=512", "count=1"]);
     assert!(read.status.success(), "{}", String::from_utf8_lossy(&read.stderr));
