@@ -337,15 +337,17 @@ services:
     assert!(!out.status.success());
     assert!(stderr.contains("kernel.panic: only namespaced parameters are allowed"), "{stderr}");
     assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
-    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    tty: true\n")));
+    p.write(&sleepers(
+        &compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    stdin_open: true\n"),
+    ));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("compose.yaml:6:5: services.app.gpus: not supported: GPUs are not supported"), "{stderr}");
-    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    tty: true\n")));
+    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    stdin_open: true\n")));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("services.app.tty: ignored"), "warned by name: {stderr}");
+    assert!(stderr.contains("services.app.stdin_open: ignored"), "warned by name: {stderr}");
 }
 
 #[test]
@@ -405,4 +407,35 @@ services:
     assert_eq!(p.ok(&["exec", "-T", "app", "sh", "-c", "head -c 3 /dev/extra/zero | wc -c"]).trim(), "3");
     let out = p.hoist(&["exec", "-T", "app", "stat", "-c", "%t:%T", "/dev/mydisk"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "7:0");
+}
+
+#[test]
+fn a_tty_service_runs_on_a_terminal_whose_output_is_its_log() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  console:
+    image: busybox:test
+    tty: true
+    command: ["sh", "-c", "if [ -t 0 ] && [ -t 1 ]; then echo on-a-terminal; else echo no-terminal; fi; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  plain:
+    image: busybox:test
+    command: ["sh", "-c", "if [ -t 1 ]; then echo on-a-terminal; else echo no-terminal; fi; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+    let mut p = Project::new("fidtty", compose);
+    p.up();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let logs = p.ok(&["logs", "--no-color", "console", "plain"]);
+        if logs.contains("console") && logs.contains("plain") && logs.lines().count() >= 2 {
+            assert!(logs.lines().any(|l| l.contains("console") && l.ends_with("on-a-terminal")), "{logs}");
+            assert!(logs.lines().any(|l| l.contains("plain") && l.ends_with("no-terminal")), "{logs}");
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no logs: {logs}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
 }

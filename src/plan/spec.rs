@@ -197,6 +197,9 @@ pub struct ServicePlan {
     pub ipc: NamespacePlan,
     #[serde(default)]
     pub pid: NamespacePlan,
+    /// `tty`: the command runs on a pseudo-terminal whose output is the log.
+    #[serde(default)]
+    pub tty: bool,
 }
 
 /// Whose namespace a service's containers use.
@@ -415,6 +418,7 @@ fn service_plan(
         None => 1,
     };
     Ok(ServicePlan {
+        tty: service.tty,
         ipc: NamespacePlan::parse(service.ipc.as_deref()),
         pid: NamespacePlan::parse(service.pid.as_deref()),
         image: service.image.clone().unwrap_or_default(),

@@ -151,13 +151,13 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("secrets", Applied),
     ("security_opt", Applied),
     ("shm_size", Applied),
-    ("stdin_open", Ignored("the service's process gets no terminal (use `hoist exec` or `hoist run` for one)")),
+    ("stdin_open", Ignored("nothing attaches to a service's stdin yet (`hoist attach` has not landed)")),
     ("stop_grace_period", Applied),
     ("stop_signal", Applied),
     ("storage_opt", Refused("storage options are not supported")),
     ("sysctls", Applied),
     ("tmpfs", Applied),
-    ("tty", Ignored("the service's process gets no terminal (use `hoist exec` or `hoist run` for one)")),
+    ("tty", Applied),
     ("ulimits", Applied),
     ("use_api_socket", Refused("there is no Docker API socket to give")),
     ("user", Applied),
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn refusals_and_warnings_name_the_key() {
         let (errors, warnings) = run(
-            "services:\n  web:\n    gpus: all\n    tty: true\n    pid: service:db\n    deploy: {placement: {}, resources: {reservations: {}}}\n    \
+            "services:\n  web:\n    gpus: all\n    stdin_open: true\n    pid: service:db\n    deploy: {placement: {}, resources: {reservations: {}}}\n    \
              networks: {front: {ipv6_address: '::1'}}\nnetworks:\n  front: {enable_ipv6: true}\n",
         );
         assert_eq!(
@@ -329,7 +329,7 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "services.web.tty: ignored: the service's process gets no terminal (use `hoist exec` or `hoist run` for one)",
+                "services.web.stdin_open: ignored: nothing attaches to a service's stdin yet (`hoist attach` has not landed)",
                 "services.web.deploy.placement: ignored: it applies to Swarm services only",
             ]
         );

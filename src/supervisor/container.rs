@@ -365,6 +365,8 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
     // A one-off's output goes straight to its client; everything else's into the log.
     let (stdio, pipes) = match &config.one_off {
         Some(one_off) => (one_off.stdio.lock().ok().and_then(|mut s| s.take()).unwrap_or_default(), None),
+        // `tty`: the pseudo-terminal is its stdio, pumped into the log once it exists.
+        None if config.service.tty => (Stdio::default(), None),
         None => {
             let (out_read, out_write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
@@ -373,14 +375,14 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
             (Stdio { stdin: None, stdout: Some(out_write), stderr: Some(err_write) }, Some((out_read, err_read)))
         }
     };
-    let (daemon2, config2) = (daemon.clone(), config.clone());
+    let (daemon2, config2, log2) = (daemon.clone(), config.clone(), log.clone());
     let (exit_tx, exit_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
     // Create, attach and start on a blocking thread, which then waits for the exit.
     std::thread::Builder::new()
         .name(format!("wait-{}", config.name))
         .spawn(move || {
-            let created = create_and_start(&daemon2, &config2, stdio);
+            let created = create_and_start(&daemon2, &config2, stdio, &log2);
             match created {
                 Ok((mut container, addresses)) => {
                     let _ = started_tx.send(Ok((container.pid(), container.cgroup().clone(), addresses)));
@@ -404,12 +406,20 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
 
 type Started = (crate::runtime::Container, Vec<(String, Ipv4Addr)>);
 
-fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<Started, String> {
+fn create_and_start(
+    daemon: &Daemon,
+    config: &Config,
+    stdio: Stdio,
+    log: &Arc<Mutex<LogWriter>>,
+) -> Result<Started, String> {
     let service = &config.service;
     let mut spec = service.spec.clone();
     spec.id = config.name.clone();
     spec.writable_layer = Some(daemon.paths.layer(&config.name));
-    spec.process.terminal = config.one_off.as_ref().is_some_and(|o| o.terminal);
+    spec.process.terminal = match &config.one_off {
+        Some(one_off) => one_off.terminal,
+        None => service.tty,
+    };
     if spec.hostname.is_none() && spec.uts == SharedNamespace::Own {
         spec.hostname = Some(config.name.clone());
     }
@@ -444,6 +454,10 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<St
     let _ = daemon.runtime.delete(&config.name);
     let mut container = daemon.runtime.create(&spec, stdio).map_err(|e| e.to_string())?;
     if let Some(console) = container.take_console() {
+        if config.one_off.is_none() {
+            let copy = console.try_clone().map_err(|e| format!("cannot duplicate the terminal: {e}"))?;
+            pump_terminal(copy, log.clone(), &config.name);
+        }
         if let Ok(mut consoles) = daemon.consoles.lock() {
             consoles.insert(config.name.clone(), console);
         }
@@ -483,6 +497,25 @@ fn create_and_start(daemon: &Daemon, config: &Config, stdio: Stdio) -> Result<St
 }
 
 /// Copies a container's output, line by line, into its log.
+/// Copies what a `tty` service writes on its terminal into its log, line by line (the
+/// terminal's `\r\n` as one end of line), on a thread of its own: a pty master is no pipe
+/// for the event loop. Ends with EIO once the container's side is closed.
+fn pump_terminal(master: OwnedFd, log: Arc<Mutex<LogWriter>>, name: &str) {
+    let spawned = std::thread::Builder::new().name(format!("tty-{name}")).spawn(move || {
+        let reader = std::io::BufReader::new(std::fs::File::from(master));
+        for line in std::io::BufRead::lines(reader).map_while(Result::ok) {
+            if let Ok(mut log) = log.lock() {
+                if let Err(e) = log.write(Stream::Stdout, line.trim_end_matches('\r')) {
+                    tracing::warn!("cannot write a log line: {e}");
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("{name}: cannot start reading its terminal: {e}");
+    }
+}
+
 fn pump(read: OwnedFd, stream: Stream, log: Arc<Mutex<LogWriter>>) {
     tokio::spawn(async move {
         let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else { return };
