@@ -439,3 +439,30 @@ services:
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }
+
+#[test]
+fn restart_policy_delay_spaces_the_restarts() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  flaky:
+    image: busybox:test
+    command: ["sh", "-c", "exit 3"]
+    deploy:
+      restart_policy: {condition: on-failure, delay: 1200ms, max_attempts: 2}
+"#;
+    let mut p = Project::new("fiddelay", compose);
+    let _ = p.hoist(&["up", "-d"]);
+    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    p.wait_for("flaky", "done restarting", |row| row["Restarts"] == 2 && row["State"] == "exited");
+    let starts: Vec<std::time::SystemTime> =
+        p.events().iter().filter(|e| e.action == "start").map(|e| humantime::parse_rfc3339(&e.time).unwrap()).collect();
+    assert_eq!(starts.len(), 3, "one start and two restarts");
+    for pair in starts.windows(2) {
+        let gap = pair[1].duration_since(pair[0]).unwrap();
+        assert!(gap >= std::time::Duration::from_millis(1100), "restarted after {gap:?}, not after the 1.2 s delay");
+    }
+}

@@ -200,6 +200,12 @@ pub struct ServicePlan {
     /// `tty`: the command runs on a pseudo-terminal whose output is the log.
     #[serde(default)]
     pub tty: bool,
+    /// `deploy.restart_policy.delay`: a fixed wait before each restart (else Docker's
+    /// doubling backoff), and `window`: a run this long counts as a success.
+    #[serde(default)]
+    pub restart_delay: Option<Duration>,
+    #[serde(default)]
+    pub restart_window: Option<Duration>,
 }
 
 /// Whose namespace a service's containers use.
@@ -419,6 +425,8 @@ fn service_plan(
     };
     Ok(ServicePlan {
         tty: service.tty,
+        restart_delay: restart_policy_of(service).and_then(|p| p.delay).map(|d| d.0),
+        restart_window: restart_policy_of(service).and_then(|p| p.window).map(|d| d.0),
         ipc: NamespacePlan::parse(service.ipc.as_deref()),
         pid: NamespacePlan::parse(service.pid.as_deref()),
         image: service.image.clone().unwrap_or_default(),
@@ -687,4 +695,8 @@ fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>) -> Proces
         rlimits: Vec::new(),
         terminal: false,
     }
+}
+
+fn restart_policy_of(service: &Service) -> Option<&crate::project::model::RestartPolicy> {
+    service.deploy.as_ref().and_then(|d| d.restart_policy.as_ref())
 }

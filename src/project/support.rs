@@ -29,12 +29,8 @@ use Support::{Applied, EachNamed, Ignored, Nested, Only, Refused};
 const WINDOWS: &str = "it applies to Windows containers only";
 const SWARM: &str = "it applies to Swarm services only";
 
-pub const RESTART_POLICY: &[(&str, Support)] = &[
-    ("condition", Applied),
-    ("max_attempts", Applied),
-    ("delay", Refused("restart_policy.delay is not supported: hoist restarts with its own backoff (Docker's)")),
-    ("window", Refused("restart_policy.window is not supported")),
-];
+pub const RESTART_POLICY: &[(&str, Support)] =
+    &[("condition", Applied), ("max_attempts", Applied), ("delay", Applied), ("window", Applied)];
 
 pub const RESOURCES: &[(&str, Support)] = &[
     ("limits", Applied),

@@ -293,10 +293,10 @@ async fn supervise(
             want_running = false;
             continue;
         }
-        if ran_for >= STABLE_RUN {
+        if ran_for >= config.service.restart_window.unwrap_or(STABLE_RUN) {
             consecutive = 0;
         }
-        let delay = backoff(consecutive);
+        let delay = config.service.restart_delay.unwrap_or_else(|| backoff(consecutive));
         consecutive += 1;
         restarts += 1;
         daemon.update(&config.name, |r| {
