@@ -466,3 +466,22 @@ services:
         assert!(gap >= std::time::Duration::from_millis(1100), "restarted after {gap:?}, not after the 1.2 s delay");
     }
 }
+
+#[test]
+fn a_memory_reservation_is_the_cgroups_soft_limit() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    mem_reservation: 64m
+"#;
+    let mut p = Project::new("fidmemres", &sleepers(compose));
+    p.up();
+    let script = "cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.low";
+    assert_eq!(p.ok(&["exec", "-T", "app", "sh", "-c", script]).trim(), (64u64 << 20).to_string());
+}

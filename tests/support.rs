@@ -37,6 +37,11 @@ fn every_key_of_the_specification_is_in_the_support_table() {
         ("deploy", &d["deployment"], support::DEPLOY),
         ("deploy.resources", &d["deployment"]["properties"]["resources"], support::RESOURCES),
         ("deploy.restart_policy", &d["deployment"]["properties"]["restart_policy"], support::RESTART_POLICY),
+        (
+            "deploy.resources.reservations",
+            &d["deployment"]["properties"]["resources"]["properties"]["reservations"],
+            support::RESERVATIONS,
+        ),
         ("service networks", &attachment, support::ATTACHMENT),
         ("logging", &service["logging"], support::LOGGING),
         ("network", &d["network"], support::NETWORK),

@@ -561,6 +561,10 @@ fn limits(service: &Service) -> Limits {
         cpus: service.cpus.or_else(|| limits.and_then(|l| l.cpus)),
         cpu_shares: service.cpu_shares.map(|s| s.max(2) as u64),
         pids: service.pids_limit.or_else(|| limits.and_then(|l| l.pids)),
+        memory_reservation: service.mem_reservation.or_else(|| {
+            let resources = service.deploy.as_ref().and_then(|d| d.resources.as_ref());
+            resources.and_then(|r| r.reservations.as_ref()).and_then(|r| r.memory)
+        }),
     }
 }
 

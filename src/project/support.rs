@@ -32,10 +32,14 @@ const SWARM: &str = "it applies to Swarm services only";
 pub const RESTART_POLICY: &[(&str, Support)] =
     &[("condition", Applied), ("max_attempts", Applied), ("delay", Applied), ("window", Applied)];
 
-pub const RESOURCES: &[(&str, Support)] = &[
-    ("limits", Applied),
-    ("reservations", Refused("resource reservations are not supported: only limits are applied")),
+pub const RESERVATIONS: &[(&str, Support)] = &[
+    ("memory", Applied),
+    ("cpus", Ignored("a CPU reservation places Swarm tasks; on one host `cpus` limits and `cpu_shares` weighs")),
+    ("devices", Refused("device reservations (GPUs) are not supported")),
+    ("generic_resources", Ignored(SWARM)),
 ];
+
+pub const RESOURCES: &[(&str, Support)] = &[("limits", Applied), ("reservations", Nested(RESERVATIONS))];
 
 pub const DEPLOY: &[(&str, Support)] = &[
     ("endpoint_mode", Ignored(SWARM)),
@@ -118,7 +122,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("logging", Nested(LOGGING)),
     ("mac_address", Refused("fixed MAC addresses are not supported")),
     ("mem_limit", Applied),
-    ("mem_reservation", Refused("memory reservations are not supported: only limits are applied")),
+    ("mem_reservation", Applied),
     ("mem_swappiness", Refused("mem_swappiness is not supported")),
     ("memswap_limit", Applied),
     ("models", Refused("AI models are not supported")),

@@ -150,6 +150,9 @@ impl Cgroup {
                 if let Some(p) = limits.pids {
                     write(&path.join("pids.max"), &if p > 0 { p.to_string() } else { "max".into() })?;
                 }
+                if let Some(low) = limits.memory_reservation {
+                    write(&path.join("memory.low"), &low.to_string())?;
+                }
                 filter_devices(path, devices)?;
             }
             Cgroup::V1 { .. } => {
@@ -164,6 +167,9 @@ impl Cgroup {
                         };
                         write(&memsw, &total)?;
                     }
+                }
+                if let (Some(soft), Some(dir)) = (limits.memory_reservation, self.v1("memory")) {
+                    write(&dir.join("memory.soft_limit_in_bytes"), &soft.to_string())?;
                 }
                 if let Some(dir) = self.v1("cpu") {
                     if let Some(q) = quota {

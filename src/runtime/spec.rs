@@ -154,6 +154,10 @@ pub struct Limits {
     /// Relative weight, Docker's scale (2–262144, default 1024).
     pub cpu_shares: Option<u64>,
     pub pids: Option<i64>,
+    /// A soft limit: memory the kernel reclaims from others first (v2 `memory.low`, v1
+    /// `memory.soft_limit_in_bytes`).
+    #[serde(default)]
+    pub memory_reservation: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
