@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn refusals_and_warnings_name_the_key() {
         let (errors, warnings) = run(
-            "services:\n  web:\n    gpus: all\n    stdin_open: true\n    pid: service:db\n    deploy: {placement: {}, resources: {reservations: {}}}\n    \
+            "services:\n  web:\n    gpus: all\n    stdin_open: true\n    pid: service:db\n    deploy: {placement: {}, resources: {reservations: {devices: []}}}\n    \
              networks: {front: {ipv6_address: '::1'}}\nnetworks:\n  front: {enable_ipv6: true}\n",
         );
         assert_eq!(
@@ -321,7 +321,7 @@ mod tests {
             [
                 "services.web.gpus: not supported: GPUs are not supported",
                 "services.web.pid: not supported: \"service:db\": pid: service:NAME is not supported yet",
-                "services.web.deploy.resources.reservations: not supported: resource reservations are not supported: only limits are applied",
+                "services.web.deploy.resources.reservations.devices: not supported: device reservations (GPUs) are not supported",
                 "services.web.networks.front.ipv6_address: not supported: IPv6 addresses on networks are not supported",
                 "networks.front.enable_ipv6: not supported: \"true\": IPv6 networks are not supported",
             ]
