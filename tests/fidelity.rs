@@ -485,3 +485,36 @@ services:
     let script = "cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.low";
     assert_eq!(p.ok(&["exec", "-T", "app", "sh", "-c", script]).trim(), (64u64 << 20).to_string());
 }
+
+#[test]
+fn volume_subpaths_mount_inside_the_volume_and_bind_options_are_refused_or_warned() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    volumes:
+      - {type: volume, source: data, target: /sub, volume: {subpath: inner/deeper}}
+      - ./src:/src:ro,z
+volumes:
+  data: {}
+"#;
+    let mut p = Project::new("fidsub", &sleepers(compose));
+    let config = p.ok(&["config", "-q"]);
+    assert!(config.contains("services.app.volumes[1]: ignored: SELinux relabelling"), "{config}");
+    p.up();
+    p.ok(&["exec", "-T", "app", "sh", "-c", "echo in > /sub/x"]);
+    assert_eq!(std::fs::read_to_string(p.volume("data").join("inner/deeper/x")).unwrap(), "in\n");
+    p.write(&sleepers(&compose.replace("./src:/src:ro,z", "./src:/src:rshared")));
+    let out = p.hoist(&["config", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("services.app.volumes[1]: not supported: bind propagation \"rshared\""), "{stderr}");
+    p.write(&sleepers(&compose.replace("inner/deeper", "../escape")));
+    let out = p.hoist(&["up", "-d"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("expected a relative path inside the volume"), "{out:?}");
+    p.write(&sleepers(compose));
+}

@@ -99,8 +99,12 @@ fn volume_mounts(project: &Project, name: &str, service: &Service, state_root: &
                     // An anonymous volume: one per service and target, kept across recreation.
                     None => format!("{}_{name}_anon{}", project.name, volume.target.replace('/', "_")),
                 };
+                let mut source = volume_dir(state_root, &host_name);
+                if let Some(subpath) = volume.volume.as_ref().and_then(|v| v.subpath.as_deref()) {
+                    source = subpath_of(name, &source, subpath)?;
+                }
                 Mount::Volume {
-                    source: volume_dir(state_root, &host_name),
+                    source,
                     target: volume.target.clone(),
                     read_only: volume.read_only,
                     copy_up: !volume.volume.as_ref().is_some_and(|v| v.nocopy),
@@ -233,4 +237,17 @@ fn data_file(
         gid: id(&reference.gid, "gid")?,
         mode: reference.mode.unwrap_or(0o444),
     })
+}
+
+/// `volume.subpath`: a directory inside the volume (made when missing, as the volume
+/// itself is); never `..` or absolute.
+fn subpath_of(name: &str, volume: &Path, subpath: &str) -> Result<PathBuf, PlanError> {
+    let relative = Path::new(subpath);
+    if relative.is_absolute() || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        return Err(error(name, "volumes", format!("subpath {subpath:?}: expected a relative path inside the volume")));
+    }
+    let dir = volume.join(relative);
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| error(name, "volumes", format!("subpath {subpath}: cannot create {}: {e}", dir.display())))?;
+    Ok(dir)
 }
