@@ -351,7 +351,7 @@ services:
 }
 
 #[test]
-fn ipc_service_shares_the_namespace_and_pid_and_uts_host_are_the_hosts() {
+fn ipc_and_pid_service_share_namespaces_and_pid_and_uts_host_are_the_hosts() {
     if !can_run() {
         return;
     }
@@ -370,6 +370,10 @@ services:
     command: SLEEP
     pid: host
     uts: host
+  peer:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    pid: "service:app"
 "#;
     let mut p = Project::new("fidipc", &sleepers(compose));
     p.up();
@@ -379,6 +383,9 @@ services:
     let host_pid = std::fs::read_link("/proc/self/ns/pid").unwrap().display().to_string();
     assert_eq!(ns("loner", "pid").trim(), host_pid, "pid: host");
     assert_ne!(ns("app", "pid").trim(), host_pid);
+    assert_eq!(ns("peer", "pid"), ns("app", "pid"), "pid: service:app shares app's PID namespace");
+    let seen = p.ok(&["exec", "-T", "peer", "ps", "-o", "pid,args"]);
+    assert!(seen.lines().filter(|l| l.contains("trap 'exit 0' TERM")).count() >= 2, "peer sees app's process: {seen}");
     let host_name = nix::unistd::gethostname().unwrap().to_string_lossy().into_owned();
     assert_eq!(p.ok(&["exec", "-T", "loner", "hostname"]).trim(), host_name, "uts: host");
     assert_ne!(p.ok(&["exec", "-T", "app", "hostname"]).trim(), host_name);

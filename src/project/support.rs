@@ -130,7 +130,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("networks", EachNamed(ATTACHMENT)),
     ("oom_kill_disable", Refused("oom_kill_disable is not supported")),
     ("oom_score_adj", Applied),
-    ("pid", Only(&["private", "host"], "pid: service:NAME is not supported yet")),
+    ("pid", Applied),
     ("pids_limit", Applied),
     ("platform", Applied),
     ("ports", Applied),
@@ -349,14 +349,14 @@ mod tests {
     #[test]
     fn refusals_and_warnings_name_the_key() {
         let (errors, warnings) = run(
-            "services:\n  web:\n    gpus: all\n    stdin_open: true\n    pid: service:db\n    deploy: {placement: {}, resources: {reservations: {devices: []}}}\n    \
+            "services:\n  web:\n    gpus: all\n    stdin_open: true\n    uts: private\n    deploy: {placement: {}, resources: {reservations: {devices: []}}}\n    \
              networks: {front: {ipv6_address: '::1'}}\nnetworks:\n  front: {enable_ipv6: true}\n",
         );
         assert_eq!(
             errors,
             [
                 "services.web.gpus: not supported: GPUs are not supported",
-                "services.web.pid: not supported: \"service:db\": pid: service:NAME is not supported yet",
+                "services.web.uts: not supported: \"private\": uts: host is the only value Compose defines",
                 "services.web.deploy.resources.reservations.devices: not supported: device reservations (GPUs) are not supported",
                 "services.web.networks.front.ipv6_address: not supported: IPv6 addresses on networks are not supported",
                 "networks.front.enable_ipv6: not supported: \"true\": IPv6 networks are not supported",

@@ -95,6 +95,19 @@ fn namespaces(spec: &ContainerSpec) -> CloneFlags {
     flags
 }
 
+/// Runs `spawn` with the calling thread's new children going into the PID namespace at
+/// `path` (another container's), then puts the thread back: the stage is born there.
+fn in_pid_namespace<T>(path: &Path, spawn: impl FnOnce() -> Result<T>) -> Result<T> {
+    let open = |path: &Path| File::open(path).map_err(RuntimeError::io("cannot open", path));
+    let own = open(Path::new("/proc/thread-self/ns/pid"))?;
+    let target = open(path)?;
+    nix::sched::setns(target, CloneFlags::CLONE_NEWPID).map_err(RuntimeError::sys("joining a PID namespace"))?;
+    let spawned = spawn();
+    nix::sched::setns(own, CloneFlags::CLONE_NEWPID)
+        .map_err(RuntimeError::sys("returning to hoist's PID namespace"))?;
+    spawned
+}
+
 /// Starts `binary stage_arg dir` in new namespaces `flags` (always a mount namespace of
 /// its own) with its descriptors in place. The binary is exec'd from a read-only bind of
 /// itself: a stage, and anything a container makes run `/proc/self/exe` (a `#!/proc/self/exe`
@@ -269,7 +282,11 @@ impl Runtime {
         // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
         state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;
 
-        let stage = spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec))?;
+        let spawn = || spawn_stage(&self.init_binary, INIT_ARG, dir, stdio, spec.process.terminal, namespaces(spec));
+        let stage = match &spec.pid {
+            SharedNamespace::Join(path) => in_pid_namespace(path, spawn)?,
+            _ => spawn()?,
+        };
         let mut container = Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),
