@@ -525,3 +525,29 @@ volumes:
     assert!(String::from_utf8_lossy(&out.stderr).contains("expected a relative path inside the volume"), "{out:?}");
     p.write(&sleepers(compose));
 }
+
+#[test]
+fn a_services_pull_policy_never_uses_only_the_store() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    pull_policy: never
+    command: SLEEP
+  missing:
+    image: 127.0.0.1:9/not-here:latest
+    pull_policy: never
+    command: SLEEP
+"#;
+    let mut p = Project::new("fidpull", &sleepers(compose));
+    let out = p.hoist(&["up", "-d", "missing"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("not in the store and the pull policy never forbids pulling it"), "{stderr}");
+    p.ok(&["up", "-d", "app"]);
+    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    p.wait_for("app", "running", |row| row["State"] == "running");
+}

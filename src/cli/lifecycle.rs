@@ -42,9 +42,9 @@ pub struct UpArgs {
     /// Scale SERVICE to NUM replicas (overrides `scale`)
     #[arg(long, value_name = "SERVICE=NUM")]
     pub scale: Vec<String>,
-    /// Pull images: always, missing (default) or never
-    #[arg(long, value_name = "POLICY", default_value = "missing")]
-    pub pull: String,
+    /// Pull images: always, missing or never (default: each service's pull_policy, else missing)
+    #[arg(long, value_name = "POLICY")]
+    pub pull: Option<String>,
     /// Stop the project when any container stops (attached only)
     #[arg(long, conflicts_with = "detach")]
     pub abort_on_container_exit: bool,
@@ -158,7 +158,7 @@ pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(Projec
         wait: args.wait,
         config_files: loaded.files.iter().map(|f| f.display().to_string()).collect(),
     };
-    let paths = converge(&project, &order, &args.pull, options)?;
+    let paths = converge(&project, &order, args.pull.as_deref(), options)?;
     Ok((paths, order, watched))
 }
 
@@ -186,7 +186,12 @@ pub fn watched_services(project: &Project, order: &[String]) -> anyhow::Result<V
 
 /// Plans `order` (services of `project`, in start order) and has the project's supervisor,
 /// started first when needed, converge on it; prints what it did.
-pub fn converge(project: &Project, order: &[String], pull: &str, options: UpOptions) -> anyhow::Result<ProjectPaths> {
+pub fn converge(
+    project: &Project,
+    order: &[String],
+    pull: Option<&str>,
+    options: UpOptions,
+) -> anyhow::Result<ProjectPaths> {
     let plan = plan(project, order, pull)?;
     let paths = start_supervisor(&project.name)?;
     let response = client::request(&paths, Command::Up { plan: Box::new(plan), options })?;
@@ -197,10 +202,18 @@ pub fn converge(project: &Project, order: &[String], pull: &str, options: UpOpti
 }
 
 /// The plan of `order`; everything is checked here, before the first container starts.
-pub fn plan(project: &Project, order: &[String], pull: &str) -> anyhow::Result<spec::ProjectPlan> {
+/// `pull`: `--pull`, over each service's `pull_policy`, over `missing`.
+pub fn plan(project: &Project, order: &[String], pull: Option<&str>) -> anyhow::Result<spec::ProjectPlan> {
     let roots = roots()?;
     let store = Store::open(&roots.state)?;
-    let lookup = |image: &str| image_for(&store, image, pull);
+    let lookup = |image: &str, policy: Option<&str>| {
+        let policy = match pull.or(policy).unwrap_or("missing") {
+            // A service that builds its image uses the one in the store (building has not landed).
+            "if_not_present" | "build" => "missing",
+            other => other,
+        };
+        image_for(&store, image, policy)
+    };
     Ok(spec::build(project, order, &lookup, &roots.state)?)
 }
 
@@ -217,7 +230,7 @@ fn image_for(store: &Store, image: &str, policy: &str) -> Result<(crate::image::
     let existing = store.resolve(image).ok();
     let record = match (policy, existing) {
         ("never", None) => {
-            return Err(format!("image {image} is not in the store and --pull never forbids pulling it"))
+            return Err(format!("image {image} is not in the store and the pull policy never forbids pulling it"))
         }
         ("always", _) | (_, None) => {
             let reference = Reference::parse(image).map_err(|e| e.to_string())?;

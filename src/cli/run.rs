@@ -42,9 +42,9 @@ pub struct RunArgs {
     /// Mount a volume (as in `volumes:`); repeatable
     #[arg(short, long = "volume", value_name = "VOLUME")]
     pub volume: Vec<String>,
-    /// Pull policy for images: missing, always, never
-    #[arg(long, default_value = "missing")]
-    pub pull: String,
+    /// Pull policy for images: missing, always, never (default: the service's pull_policy)
+    #[arg(long)]
+    pub pull: Option<String>,
     pub service: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -99,7 +99,7 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
     service.scale = Some(1);
     service.container_name = None;
     service.healthcheck = None;
-    let mut plan = plan(&project, std::slice::from_ref(&args.service), &args.pull)?;
+    let mut plan = plan(&project, std::slice::from_ref(&args.service), args.pull.as_deref())?;
     let mut one_off = plan.services.pop().context("the one-off's plan is empty")?;
     one_off.restart = RestartPolicy::No;
     one_off.replicas = 1;
@@ -108,7 +108,7 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         start_supervisor(&project.name)?
     } else {
         let options = UpOptions { services: dependencies.clone(), ..UpOptions::default() };
-        converge(&project, &dependencies, &args.pull, options)?
+        converge(&project, &dependencies, args.pull.as_deref(), options)?
     };
     let name = match &args.name {
         Some(name) => name.clone(),

@@ -47,13 +47,7 @@ pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
     let paths = if args.no_up {
         lifecycle::project_paths(global)?
     } else {
-        let up = UpArgs {
-            detach: true,
-            watch: true,
-            pull: "missing".into(),
-            services: args.services.clone(),
-            ..UpArgs::default()
-        };
+        let up = UpArgs { detach: true, watch: true, pull: None, services: args.services.clone(), ..UpArgs::default() };
         lifecycle::bring_up(global, &up)?.0
     };
     let (mut log, _connection) = attach(&paths, args.services.clone())?;

@@ -243,7 +243,8 @@ impl ServicePlan {
 }
 
 /// How a service's image is found: the store's record for an image reference.
-pub type ImageLookup<'a> = dyn Fn(&str) -> Result<(ImageRecord, Vec<PathBuf>), String> + 'a;
+/// Finds (or pulls) an image: its reference and the service's `pull_policy`.
+pub type ImageLookup<'a> = dyn Fn(&str, Option<&str>) -> Result<(ImageRecord, Vec<PathBuf>), String> + 'a;
 
 /// Builds the plan of `services` (all when empty, in the given order) of `project`.
 /// `state_root` is where named volumes and root skeletons live.
@@ -512,7 +513,7 @@ fn root_of(
             "no image (building images is not supported yet; set image, or x-hoist: {root: host-usr})",
         ));
     };
-    let (record, lowers) = images(image).map_err(|e| error(name, "image", e))?;
+    let (record, lowers) = images(image, service.pull_policy.as_deref()).map_err(|e| error(name, "image", e))?;
     Ok((RootFs::Overlay { lowers }, record.config, Vec::new()))
 }
 

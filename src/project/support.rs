@@ -141,7 +141,10 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("provider", Refused("provider services are not supported")),
     (
         "pull_policy",
-        Only(&["missing", "if_not_present"], "only pull_policy: missing is supported per service (use `up --pull`)"),
+        Only(
+            &["missing", "if_not_present", "always", "never", "build"],
+            "timed pull policies (daily, weekly, every_…) are not supported",
+        ),
     ),
     ("pull_refresh_after", Refused("pull_refresh_after is not supported")),
     ("read_only", Applied),
