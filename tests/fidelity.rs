@@ -551,3 +551,30 @@ services:
     p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
     p.wait_for("app", "running", |row| row["State"] == "running");
 }
+
+#[test]
+fn logging_driver_none_keeps_no_log() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  quiet:
+    image: busybox:test
+    logging: {driver: none}
+    command: ["sh", "-c", "echo quiet-line; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+  loud:
+    image: busybox:test
+    command: ["sh", "-c", "echo loud-line; trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+    let mut p = Project::new("fidlognone", compose);
+    p.up();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !p.ok(&["logs", "loud"]).contains("loud-line") {
+        assert!(std::time::Instant::now() < deadline, "loud never logged");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!p.ok(&["logs", "quiet"]).contains("quiet-line"), "logging.driver none kept a log");
+}

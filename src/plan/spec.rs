@@ -206,6 +206,9 @@ pub struct ServicePlan {
     pub restart_delay: Option<Duration>,
     #[serde(default)]
     pub restart_window: Option<Duration>,
+    /// `logging.driver: none`: the output goes nowhere.
+    #[serde(default)]
+    pub log_discarded: bool,
 }
 
 /// Whose namespace a service's containers use.
@@ -426,6 +429,7 @@ fn service_plan(
     };
     Ok(ServicePlan {
         tty: service.tty,
+        log_discarded: service.logging.as_ref().and_then(|l| l.driver.as_deref()) == Some("none"),
         restart_delay: restart_policy_of(service).and_then(|p| p.delay).map(|d| d.0),
         restart_window: restart_policy_of(service).and_then(|p| p.window).map(|d| d.0),
         ipc: NamespacePlan::parse(service.ipc.as_deref()),

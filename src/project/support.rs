@@ -66,7 +66,7 @@ pub const ATTACHMENT: &[(&str, Support)] = &[
 ];
 
 pub const LOGGING: &[(&str, Support)] = &[
-    ("driver", Only(&["json-file", "local"], "only the json-file and local log drivers are supported")),
+    ("driver", Only(&["json-file", "local", "none"], "only the json-file, local and none log drivers are supported")),
     ("options", Applied),
 ];
 

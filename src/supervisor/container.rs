@@ -365,8 +365,9 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
     // A one-off's output goes straight to its client; everything else's into the log.
     let (stdio, pipes) = match &config.one_off {
         Some(one_off) => (one_off.stdio.lock().ok().and_then(|mut s| s.take()).unwrap_or_default(), None),
-        // `tty`: the pseudo-terminal is its stdio, pumped into the log once it exists.
-        None if config.service.tty => (Stdio::default(), None),
+        // `tty`: the pseudo-terminal is its stdio, pumped into the log once it exists;
+        // `logging.driver: none`: no stdio is /dev/null.
+        None if config.service.tty || config.service.log_discarded => (Stdio::default(), None),
         None => {
             let (out_read, out_write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
@@ -454,7 +455,7 @@ fn create_and_start(
     let _ = daemon.runtime.delete(&config.name);
     let mut container = daemon.runtime.create(&spec, stdio).map_err(|e| e.to_string())?;
     if let Some(console) = container.take_console() {
-        if config.one_off.is_none() {
+        if config.one_off.is_none() && !service.log_discarded {
             let copy = console.try_clone().map_err(|e| format!("cannot duplicate the terminal: {e}"))?;
             pump_terminal(copy, log.clone(), &config.name);
         }
