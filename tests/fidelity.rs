@@ -475,7 +475,7 @@ services:
 }
 
 #[test]
-fn a_memory_reservation_is_the_cgroups_soft_limit() {
+fn memory_reservation_swappiness_and_oom_kill_disable_reach_the_cgroup() {
     if !can_run() {
         return;
     }
@@ -486,11 +486,25 @@ services:
     image: busybox:test
     command: SLEEP
     mem_reservation: 64m
+    mem_swappiness: 10
+    oom_kill_disable: true
 "#;
     let mut p = Project::new("fidmemres", &sleepers(compose));
     p.up();
     let script = "cat /sys/fs/cgroup/memory/memory.soft_limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.low";
     assert_eq!(p.ok(&["exec", "-T", "app", "sh", "-c", script]).trim(), (64u64 << 20).to_string());
+    // v1 memory controllers only (refused by name on v2 hosts).
+    if std::path::Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists() {
+        let seen = p.ok(&[
+            "exec",
+            "-T",
+            "app",
+            "sh",
+            "-c",
+            "cat /sys/fs/cgroup/memory/memory.swappiness /sys/fs/cgroup/memory/memory.oom_control",
+        ]);
+        assert!(seen.starts_with("10\n") && seen.contains("oom_kill_disable 1"), "{seen}");
+    }
 }
 
 #[test]

@@ -121,3 +121,20 @@ pub fn devices(name: &str, service: &Service) -> Result<Vec<crate::runtime::spec
         })
         .collect()
 }
+
+/// `mem_swappiness` and `oom_kill_disable` exist in cgroup v1's memory controller only: on
+/// a host where containers get v2 memory cgroups they are refused by name.
+pub fn v1_memory_settings(name: &str, service: &Service) -> Result<(Option<u64>, bool), PlanError> {
+    // -1 is Docker's "the host's default".
+    let swappiness = service.mem_swappiness.filter(|s| *s >= 0).map(|s| s as u64);
+    if swappiness.is_some_and(|s| s > 100) {
+        return Err(error(name, "mem_swappiness", "expected 0 to 100"));
+    }
+    let oom_kill_disable = service.oom_kill_disable.unwrap_or(false);
+    let v1_memory = std::path::Path::new("/sys/fs/cgroup/memory/cgroup.procs").exists();
+    if (swappiness.is_some() || oom_kill_disable) && !v1_memory {
+        let field = if swappiness.is_some() { "mem_swappiness" } else { "oom_kill_disable" };
+        return Err(error(name, field, "not supported: this host's memory cgroups are v2, which have no such setting"));
+    }
+    Ok((swappiness, oom_kill_disable))
+}

@@ -328,6 +328,7 @@ fn service_plan(
     }
     super::kernel::check_platform(name, service)?;
     spec.devices = super::kernel::devices(name, service)?;
+    (spec.limits.swappiness, spec.limits.oom_kill_disable) = super::kernel::v1_memory_settings(name, service)?;
     mounts.extend(super::mounts::service_mounts(project, name, service, state_root)?);
     spec.mounts = mounts;
     spec.etc_files = Some(EtcFiles {
@@ -570,6 +571,9 @@ fn limits(service: &Service) -> Limits {
             let resources = service.deploy.as_ref().and_then(|d| d.resources.as_ref());
             resources.and_then(|r| r.reservations.as_ref()).and_then(|r| r.memory)
         }),
+        // Set by `kernel::v1_memory_settings`, which checks the host.
+        swappiness: None,
+        oom_kill_disable: false,
     }
 }
 

@@ -168,8 +168,16 @@ impl Cgroup {
                         write(&memsw, &total)?;
                     }
                 }
-                if let (Some(soft), Some(dir)) = (limits.memory_reservation, self.v1("memory")) {
-                    write(&dir.join("memory.soft_limit_in_bytes"), &soft.to_string())?;
+                if let Some(dir) = self.v1("memory") {
+                    if let Some(soft) = limits.memory_reservation {
+                        write(&dir.join("memory.soft_limit_in_bytes"), &soft.to_string())?;
+                    }
+                    if let Some(swappiness) = limits.swappiness {
+                        write(&dir.join("memory.swappiness"), &swappiness.to_string())?;
+                    }
+                    if limits.oom_kill_disable {
+                        write(&dir.join("memory.oom_control"), "1")?;
+                    }
                 }
                 if let Some(dir) = self.v1("cpu") {
                     if let Some(q) = quota {

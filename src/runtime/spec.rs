@@ -158,6 +158,11 @@ pub struct Limits {
     /// `memory.soft_limit_in_bytes`).
     #[serde(default)]
     pub memory_reservation: Option<u64>,
+    /// v1 only (`memory.swappiness`, `memory.oom_control`): cgroup v2 has neither.
+    #[serde(default)]
+    pub swappiness: Option<u64>,
+    #[serde(default)]
+    pub oom_kill_disable: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
