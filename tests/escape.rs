@@ -648,3 +648,46 @@ fn noisy_containers_do_not_starve_the_supervisor() {
     let down = answers_within(&p, &["down", "-t", "1"], std::time::Duration::from_secs(30));
     assert!(down.status.success());
 }
+
+#[test]
+fn a_bind_target_swapped_for_a_symlink_between_two_starts_stays_inside() {
+    if !can_run() {
+        return;
+    }
+    let compose = SLEEPER.replace("    command:", "    volumes: [\"./src:/app/data\"]\n    command:");
+    let mut p = Project::new("escswap", &compose);
+    std::fs::create_dir_all(p.dir.path().join("src")).unwrap();
+    std::fs::write(p.dir.path().join("src/marker"), "from the bind").unwrap();
+    p.up();
+    // The container moves the target's parent away and leaves a link to a host-looking
+    // directory in its place, for the next start to follow.
+    p.ok(&["exec", "-T", "app", "sh", "-c", "mv /app /app.old && ln -s /etc /app"]);
+    p.ok(&["restart", "app"]);
+    p.wait_for("app", "running", |row| row["State"] == "running");
+    assert!(!Path::new("/etc/data").exists(), "the bind was made on the host's /etc");
+    let seen = p.ok(&["exec", "-T", "app", "cat", "/etc/data/marker"]);
+    assert_eq!(seen, "from the bind", "the bind is where the link leads inside the container");
+}
+
+#[test]
+fn a_layer_that_expands_beyond_the_bound_is_refused_by_the_cli_and_nothing_is_stored() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("escbomb", SLEEPER);
+    let zeros = vec![0u8; 4 << 20];
+    let layout = p.dir.path().join("bomb-layout");
+    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let layers = [common::images::layer(&[common::images::Entry::File("bomb", &zeros)])];
+    let top = common::images::image(&layout, &layers, &arch, &["sh"]);
+    common::images::finish_layout(&layout, top, "bomb:test");
+    let load = p
+        .command(&["image", "load", "-i", layout.to_str().unwrap()])
+        .env("HOIST_MAX_LAYER_SIZE", "1m")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&load.stderr);
+    assert!(!load.status.success(), "a 4 MiB layer passed a 1 MiB bound");
+    assert!(stderr.contains("HOIST_MAX_LAYER_SIZE"), "{stderr}");
+    assert!(!p.ok(&["images"]).contains("bomb"), "the refused image is listed");
+}
