@@ -94,7 +94,7 @@ fn dependents_left_created_by_a_failed_up_start_with_the_next_up_or_start() {
     let mut p = Project::new("fidcreated", &sleepers(FLAKY_DEPENDENCY));
     let first = p.hoist(&["up", "-d"]);
     assert!(!first.status.success(), "the first up should fail: db exits before it is healthy");
-    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    p.note_supervisor();
     assert_eq!(p.container("web")["State"], "created");
     p.up();
     for service in ["db", "web", "worker"] {
@@ -291,7 +291,7 @@ fn secrets_configs_sysctls_oom_tmpfs_volumes_from_and_local_binds_take_effect() 
     std::fs::write(p.dir.path().join("hostdata/seed.txt"), "from the host").unwrap();
     let up = p.command(&["up", "-d"]).env("FIDELITY_API_KEY", "k-123").output().unwrap();
     assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
-    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    p.note_supervisor();
     let inside = |script: &str| p.ok(&["exec", "-T", "app", "sh", "-c", script]);
     assert_eq!(
         inside("cat /run/secrets/db-password; echo; stat -c '%u:%g %a' /run/secrets/db-password"),
@@ -463,7 +463,7 @@ services:
 "#;
     let mut p = Project::new("fiddelay", compose);
     let _ = p.hoist(&["up", "-d"]);
-    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    p.note_supervisor();
     p.wait_for("flaky", "done restarting", |row| row["Restarts"] == 2 && row["State"] == "exited");
     let starts: Vec<std::time::SystemTime> =
         p.events().iter().filter(|e| e.action == "start").map(|e| humantime::parse_rfc3339(&e.time).unwrap()).collect();
@@ -562,7 +562,7 @@ services:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("not in the store and the pull policy never forbids pulling it"), "{stderr}");
     p.ok(&["up", "-d", "app"]);
-    p.supervisor = std::fs::read_to_string(p.run_dir().join("supervisor.pid")).ok().and_then(|s| s.trim().parse().ok());
+    p.note_supervisor();
     p.wait_for("app", "running", |row| row["State"] == "running");
 }
 

@@ -9,7 +9,7 @@ use nix::mount::MsFlags;
 use nix::sys::stat::{mknodat, Mode, SFlag};
 
 use super::rootfs::{ensure, err, mount_at, Result, SetupError};
-use super::spec::ContainerSpec;
+use super::spec::{ContainerSpec, DeviceNode};
 
 /// (name, major, minor) of the character devices every container gets.
 const DEVICES: &[(&str, u64, u64)] =
@@ -28,15 +28,18 @@ pub(super) fn mount_dev(root: &OwnedFd, spec: &ContainerSpec) -> Result<()> {
     let dev = ensure(root, "/dev", false)?;
     let dev_dir = nix::fcntl::openat(&dev, ".", OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
         .map_err(err("cannot open /dev"))?;
-    for (name, major, minor) in DEVICES {
-        mknodat(
-            &dev_dir,
-            *name,
-            SFlag::S_IFCHR,
-            Mode::from_bits_truncate(0o666),
-            nix::sys::stat::makedev(*major, *minor),
-        )
-        .map_err(err(format!("cannot create /dev/{name}")))?;
+    for &(name, major, minor) in DEVICES {
+        let standard = DeviceNode {
+            path: format!("/dev/{name}"),
+            block: false,
+            major,
+            minor,
+            mode: 0o666,
+            uid: 0,
+            gid: 0,
+            access: "rwm".into(),
+        };
+        make_device(root, &standard)?;
     }
     for device in &spec.devices {
         make_device(root, device)?;
@@ -79,9 +82,9 @@ pub(super) fn mount_dev(root: &OwnedFd, spec: &ContainerSpec) -> Result<()> {
     Ok(())
 }
 
-/// Makes the node of a host device (`devices:`) at its path in the container, with the
-/// host node's mode and owner.
-fn make_device(root: &OwnedFd, device: &super::spec::DeviceNode) -> Result<()> {
+/// Makes a device node at its path in the container with its mode and owner: the standard
+/// ones, and the host devices of `devices:` (as the host's node has them).
+fn make_device(root: &OwnedFd, device: &DeviceNode) -> Result<()> {
     let path = device.path.trim_start_matches('/');
     let (parent, name) = path.rsplit_once('/').unwrap_or(("", path));
     let dir = ensure(root, parent, false)?;

@@ -27,6 +27,8 @@ pub enum RuntimeError {
     State { id: String, state: String, expected: &'static str },
     #[error("invalid container spec: {0}")]
     Spec(String),
+    #[error("working directory {path}: {why}")]
+    WorkingDir { path: String, why: &'static str },
     #[error("cgroup {path}: {message}")]
     Cgroup { path: PathBuf, message: String },
 }
@@ -43,3 +45,15 @@ impl RuntimeError {
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// `error` with its causes, `: `-separated: how a stage reports it through its status pipe
+/// (the parent only gets text).
+pub fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(inner) = cause {
+        text.push_str(&format!(": {inner}"));
+        cause = inner.source();
+    }
+    text
+}

@@ -180,7 +180,7 @@ fn run(mut control: File) -> std::result::Result<Pid, String> {
     let request: Request = read_message(&mut control)?;
     drop(control);
     if let Some(adjustment) = request.container.oom_score_adj {
-        super::init::set_oom_score_adj(adjustment)?;
+        super::init::set_oom_score_adj(adjustment).map_err(|e| super::error::with_causes(&e))?;
     }
     // All namespace files are opened before any is joined: after the mount namespace,
     // the host's /proc is gone.

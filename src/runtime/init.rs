@@ -77,7 +77,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     }
     umask(Mode::empty());
     if let Some(adjustment) = spec.oom_score_adj {
-        set_oom_score_adj(adjustment)?;
+        set_oom_score_adj(adjustment).map_err(|e| super::error::with_causes(&e))?;
     }
     rootfs::prepare(&spec, state_dir).map_err(|e| e.0)?;
     // With the host's UTS namespace, its names stay as they are.
@@ -126,7 +126,8 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
 
 /// Sets the calling process's OOM adjustment, inherited by everything it starts (the
 /// container's processes, an exec'd command); lowering it needs CAP_SYS_RESOURCE.
-pub(super) fn set_oom_score_adj(adjustment: i32) -> Result<(), String> {
-    std::fs::write("/proc/self/oom_score_adj", adjustment.to_string())
-        .map_err(|e| format!("cannot set oom_score_adj {adjustment}: {e}"))
+pub(super) fn set_oom_score_adj(adjustment: i32) -> Result<(), super::RuntimeError> {
+    let path = "/proc/self/oom_score_adj";
+    std::fs::write(path, adjustment.to_string())
+        .map_err(super::RuntimeError::io("cannot set the OOM score adjustment in", path))
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use nix::sys::stat::{umask, Mode};
 use seccompiler::BpfProgram;
 
+use super::error::RuntimeError;
 use super::spec::{ContainerSpec, ProcessSpec};
 use super::{caps, seccomp, sys, users};
 
@@ -46,8 +47,8 @@ impl Confinement<'_> {
 /// path through a descriptor (`/proc/self/fd/N`) could lead anywhere (CVE-2024-21626), so
 /// `/proc` paths are refused and the kernel's own answer is checked (getcwd says
 /// "(unreachable)" for a directory outside the root).
-fn enter_working_dir(cwd: &str) -> Result<(), String> {
-    let refused = |why: &str| format!("working directory {cwd}: {why}");
+fn enter_working_dir(cwd: &str) -> Result<(), RuntimeError> {
+    let refused = |why| RuntimeError::WorkingDir { path: cwd.to_string(), why };
     if !cwd.starts_with('/') {
         return Err(refused("expected an absolute path"));
     }
@@ -56,11 +57,10 @@ fn enter_working_dir(cwd: &str) -> Result<(), String> {
     }
     std::fs::create_dir_all(cwd)
         .and_then(|()| std::env::set_current_dir(cwd))
-        .map_err(|e| refused(&format!("cannot enter it: {e}")))?;
+        .map_err(RuntimeError::io("cannot enter working directory", cwd))?;
     match nix::unistd::getcwd() {
         Ok(now) if now.is_absolute() => Ok(()),
-        Ok(now) => Err(refused(&format!("it resolves outside the container ({})", now.display()))),
-        Err(e) => Err(refused(&format!("it resolves outside the container ({e})"))),
+        _ => Err(refused("it resolves outside the container")),
     }
 }
 
@@ -73,7 +73,7 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
     for limit in &process.rlimits {
         set_rlimit(&limit.name, limit.soft, limit.hard)?;
     }
-    enter_working_dir(&process.cwd)?;
+    enter_working_dir(&process.cwd).map_err(|e| super::error::with_causes(&e))?;
 
     caps::limit_bounding(&confinement.capabilities)?;
     let gids: Vec<nix::unistd::Gid> = who.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
@@ -97,7 +97,7 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
     }
     let program = find_program(&process.args, &env)?;
     let filters = if confinement.seccomp && !confinement.privileged {
-        seccomp::default_filters(&confinement.capabilities)?
+        seccomp::default_filters(&confinement.capabilities).map_err(|e| super::error::with_causes(&e))?
     } else {
         Vec::new()
     };
@@ -117,7 +117,7 @@ pub fn exec(prepared: Prepared, keep_up_to: u32) -> String {
         return format!("cannot close inherited descriptors: {e}");
     }
     if let Err(e) = seccomp::install(&prepared.filters) {
-        return e;
+        return super::error::with_causes(&e);
     }
     let mut argv: Vec<*const libc::c_char> = prepared.c_args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());

@@ -22,25 +22,37 @@ use seccompiler::{
 
 use super::seccomp_lists::{ALLOWED, BY_CAPABILITY};
 
-fn arch() -> Result<TargetArch, String> {
-    std::env::consts::ARCH.try_into().map_err(|e| format!("seccomp: unsupported architecture: {e:?}"))
+/// Why the filter could not be built or installed.
+#[derive(Debug, thiserror::Error)]
+pub enum SeccompError {
+    #[error("seccomp: unsupported architecture {0}")]
+    Architecture(&'static str),
+    #[error("seccomp: cannot build the filter")]
+    Build(#[from] seccompiler::BackendError),
+    #[error("cannot install the seccomp filter")]
+    Install(#[from] seccompiler::Error),
+}
+
+type Result<T> = std::result::Result<T, SeccompError>;
+
+fn arch() -> Result<TargetArch> {
+    std::env::consts::ARCH.try_into().map_err(|_| SeccompError::Architecture(std::env::consts::ARCH))
 }
 
 fn compile(
     rules: BTreeMap<i64, Vec<SeccompRule>>,
     mismatch: SeccompAction,
     matched: SeccompAction,
-) -> Result<BpfProgram, String> {
-    let filter = SeccompFilter::new(rules, mismatch, matched, arch()?).map_err(|e| format!("seccomp: {e}"))?;
-    filter.try_into().map_err(|e| format!("seccomp: {e:?}"))
+) -> Result<BpfProgram> {
+    Ok(SeccompFilter::new(rules, mismatch, matched, arch()?)?.try_into()?)
 }
 
-fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition, String> {
-    SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value).map_err(|e| format!("seccomp: {e}"))
+fn condition(arg: u8, op: SeccompCmpOp, value: u64) -> Result<SeccompCondition> {
+    Ok(SeccompCondition::new(arg, SeccompCmpArgLen::Qword, op, value)?)
 }
 
-fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule, String> {
-    SeccompRule::new(conditions).map_err(|e| format!("seccomp: {e}"))
+fn rule(conditions: Vec<SeccompCondition>) -> Result<SeccompRule> {
+    Ok(SeccompRule::new(conditions)?)
 }
 
 /// Every CLONE_NEW* flag: `clone` with any of them needs CAP_SYS_ADMIN.
@@ -62,7 +74,7 @@ const AF_ALG: u64 = 38;
 const AF_VSOCK: u64 = 40;
 
 /// The allowlist for a container holding `capabilities` (`CAP_…` names).
-fn allowlist(capabilities: &[String]) -> Result<BTreeMap<i64, Vec<SeccompRule>>, String> {
+fn allowlist(capabilities: &[String]) -> Result<BTreeMap<i64, Vec<SeccompRule>>> {
     let has = |cap: &str| capabilities.iter().any(|c| c == cap);
     let mut rules: BTreeMap<i64, Vec<SeccompRule>> = ALLOWED.iter().map(|nr| (*nr, Vec::new())).collect();
     for (cap, calls) in BY_CAPABILITY {
@@ -79,19 +91,18 @@ fn allowlist(capabilities: &[String]) -> Result<BTreeMap<i64, Vec<SeccompRule>>,
     // Allowed here; the second filter answers ENOSYS.
     rules.insert(libc::SYS_clone3, Vec::new());
     let families = [(SeccompCmpOp::Lt, AF_ALG), (SeccompCmpOp::Eq, AF_ALG + 1), (SeccompCmpOp::Gt, AF_VSOCK)];
-    let socket: Result<Vec<_>, String> =
-        families.into_iter().map(|(op, value)| rule(vec![condition(0, op, value)?])).collect();
+    let socket: Result<Vec<_>> = families.into_iter().map(|(op, value)| rule(vec![condition(0, op, value)?])).collect();
     rules.insert(libc::SYS_socket, socket?);
     let personality = PERSONALITIES
         .iter()
         .map(|value| rule(vec![condition(0, SeccompCmpOp::Eq, *value)?]))
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>>>()?;
     rules.insert(libc::SYS_personality, personality);
     Ok(rules)
 }
 
 /// The filters to install, in order (the kernel applies the strictest answer of all).
-pub fn default_filters(capabilities: &[String]) -> Result<Vec<BpfProgram>, String> {
+pub fn default_filters(capabilities: &[String]) -> Result<Vec<BpfProgram>> {
     let eperm = SeccompAction::Errno(libc::EPERM as u32);
     let allowed = compile(allowlist(capabilities)?, eperm, SeccompAction::Allow)?;
     let enosys = compile(
@@ -103,9 +114,9 @@ pub fn default_filters(capabilities: &[String]) -> Result<Vec<BpfProgram>, Strin
 }
 
 /// Installs `filters` on the calling thread (needs no_new_privs or CAP_SYS_ADMIN).
-pub fn install(filters: &[BpfProgram]) -> Result<(), String> {
+pub fn install(filters: &[BpfProgram]) -> Result<()> {
     for filter in filters {
-        seccompiler::apply_filter(filter).map_err(|e| format!("cannot install the seccomp filter: {e}"))?;
+        seccompiler::apply_filter(filter)?;
     }
     Ok(())
 }

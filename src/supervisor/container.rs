@@ -15,6 +15,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::daemon::Daemon;
+use super::error::SupervisorError;
 use super::logs::{LogWriter, Stream};
 use super::records::{Health, State};
 use super::restart::{backoff, should_restart, STABLE_RUN};
@@ -425,8 +426,8 @@ fn create_and_start(
         spec.hostname = Some(config.name.clone());
     }
     let networks = daemon.networks_of(service);
-    spec.ipc = shared_namespace(daemon, &service.ipc, "ipc")?;
-    spec.pid = shared_namespace(daemon, &service.pid, "pid")?;
+    spec.ipc = shared_namespace(daemon, &service.ipc, "ipc").map_err(|e| e.to_string())?;
+    spec.pid = shared_namespace(daemon, &service.pid, "pid").map_err(|e| e.to_string())?;
     spec.network = match &service.network_mode {
         PlanNetworkMode::Networks | PlanNetworkMode::None => NetworkMode::None,
         PlanNetworkMode::Host => NetworkMode::Host,
@@ -559,13 +560,18 @@ fn finish(daemon: &Daemon, config: &Config) {
 
 /// A service's `ipc`/`pid` (`kind`) as the runtime takes it: another service's is the
 /// namespace of its first running container.
-fn shared_namespace(daemon: &Daemon, plan: &NamespacePlan, kind: &str) -> Result<SharedNamespace, String> {
+fn shared_namespace(
+    daemon: &Daemon,
+    plan: &NamespacePlan,
+    kind: &'static str,
+) -> Result<SharedNamespace, SupervisorError> {
     Ok(match plan {
         NamespacePlan::Own => SharedNamespace::Own,
         NamespacePlan::Host => SharedNamespace::Host,
         NamespacePlan::Service(other) => {
-            let pid =
-                daemon.first_pid_of(other).ok_or_else(|| format!("{kind} service:{other}: {other} is not running"))?;
+            let pid = daemon
+                .first_pid_of(other)
+                .ok_or_else(|| SupervisorError::NotRunning { kind, service: other.clone() })?;
             SharedNamespace::Join(format!("/proc/{pid}/ns/{kind}").into())
         }
     })

@@ -10,7 +10,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 
@@ -145,50 +145,16 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
     result
 }
 
-/// The largest request accepted (a project's whole plan travels in `up` and `run`).
-const MAX_REQUEST_BYTES: u64 = 64 << 20;
-
-/// How long a client may take to send its request.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Who may talk to the supervisor: root and the user it runs as (the socket is 0600 too);
-/// returns the peer's pid, whose descriptors `run` may take.
-fn check_peer(stream: &UnixStream) -> Result<Option<i32>, String> {
-    let cred = stream.peer_cred().map_err(|e| format!("cannot read the peer's credentials: {e}"))?;
-    let own = nix::unistd::geteuid().as_raw();
-    if cred.uid() != 0 && cred.uid() != own {
-        return Err(format!("uid {} may not control this project (expected root or uid {own})", cred.uid()));
-    }
-    Ok(cred.pid())
-}
-
-/// Reads the one-line request: bounded in size and time, so that a client that sends too
-/// much or nothing never holds the supervisor.
-async fn read_request(read: &mut BufReader<tokio::net::unix::OwnedReadHalf>) -> Option<Result<Request, String>> {
-    let mut line = Vec::new();
-    let mut bounded = tokio::io::AsyncReadExt::take(&mut *read, MAX_REQUEST_BYTES);
-    let reading = bounded.read_until(b'\n', &mut line);
-    match tokio::time::timeout(REQUEST_TIMEOUT, reading).await {
-        Ok(Ok(0)) => None,
-        Ok(Ok(_)) if !line.ends_with(b"\n") && line.len() as u64 >= MAX_REQUEST_BYTES => {
-            Some(Err(format!("request larger than {MAX_REQUEST_BYTES} bytes")))
-        }
-        Ok(Ok(_)) => Some(serde_json::from_slice::<Request>(&line).map_err(|e| format!("undecodable request: {e}"))),
-        Ok(Err(e)) => Some(Err(format!("cannot read the request: {e}"))),
-        Err(_) => Some(Err(format!("no request within {} s", REQUEST_TIMEOUT.as_secs()))),
-    }
-}
-
 async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     let connection = daemon.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let peer = check_peer(&stream);
+    let peer = super::intake::check_peer(&stream);
     let (read, mut write) = stream.into_split();
     let mut read = BufReader::new(read);
-    let Some(request) = read_request(&mut read).await else { return };
+    let Some(request) = super::intake::read_request(&mut read).await else { return };
     let mut down = false;
     let mut attached = false;
     let response = match peer.and_then(|peer| request.map(|request| (peer, request))) {
-        Err(e) => Response::failure(e),
+        Err(e) => Response::failure(e.to_string()),
         Ok((_, request)) if request.version != VERSION => {
             Response::failure(format!("protocol version {} is not spoken here; expected {VERSION}", request.version))
         }

@@ -19,6 +19,8 @@ pub enum SupervisorError {
     Protocol(String),
     #[error("{0}")]
     Failed(String),
+    #[error("{kind} service:{service}: {service} is not running")]
+    NotRunning { kind: &'static str, service: String },
     #[error(transparent)]
     Runtime(#[from] crate::runtime::RuntimeError),
     #[error(transparent)]

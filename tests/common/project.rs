@@ -106,9 +106,15 @@ impl Project {
 
     pub fn up(&mut self) -> String {
         let out = self.ok(&["up", "-d"]);
+        self.note_supervisor();
+        out
+    }
+
+    /// Remembers the project's supervisor (for the leak check), after a start not made by
+    /// [`Self::up`].
+    pub fn note_supervisor(&mut self) {
         self.supervisor =
             std::fs::read_to_string(self.run_dir().join("supervisor.pid")).ok().and_then(|p| p.trim().parse().ok());
-        out
     }
 
     pub fn run_dir(&self) -> PathBuf {

@@ -211,7 +211,7 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
     let pre_stop = hooks(s.pre_stop, "pre_stop", ctx, &mut e);
 
     for (i, option) in s.security_opt.iter().flatten().enumerate() {
-        if let Err(why) = check_security_opt(option) {
+        if let Some(why) = security_opt_refusal(option) {
             e.at(&format!("security_opt[{i}]"), why);
         }
     }
@@ -592,25 +592,25 @@ fn watch_rule(rule: raw::WatchRule, ctx: &Context, field: &str, e: &mut Errors) 
     })
 }
 
-/// Whether hoist does what `security_opt` entry `option` asks: it always runs with
-/// no_new_privileges, applies no AppArmor or SELinux profile, and has one seccomp filter
-/// (Docker's default) that `seccomp=unconfined` turns off. Anything else is refused by name.
-fn check_security_opt(option: &str) -> Result<(), String> {
+/// Why hoist cannot do what `security_opt` entry `option` asks (`None`: it does): it always
+/// runs with no_new_privileges, applies no AppArmor or SELinux profile, and has one seccomp
+/// filter (Docker's default) that `seccomp=unconfined` turns off. Anything else is refused.
+fn security_opt_refusal(option: &str) -> Option<String> {
     let (key, value) = option.split_once(['=', ':']).unwrap_or((option, ""));
     match (key, value) {
-        ("no-new-privileges", "" | "true") | ("seccomp", "unconfined") => Ok(()),
-        ("apparmor", "unconfined") | ("label", "disable") => Ok(()),
+        ("no-new-privileges", "" | "true") | ("seccomp", "unconfined") => None,
+        ("apparmor", "unconfined") | ("label", "disable") => None,
         ("no-new-privileges", "false") => {
-            Err("hoist always sets no_new_privileges (setuid files never raise privileges); remove this entry".into())
+            Some("hoist always sets no_new_privileges (setuid files never raise privileges); remove this entry".into())
         }
-        ("seccomp", profile) => Err(format!(
+        ("seccomp", profile) => Some(format!(
             "custom seccomp profile {profile:?} is not supported: hoist applies Docker's default filter, \
              or none with seccomp=unconfined"
         )),
         ("apparmor" | "label", _) => {
-            Err(format!("{option:?} is not supported: hoist applies no AppArmor or SELinux profile"))
+            Some(format!("{option:?} is not supported: hoist applies no AppArmor or SELinux profile"))
         }
-        _ => Err(format!(
+        _ => Some(format!(
             "unknown security option {option:?}: expected no-new-privileges, seccomp=unconfined, \
              apparmor=unconfined or label=disable"
         )),
