@@ -49,15 +49,27 @@ fn up_to_date(host: &std::fs::Metadata, inside: Option<Stat>) -> bool {
     })
 }
 
+/// Why one path could not be synced (the others go on).
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("{}: only UTF-8 file names are synced", path.display())]
+    NotUtf8 { path: PathBuf },
+    #[error("cannot {action} {}: {cause}", path.display())]
+    Host { action: &'static str, path: PathBuf, cause: std::io::Error },
+    #[error("cannot {action} {destination} in the container: {cause}")]
+    Container { action: &'static str, destination: String, cause: std::io::Error },
+}
+
 /// Syncs `paths` (absolute host paths, outside ones ignored) of the rule with root
 /// `matcher` and container directory `target` into `fs`. A path that fails does not stop
 /// the others: what was done, and what failed.
-pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet<PathBuf>) -> (Report, Vec<String>) {
+pub fn apply(fs: &ContainerFs, matcher: &Matcher, target: &str, paths: &BTreeSet<PathBuf>) -> (Report, Vec<SyncError>) {
     let mut report = Report::default();
     let mut errors = Vec::new();
-    let host = match HostTree::open(matcher.tree_root()) {
-        Ok(tree) => Host { tree, root: matcher.tree_root() },
-        Err(e) => return (report, vec![format!("cannot open {}: {e}", matcher.tree_root().display())]),
+    let root = matcher.tree_root();
+    let host = match HostTree::open(root) {
+        Ok(tree) => Host { tree, root },
+        Err(cause) => return (report, vec![SyncError::Host { action: "open", path: root.to_path_buf(), cause }]),
     };
     let is_dir = |path: &Path| std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
     for path in paths {
@@ -94,14 +106,15 @@ fn one(
     target: &str,
     path: &Path,
     relative: &Path,
-) -> Result<Report, String> {
+) -> Result<Report, SyncError> {
     let mut report = Report::default();
-    let destination = container_path(target, relative)
-        .ok_or_else(|| format!("{}: only UTF-8 file names are synced", path.display()))?;
-    let failed = |what: &str, e: std::io::Error| format!("cannot {what} {destination} in the container: {e}");
-    let unreadable = |e: std::io::Error| format!("cannot read {}: {e}", path.display());
+    let destination =
+        container_path(target, relative).ok_or_else(|| SyncError::NotUtf8 { path: path.to_path_buf() })?;
+    let failed = |action, cause| SyncError::Container { action, destination: destination.clone(), cause };
+    let on_host_failed = |action, cause| SyncError::Host { action, path: path.to_path_buf(), cause };
+    let unreadable = |cause| on_host_failed("read", cause);
     let on_host = host.relative(path);
-    match host.tree.stat(on_host).map_err(|e| format!("cannot inspect {}: {e}", path.display()))? {
+    match host.tree.stat(on_host).map_err(|cause| on_host_failed("inspect", cause))? {
         Some(meta) => {
             if !matcher.counts(path, meta.is_dir()) {
                 return Ok(report);
