@@ -205,6 +205,7 @@ fn main() {
                 netns: &netns,
                 interface: "eth0",
                 address: None,
+                mac: None,
                 default_route: true,
             },
         )
@@ -228,6 +229,7 @@ fn main() {
             netns: &netns,
             interface: "eth0",
             address: None,
+            mac: None,
             default_route: true,
         },
     )

@@ -120,6 +120,7 @@ impl World {
                 netns: &netns,
                 interface: &format!("eth{i}"),
                 address: None,
+                mac: None,
                 default_route: i == 0,
             };
             let address = links::attach(&self.root, &endpoint).unwrap();

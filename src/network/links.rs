@@ -127,6 +127,8 @@ pub struct EndpointSpec<'a> {
     /// `eth0`, `eth1`…
     pub interface: &'a str,
     pub address: Option<Ipv4Addr>,
+    /// A fixed hardware address; `None`: [`mac_for`] the address.
+    pub mac: Option<[u8; 6]>,
     /// Install the default route through this network (the container's first network).
     pub default_route: bool,
 }
@@ -152,7 +154,8 @@ pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
     let veth = veth_name(&network.key, spec.endpoint);
     // A leftover from a crash would make the creation fail.
     remove_veth(&mut host, &network.key, spec.endpoint)?;
-    host.create_veth(&veth, bridge, spec.interface, mac_for(address), spec.netns.as_fd())?;
+    let mac = spec.mac.unwrap_or_else(|| mac_for(address));
+    host.create_veth(&veth, bridge, spec.interface, mac, spec.netns.as_fd())?;
     let mut inside = Netlink::open_in(spec.netns.as_fd())?;
     let index = inside.link_index(spec.interface)?.ok_or_else(|| {
         NetworkError::Setup(format!("{} did not appear in the container's network namespace", spec.interface))
@@ -164,7 +167,7 @@ pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
     }
     // The host learns the (known) MAC now: while the container was away (a restart) its
     // entry may have failed, and resolving it again would wait for the next ARP retry (1 s).
-    host.set_neighbour(bridge, address, mac_for(address))?;
+    host.set_neighbour(bridge, address, mac)?;
     Ok(address)
 }
 

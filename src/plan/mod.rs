@@ -3,6 +3,8 @@
 //! whether a running container still matches its service, and a service's process settings
 //! over its image's defaults.
 
+pub mod attachments;
+pub mod cgroups;
 pub mod defaults;
 pub mod graph;
 pub mod hash;

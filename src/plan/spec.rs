@@ -101,6 +101,9 @@ pub struct Attachment {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<Ipv4Addr>,
+    /// A fixed hardware address (`mac_address`); `None`: derived from the IPv4 address.
+    #[serde(default)]
+    pub mac_address: Option<[u8; 6]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -329,6 +332,7 @@ fn service_plan(
     super::kernel::check_platform(name, service)?;
     spec.devices = super::kernel::devices(name, service)?;
     (spec.limits.swappiness, spec.limits.oom_kill_disable) = super::kernel::v1_memory_settings(name, service)?;
+    super::cgroups::apply(name, service, &mut spec)?;
     mounts.extend(super::mounts::service_mounts(project, name, service, state_root)?);
     spec.mounts = mounts;
     spec.etc_files = Some(EtcFiles {
@@ -353,25 +357,10 @@ fn service_plan(
             }
         },
     };
-    let mut networks = Vec::new();
-    if network_mode == NetworkMode::Networks {
-        for (network, settings) in &service.networks {
-            let key = project
-                .networks
-                .get(network)
-                .map(|n| n.name.clone())
-                .unwrap_or_else(|| format!("{}_{network}", project.name));
-            let ipv4_address =
-                match settings.as_ref().and_then(|s| s.ipv4_address.as_deref()) {
-                    Some(text) => Some(text.parse().map_err(|_| {
-                        error(name, "ipv4_address", format!("expected an IPv4 address, found {text:?}"))
-                    })?),
-                    None => None,
-                };
-            let aliases = settings.as_ref().map(|s| s.aliases.clone()).unwrap_or_default();
-            networks.push(Attachment { network: key, aliases, ipv4_address });
-        }
-    }
+    let networks = match network_mode {
+        NetworkMode::Networks => super::attachments::attachments(project, name, service)?,
+        _ => Vec::new(),
+    };
     let links = service
         .links
         .iter()
@@ -571,9 +560,8 @@ fn limits(service: &Service) -> Limits {
             let resources = service.deploy.as_ref().and_then(|d| d.resources.as_ref());
             resources.and_then(|r| r.reservations.as_ref()).and_then(|r| r.memory)
         }),
-        // Set by `kernel::v1_memory_settings`, which checks the host.
-        swappiness: None,
-        oom_kill_disable: false,
+        // Set by `kernel::v1_memory_settings` and `cgroups::apply`, which check the host.
+        ..Limits::default()
     }
 }
 

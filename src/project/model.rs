@@ -121,6 +121,12 @@ pub struct Service {
     pub cpu_quota: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cpuset: Option<String>,
+    /// `blkio_config`.
+    #[serde(default, skip_serializing_if = "BlockIoConfig::is_empty")]
+    pub blkio_config: BlockIoConfig,
+    /// Device access rules beyond `devices` (`c 1:3 mr`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pids_limit: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -433,6 +439,41 @@ pub struct RestartPolicy {
     pub max_attempts: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub window: Option<Duration>,
+}
+
+/// `blkio_config`, with rates in bytes (or operations) per second.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockIoConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u16>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub weight_device: Vec<DeviceWeight>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_bps: Vec<DeviceRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_bps: Vec<DeviceRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_read_iops: Vec<DeviceRate>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_write_iops: Vec<DeviceRate>,
+}
+
+impl BlockIoConfig {
+    pub fn is_empty(&self) -> bool {
+        *self == BlockIoConfig::default()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceWeight {
+    pub path: String,
+    pub weight: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceRate {
+    pub path: String,
+    pub rate: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -48,13 +48,11 @@ pub struct IncludeLong {
 #[schemars(deny_unknown_fields)]
 pub struct Service {
     // Valid Compose keys that hoist reads only to refuse or ignore by name (`support`):
-    pub blkio_config: Option<serde_json::Value>,
     pub cpu_count: Option<serde_json::Value>,
     pub cpu_percent: Option<serde_json::Value>,
     pub cpu_rt_period: Option<serde_json::Value>,
     pub cpu_rt_runtime: Option<serde_json::Value>,
     pub credential_spec: Option<serde_json::Value>,
-    pub device_cgroup_rules: Option<serde_json::Value>,
     pub gpus: Option<serde_json::Value>,
     pub isolation: Option<serde_json::Value>,
     pub models: Option<serde_json::Value>,
@@ -65,6 +63,7 @@ pub struct Service {
 
     pub annotations: Option<ListOrDict>,
     pub attach: Option<Flag>,
+    pub blkio_config: Option<BlkioConfig>,
     pub build: Option<Build>,
     pub cap_add: Option<Vec<String>>,
     pub cap_drop: Option<Vec<String>>,
@@ -81,6 +80,7 @@ pub struct Service {
     pub depends_on: Option<DependsOn>,
     pub deploy: Option<Deploy>,
     pub develop: Option<Develop>,
+    pub device_cgroup_rules: Option<Vec<String>>,
     pub devices: Option<Vec<Device>>,
     pub dns: Option<StringOrList>,
     pub dns_opt: Option<Vec<String>>,
@@ -388,6 +388,33 @@ pub struct RestartPolicy {
 pub enum Ulimit {
     Single(Int),
     Pair(UlimitPair),
+}
+
+/// `blkio_config`: block I/O weights and rate limits per device path.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BlkioConfig {
+    pub weight: Option<Int>,
+    pub weight_device: Option<Vec<BlkioWeight>>,
+    /// Rates in bytes per second (`12mb` or a number).
+    pub device_read_bps: Option<Vec<BlkioLimit>>,
+    pub device_write_bps: Option<Vec<BlkioLimit>>,
+    pub device_read_iops: Option<Vec<BlkioLimit>>,
+    pub device_write_iops: Option<Vec<BlkioLimit>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BlkioWeight {
+    pub path: String,
+    pub weight: Int,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct BlkioLimit {
+    pub path: String,
+    pub rate: Scalar,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

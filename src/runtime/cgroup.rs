@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use super::cgroup_tuning as tuning;
 use super::devices::{self, DeviceRule, DEFAULT_RULES};
 use super::error::{Result, RuntimeError};
 use super::spec::Limits;
 
 const CGROUP_ROOT: &str = "/sys/fs/cgroup";
 /// v1 controllers a container joins (when the host mounts them).
-const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "devices"];
+const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids", "freezer", "devices", "cpuset", "blkio"];
 /// The v2 hierarchy of a hybrid host, recorded among the v1 paths under this name.
 const UNIFIED: &str = "unified";
 
@@ -33,11 +34,11 @@ pub enum Cgroup {
     },
 }
 
-fn write(path: &Path, value: &str) -> Result<()> {
+pub(super) fn write(path: &Path, value: &str) -> Result<()> {
     std::fs::write(path, value).map_err(RuntimeError::io("cannot write", path))
 }
 
-fn read(path: &Path) -> Result<String> {
+pub(super) fn read(path: &Path) -> Result<String> {
     std::fs::read_to_string(path).map_err(RuntimeError::io("cannot read", path))
 }
 
@@ -70,23 +71,46 @@ pub fn is_unified() -> bool {
     Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
 }
 
+/// Where container `id`'s cgroup goes in a hierarchy: under `parent` (relative to the
+/// hierarchy's root) or under `hoist/` beside the supervisor's own (`own`).
+fn container_path(mount: &Path, parent: Option<&str>, own: impl FnOnce() -> PathBuf, id: &str) -> PathBuf {
+    match parent {
+        Some(parent) => mount.join(parent.trim_start_matches('/')).join(id),
+        None => mount.join(own()).join("hoist").join(id),
+    }
+}
+
+/// Enables `controllers` (those the hierarchy has) for the children of every level from
+/// the v2 root down to `dir`: a controller reaches a cgroup only through all its ancestors.
+fn enable_v2_controllers(dir: &Path, controllers: &[&str]) -> Result<()> {
+    let root = Path::new(CGROUP_ROOT);
+    let mut levels: Vec<&Path> = dir.ancestors().take_while(|a| a.starts_with(root)).collect();
+    levels.reverse();
+    for level in levels {
+        let available = read(&level.join("cgroup.controllers"))?;
+        let wanted: Vec<String> = controllers
+            .iter()
+            .filter(|c| available.split_whitespace().any(|a| a == **c))
+            .map(|c| format!("+{c}"))
+            .collect();
+        write(&level.join("cgroup.subtree_control"), &wanted.join(" "))?;
+    }
+    Ok(())
+}
+
+fn create_dir(path: &Path) -> Result<()> {
+    std::fs::create_dir_all(path).map_err(RuntimeError::io("cannot create cgroup", path))
+}
+
 impl Cgroup {
     /// Creates the cgroup(s) for container `id` and applies `limits`.
     pub fn create(id: &str, limits: &Limits, devices: &[DeviceRule]) -> Result<Cgroup> {
+        let parent = limits.parent.as_deref();
         let cgroup = if is_unified() {
-            let parent = Path::new(CGROUP_ROOT).join("hoist");
-            std::fs::create_dir_all(&parent).map_err(RuntimeError::io("cannot create cgroup", &parent))?;
-            for dir in [Path::new(CGROUP_ROOT), parent.as_path()] {
-                // Controllers must be enabled on every level above the container's cgroup.
-                let available = read(&dir.join("cgroup.controllers"))?;
-                let wanted: Vec<String> = ["memory", "cpu", "pids"]
-                    .iter()
-                    .filter(|c| available.split_whitespace().any(|a| a == **c))
-                    .map(|c| format!("+{c}"))
-                    .collect();
-                write(&dir.join("cgroup.subtree_control"), &wanted.join(" "))?;
-            }
-            let path = parent.join(id);
+            let path = container_path(Path::new(CGROUP_ROOT), parent, PathBuf::new, id);
+            let above = path.parent().unwrap_or(Path::new(CGROUP_ROOT));
+            create_dir(above)?;
+            enable_v2_controllers(above, &["memory", "cpu", "pids", "cpuset", "io"])?;
             std::fs::create_dir(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
             Cgroup::V2 { path }
         } else {
@@ -96,14 +120,17 @@ impl Cgroup {
                 if !mount.join("cgroup.procs").exists() {
                     continue;
                 }
-                let path = mount.join(own_v1_path(controller)).join("hoist").join(id);
-                std::fs::create_dir_all(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
+                let path = container_path(&mount, parent, || own_v1_path(controller), id);
+                create_dir(&path)?;
+                if *controller == "cpuset" {
+                    tuning::inherit_cpuset(&mount, &path)?;
+                }
                 paths.push((controller.to_string(), path));
             }
             let unified = Path::new(CGROUP_ROOT).join(UNIFIED);
             if unified.join("cgroup.procs").exists() {
-                let path = unified.join(own_v1_path("")).join("hoist").join(id);
-                std::fs::create_dir_all(&path).map_err(RuntimeError::io("cannot create cgroup", &path))?;
+                let path = container_path(&unified, parent, || own_v1_path(""), id);
+                create_dir(&path)?;
                 paths.push((UNIFIED.to_string(), path));
             }
             Cgroup::V1 { paths }
@@ -153,6 +180,7 @@ impl Cgroup {
                 if let Some(low) = limits.memory_reservation {
                     write(&path.join("memory.low"), &low.to_string())?;
                 }
+                tuning::apply_v2(path, limits)?;
                 filter_devices(path, devices)?;
             }
             Cgroup::V1 { .. } => {
@@ -200,6 +228,7 @@ impl Cgroup {
                 if let Some(dir) = self.v1(UNIFIED) {
                     filter_devices(dir, devices)?;
                 }
+                tuning::apply_v1(self.v1("cpuset"), self.v1("blkio"), limits)?;
             }
         }
         Ok(())

@@ -277,7 +277,8 @@ impl Runtime {
             }
         }
         etc_files::write(spec, dir)?;
-        let devices: Vec<_> = spec.devices.iter().map(super::devices::DeviceRule::for_node).collect();
+        let mut devices: Vec<_> = spec.devices.iter().map(super::devices::DeviceRule::for_node).collect();
+        devices.extend(&spec.device_rules);
         let cgroup = Cgroup::create(&spec.id, &spec.limits, &devices)?;
         // Recorded before anything runs, so that delete finds the cgroup whatever happens next.
         state::save(dir, &State { id: spec.id.clone(), pid: 0, start_time: 0, cgroup: cgroup.clone() })?;

@@ -11,11 +11,13 @@
 use std::fs::File;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
+
 use crate::network::bpf::{self, Asm, Cond, R0, R1, R2, R3, R4, R5};
 
 /// A device rule: kind (`b`, `c`, or any), major and minor (any when `None`), and the
 /// access it grants (`r`, `w`, `m` bits as the kernel numbers them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeviceRule {
     pub kind: Option<DeviceKind>,
     pub major: Option<u32>,
@@ -23,7 +25,7 @@ pub struct DeviceRule {
     pub access: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum DeviceKind {
     Block,
     Char,
@@ -72,6 +74,38 @@ impl DeviceRule {
 }
 
 impl DeviceRule {
+    /// A rule as Docker's `device_cgroup_rules` and v1 `devices.allow` write it:
+    /// `c 1:3 mr`, `a 7:* rmw`, `b *:* m`.
+    pub fn parse(line: &str) -> Result<DeviceRule, String> {
+        let expected = || format!("expected `TYPE MAJOR:MINOR ACCESS` (like `c 1:3 rwm`), found {line:?}");
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [kind, numbers, access] = fields[..] else { return Err(expected()) };
+        let kind = match kind {
+            "a" => None,
+            "b" => Some(DeviceKind::Block),
+            "c" => Some(DeviceKind::Char),
+            _ => return Err(expected()),
+        };
+        let number = |text: &str| match text {
+            "*" => Ok(None),
+            n => n.parse::<u32>().map(Some).map_err(|_| expected()),
+        };
+        let (major, minor) = numbers.split_once(':').ok_or_else(expected)?;
+        let mut bits = 0;
+        for letter in access.chars() {
+            bits |= match letter {
+                'r' => READ,
+                'w' => WRITE,
+                'm' => MKNOD,
+                _ => return Err(expected()),
+            };
+        }
+        if bits == 0 {
+            return Err(expected());
+        }
+        Ok(DeviceRule { kind, major: number(major)?, minor: number(minor)?, access: bits })
+    }
+
     /// The rule that lets a container use `node` as its `access` letters say.
     pub fn for_node(node: &super::spec::DeviceNode) -> DeviceRule {
         let access = [('r', READ), ('w', WRITE), ('m', MKNOD)]
@@ -134,6 +168,16 @@ mod tests {
         assert_eq!(lines[0], "c *:* m");
         assert_eq!(lines[2], "c 1:3 rwm");
         assert_eq!(lines.last().unwrap(), "c 136:* rwm");
+    }
+
+    #[test]
+    fn rules_parse_as_docker_writes_them() {
+        for line in ["c 1:3 rwm", "a *:* m", "b 7:* r", "c 136:* rwm"] {
+            assert_eq!(DeviceRule::parse(line).unwrap().v1_line(), line);
+        }
+        for bad in ["c 1:3", "x 1:3 r", "c 1-3 r", "c 1:3 rx", "c a:3 r", "c 1:3 "] {
+            assert!(DeviceRule::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -60,7 +60,9 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("cannot mark the init stage non-dumpable: {e}"))?;
     let spec: ContainerSpec = read_message(&mut control)?;
     // The parent moved us into the container's cgroup before sending the spec.
-    unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+    if spec.cgroup_ns != SharedNamespace::Host {
+        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+    }
     if let SharedNamespace::Join(path) = &spec.ipc {
         let ns = File::open(path).map_err(|e| format!("cannot open IPC namespace {}: {e}", path.display()))?;
         setns(ns, CloneFlags::CLONE_NEWIPC)

@@ -15,6 +15,7 @@
 
 pub mod caps;
 pub mod cgroup;
+mod cgroup_tuning;
 mod container;
 pub mod container_fs;
 mod copy;
@@ -43,7 +44,10 @@ pub mod users;
 pub use container::{is_valid_name, Container, Exit, Runtime, Stdio};
 pub use error::RuntimeError;
 pub use exec::ExecProcess;
-pub use spec::{ContainerSpec, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs, SharedNamespace};
+pub use spec::{
+    BlockIo, ContainerSpec, DeviceNumber, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs, SharedNamespace,
+    Throttle, ThrottleKind,
+};
 
 /// A duplicate of descriptor `fd` of process `pid` (pidfd_getfd(2)): how the supervisor
 /// takes a client's stdio for `hoist run`, and the client the one-off's pty.

@@ -58,6 +58,12 @@ pub struct ContainerSpec {
     /// its device filter.
     #[serde(default)]
     pub devices: Vec<DeviceNode>,
+    /// Device access beyond Docker's defaults and `devices` (`device_cgroup_rules`).
+    #[serde(default)]
+    pub device_rules: Vec<super::devices::DeviceRule>,
+    /// The cgroup namespace: the container's own (its cgroup is its `/`), or the host's.
+    #[serde(default)]
+    pub cgroup_ns: SharedNamespace,
 }
 
 /// A device node of the host's, as the container gets it.
@@ -163,6 +169,47 @@ pub struct Limits {
     pub swappiness: Option<u64>,
     #[serde(default)]
     pub oom_kill_disable: bool,
+    /// CPUs the container may run on, as the kernel writes lists (`0-2,7`).
+    #[serde(default)]
+    pub cpuset: Option<String>,
+    #[serde(default)]
+    pub block_io: BlockIo,
+    /// The cgroup the container's goes under, relative to the hierarchy's root
+    /// (`cgroup_parent`); `None`: hoist's own, beside the supervisor's.
+    #[serde(default)]
+    pub parent: Option<String>,
+}
+
+/// Block I/O limits (`blkio_config`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BlockIo {
+    /// Relative weight (10–1000), for every device and per device.
+    pub weight: Option<u16>,
+    pub device_weights: Vec<(DeviceNumber, u16)>,
+    pub throttles: Vec<Throttle>,
+}
+
+/// A block device by number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceNumber {
+    pub major: u64,
+    pub minor: u64,
+}
+
+/// A rate limit on one device: bytes or operations per second, read or written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Throttle {
+    pub device: DeviceNumber,
+    pub kind: ThrottleKind,
+    pub rate: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ThrottleKind {
+    ReadBps,
+    WriteBps,
+    ReadIops,
+    WriteIops,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -219,6 +266,8 @@ impl ContainerSpec {
             pid: SharedNamespace::Own,
             uts: SharedNamespace::Own,
             devices: Vec::new(),
+            device_rules: Vec::new(),
+            cgroup_ns: SharedNamespace::Own,
         }
     }
 

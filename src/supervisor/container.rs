@@ -479,6 +479,7 @@ fn create_and_start(
                 netns: &netns,
                 interface: &format!("eth{i}"),
                 address: attachment.ipv4_address,
+                mac: attachment.mac_address,
                 default_route: i == 0,
             };
             let address =

@@ -2,6 +2,7 @@
 //! defaults applied, env files read, paths made absolute, resource names given their project
 //! prefix. Problems are collected, each at its key path.
 
+mod blkio;
 pub mod ports;
 mod service;
 pub mod volumes;

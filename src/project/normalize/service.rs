@@ -191,6 +191,13 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
         .filter_map(|(i, d)| e.take(&format!("devices[{i}]"), device(d)))
         .collect();
 
+    let blkio_config = s
+        .blkio_config
+        .map(|config| {
+            super::blkio::normalize(config, &mut |field, message| e.at(&format!("blkio_config.{field}"), message))
+        })
+        .unwrap_or_default();
+
     let secrets = file_refs(s.secrets, "/run/secrets/", "secrets", &mut e);
     let configs = file_refs(s.configs, "/", "configs", &mut e);
 
@@ -256,6 +263,8 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
         cpu_period: s.cpu_period.map(|n| n.0),
         cpu_quota: s.cpu_quota.map(|n| n.0),
         cpuset: s.cpuset,
+        blkio_config,
+        device_cgroup_rules: s.device_cgroup_rules.unwrap_or_default(),
         pids_limit: s.pids_limit.map(|n| n.0),
         shm_size,
         ulimits,
