@@ -538,3 +538,24 @@ services:
     }
     assert!(zombie_children(supervisor).is_empty(), "{:?}", zombie_children(supervisor));
 }
+
+#[test]
+fn up_no_start_creates_containers_that_start_later() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+    let mut p = Project::new("nostart", compose);
+    p.ok(&["up", "--no-start"]);
+    p.note_supervisor();
+    assert_eq!(p.container("app")["State"], "created");
+    assert!(p.ok(&["ps", "--format", "json"]).trim().is_empty(), "ps without -a lists a created container");
+    p.ok(&["start", "app"]);
+    assert_eq!(p.container("app")["State"], "running");
+}

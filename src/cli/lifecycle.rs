@@ -30,6 +30,9 @@ pub struct UpArgs {
     /// Do not start the services the named ones depend on
     #[arg(long)]
     pub no_deps: bool,
+    /// Create the networks, volumes and containers (their ports bound) but start nothing
+    #[arg(long, conflicts_with_all = ["wait", "watch", "abort_on_container_exit", "exit_code_from"])]
+    pub no_start: bool,
     /// Recreate containers even when their configuration is unchanged
     #[arg(long, conflicts_with = "no_recreate")]
     pub force_recreate: bool,
@@ -112,7 +115,7 @@ pub fn project_paths(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
 pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
     let (paths, order, watched) = bring_up(global, args)?;
     if !args.watch {
-        if args.detach || args.wait {
+        if args.detach || args.wait || args.no_start {
             return Ok(0);
         }
         return attach(&paths, &order, args, None);
@@ -156,6 +159,7 @@ pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(Projec
         no_recreate: args.no_recreate,
         remove_orphans: args.remove_orphans,
         wait: args.wait,
+        no_start: args.no_start,
         config_files: loaded.files.iter().map(|f| f.display().to_string()).collect(),
     };
     let paths = converge(&project, &order, args.pull.as_deref(), options)?;

@@ -120,12 +120,26 @@ pub fn upstreams_from_resolv_conf(text: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Starts answering for `network` on `bind` (UDP and TCP).
+/// A UDP socket and a TCP listener on the same address and port. Port 0 asks for any:
+/// the UDP socket's, which TCP may have taken meanwhile, so a few ports are tried.
+async fn bind_both(bind: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener, SocketAddr)> {
+    let attempts = if bind.port() == 0 { 8 } else { 1 };
+    let mut last = None;
+    for _ in 0..attempts {
+        let udp = UdpSocket::bind(bind).await?;
+        let address = udp.local_addr()?;
+        match TcpListener::bind(address).await {
+            Ok(tcp) => return Ok((udp, tcp, address)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::from(std::io::ErrorKind::AddrInUse)))
+}
+
+/// Starts answering for `network` on `bind` (UDP and TCP; port 0: any free one).
 pub async fn serve(bind: SocketAddr, network: &str, names: NameTable, upstreams: Vec<SocketAddr>) -> Result<DnsServer> {
     let publish_err = |source| NetworkError::Publish { what: format!("the DNS server of {network} on {bind}"), source };
-    let udp = UdpSocket::bind(bind).await.map_err(publish_err)?;
-    let address = udp.local_addr().map_err(publish_err)?;
-    let tcp = TcpListener::bind(address).await.map_err(publish_err)?;
+    let (udp, tcp, address) = bind_both(bind).await.map_err(publish_err)?;
     let context = Arc::new(Context { network: network.to_string(), names, upstreams });
 
     let udp_context = context.clone();

@@ -13,6 +13,11 @@
 //!   are left out (their answer would bypass the NAT): what is not redirected reaches the
 //!   in-process forwarder (see [`super::ports`]), which listens on the same port.
 //!
+//! - per network, table `ip hoist-dns-<bridge>`: DNAT of the gateway's port 53, from the
+//!   bridge, to the port the network's DNS server listens on. The server takes no port 53
+//!   of the host: a published port 53 (a DNS container) and a resolver of the host's on
+//!   0.0.0.0:53 both stay possible.
+//!
 //! Tables rather than rules in a shared table, so that every removal is one idempotent
 //! "delete table" needing no rule handle, also after a crash.
 
@@ -60,6 +65,10 @@ pub struct NetworkRules<'a> {
 
 pub fn network_table(bridge: &str) -> String {
     format!("hoist-net-{bridge}")
+}
+
+pub fn dns_table(bridge: &str) -> String {
+    format!("hoist-dns-{bridge}")
 }
 
 pub fn ports_table(container: &str) -> String {
@@ -128,6 +137,50 @@ pub fn remove_network(bridge: &str) -> Result<()> {
     remove_table(&network_table(bridge))
 }
 
+/// Installs (or replaces) the redirection of `gateway`'s port 53 (UDP and TCP), for
+/// packets from `bridge`, to `port` of the same address: the network's DNS server.
+pub fn apply_dns(bridge: &str, gateway: std::net::Ipv4Addr, port: u16) -> Result<()> {
+    let table = dns_table(bridge);
+    let mut batch = replace_table(&table)?;
+    batch.push(base_chain(&table, "prerouting", "nat", InetHookNumber::PreRouting, PRIORITY_DSTNAT));
+    for l4 in [libc::IPPROTO_UDP as u8, libc::IPPROTO_TCP as u8] {
+        batch.push(rule(
+            &table,
+            "prerouting",
+            [
+                vec![meta(MetaKey::Iifname), cmp(Operator::Equal, &ifname(bridge))],
+                vec![payload(PAYLOAD_NETWORK, IPV4_DADDR, 4), cmp(Operator::Equal, &gateway.octets())],
+                vec![meta(MetaKey::L4Proto), cmp(Operator::Equal, &[l4])],
+                vec![payload(PAYLOAD_TRANSPORT, DPORT, 2), cmp(Operator::Equal, &53u16.to_be_bytes())],
+                dnat(gateway, port),
+            ]
+            .concat(),
+        ));
+    }
+    transaction(batch, &format!("install the DNS redirection of bridge {bridge}"))
+}
+
+pub fn remove_dns(bridge: &str) -> Result<()> {
+    remove_table(&dns_table(bridge))
+}
+
+/// Expressions that rewrite the destination to `address:port`.
+fn dnat(address: std::net::Ipv4Addr, port: u16) -> Vec<Expression> {
+    vec![
+        immediate(Register::Reg1, &address.octets()),
+        immediate(Register::Reg2, &port.to_be_bytes()),
+        expression(
+            "nat",
+            vec![
+                u32_attribute(NFTA_NAT_TYPE, NFT_NAT_DNAT),
+                u32_attribute(NFTA_NAT_FAMILY, libc::NFPROTO_IPV4 as u32),
+                u32_attribute(NFTA_NAT_REG_ADDR_MIN, 1),
+                u32_attribute(NFTA_NAT_REG_PROTO_MIN, 2),
+            ],
+        ),
+    ]
+}
+
 /// Installs (or replaces) the DNAT rules of a container's published ports, in one
 /// transaction. `bridge` is the network of the published addresses.
 pub fn apply_ports(container: &str, bridge: &str, published: &[Published]) -> Result<()> {
@@ -164,19 +217,7 @@ pub fn apply_ports(container: &str, bridge: &str, published: &[Published]) -> Re
                 destination,
                 vec![meta(MetaKey::L4Proto), cmp(Operator::Equal, &[l4])],
                 vec![payload(PAYLOAD_TRANSPORT, DPORT, 2), cmp(Operator::Equal, &port.host.port().to_be_bytes())],
-                vec![
-                    immediate(Register::Reg1, &target.octets()),
-                    immediate(Register::Reg2, &port.target.port().to_be_bytes()),
-                ],
-                vec![expression(
-                    "nat",
-                    vec![
-                        u32_attribute(NFTA_NAT_TYPE, NFT_NAT_DNAT),
-                        u32_attribute(NFTA_NAT_FAMILY, libc::NFPROTO_IPV4 as u32),
-                        u32_attribute(NFTA_NAT_REG_ADDR_MIN, 1),
-                        u32_attribute(NFTA_NAT_REG_PROTO_MIN, 2),
-                    ],
-                )],
+                dnat(target, port.target.port()),
             ]
             .concat(),
         ));

@@ -100,6 +100,7 @@ pub fn remove_network(state_root: &Path, key: &str) -> Result<()> {
         }
     }
     firewall::remove_network(&bridge_name(key))?;
+    firewall::remove_dns(&bridge_name(key))?;
     if let Some(index) = netlink.link_index(&bridge_name(key))? {
         netlink.delete_link(index)?;
     }

@@ -490,7 +490,10 @@ impl Daemon {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
         }
 
-        let started = self.start_layers(&mut inner, &selected, &mut pending, &to_start).await;
+        let started = match options.no_start {
+            true => Ok(()),
+            false => self.start_layers(&mut inner, &selected, &mut pending, &to_start).await,
+        };
         // Containers of layers never reached stay created, under supervision: a later `up`
         // or `start` starts them (they were left without a task, so nothing could).
         for (name, _, service, forwarder) in pending.into_values().flatten() {
@@ -740,10 +743,13 @@ impl Daemon {
                 record
             };
             if !inner.dns.contains_key(&network.key) && !network.external {
-                let bind = SocketAddr::from((record.gateway, 53));
+                // Any free port of the gateway: the network's table sends port 53 there.
+                let bind = SocketAddr::from((record.gateway, 0));
                 let server = dns::serve(bind, &network.key, self.names.clone(), upstreams.clone())
                     .await
                     .map_err(|e| e.to_string())?;
+                crate::network::firewall::apply_dns(&record.bridge, record.gateway, server.address.port())
+                    .map_err(|e| format!("network {}: {e}", network.name))?;
                 inner.dns.insert(network.key.clone(), server);
             }
             if let Ok(mut shared) = self.shared.lock() {

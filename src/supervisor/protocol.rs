@@ -24,6 +24,9 @@ pub struct UpOptions {
     /// Return only once every service is running (healthy when it has a check) or
     /// completed successfully.
     pub wait: bool,
+    /// Create (and bind ports) only: every container stays `created` until `start` or `up`.
+    #[serde(default)]
+    pub no_start: bool,
     /// Project config files, for `hoist ls`.
     pub config_files: Vec<String>,
 }

@@ -73,6 +73,19 @@ impl Project {
         self.command(args).output().expect("run hoist")
     }
 
+    /// Runs `hoist ARGS` in a network namespace of its own (`unshare --net`): a supervisor
+    /// it starts stays there, so its bridges, firewall tables and published ports never
+    /// meet the host's (fixed ports like 80 of real Compose files included).
+    pub fn hoist_in_own_netns(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--net", "--", env!("CARGO_BIN_EXE_hoist")])
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("HOIST_ROOT", root(self.dir.path()))
+            .env("HOIST_MASQUERADE", "off");
+        cmd.output().expect("run unshare --net hoist")
+    }
+
     /// Runs `hoist ARGS` with `input` written to its stdin (then closed) while its stdout
     /// and stderr are collected.
     pub fn piped(&self, args: &[&str], input: &[u8]) -> Output {
