@@ -14,20 +14,6 @@ fn sleepers(compose: &str) -> String {
     compose.replace("command: SLEEP", r#"command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]"#)
 }
 
-/// A layer with directory `path` owned by `uid:gid` with `mode`.
-fn owned_dir_layer(path: &str, uid: u64, gid: u64, mode: u32) -> Vec<u8> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_entry_type(tar::EntryType::Directory);
-    header.set_mode(mode);
-    header.set_uid(uid);
-    header.set_gid(gid);
-    header.set_size(0);
-    header.set_mtime(1_700_000_000);
-    builder.append_data(&mut header, path, std::io::empty()).unwrap();
-    builder.into_inner().unwrap()
-}
-
 const MARIADB_LIKE: &str = r#"
 name: PROJECT
 services:
@@ -46,9 +32,12 @@ fn a_named_volume_over_an_image_directory_takes_its_owner_and_mode() {
         return;
     }
     let mut p = Project::new("fidvol", &sleepers(MARIADB_LIKE));
-    let layers = vec![owned_dir_layer("var/", 0, 0, 0o755), owned_dir_layer("var/lib/", 0, 0, 0o755)];
+    let layers = vec![
+        common::images::owned_dir_layer("var/", 0, 0, 0o755),
+        common::images::owned_dir_layer("var/lib/", 0, 0, 0o755),
+    ];
     let mut layers = layers;
-    layers.push(owned_dir_layer("var/lib/mysql/", 999, 999, 0o750));
+    layers.push(common::images::owned_dir_layer("var/lib/mysql/", 999, 999, 0o750));
     p.load_image("dblike:test", layers);
     p.up();
     // As the database does at its first start, as its own user.

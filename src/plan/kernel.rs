@@ -1,6 +1,7 @@
 //! Service settings that meet the kernel: which `sysctls` a container may set (the
 //! namespaced ones Docker allows; any other would change the host), `oom_score_adj`'s range,
-//! `cpu_period`/`cpu_quota` as a CPU limit, and whether `platform` is the host's.
+//! `cpu_period`/`cpu_quota` as a CPU limit, whether `platform` is the host's, and whether
+//! the container gets a user namespace of its own.
 
 use super::spec::{error, PlanError};
 use crate::project::model::Service;
@@ -137,4 +138,40 @@ pub fn v1_memory_settings(name: &str, service: &Service) -> Result<(Option<u64>,
         return Err(error(name, field, "not supported: this host's memory cgroups are v2, which have no such setting"));
     }
     Ok((swappiness, oom_kill_disable))
+}
+
+/// A user namespace of its own (`x-hoist: {userns: auto}` on the service, or
+/// `HOIST_USERNS=auto` for every service) unless `userns_mode: host`. Settings that share
+/// the host's namespaces or privileges cannot be had from inside one and are refused.
+pub fn user_namespace(name: &str, service: &Service) -> Result<crate::runtime::spec::UserNamespace, PlanError> {
+    use crate::runtime::spec::UserNamespace;
+    let extension = service.extensions.get(super::spec::EXTENSION).and_then(|x| x.get("userns"));
+    let wanted = match extension.map(|v| v.as_str()) {
+        Some(Some("auto")) => true,
+        Some(Some("host")) => false,
+        Some(other) => {
+            let found = other.map_or_else(|| "a non-string".to_string(), |s| format!("{s:?}"));
+            return Err(error(name, "x-hoist.userns", format!("expected auto or host, found {found}")));
+        }
+        None => std::env::var("HOIST_USERNS").is_ok_and(|v| v == "auto"),
+    };
+    if !wanted || service.userns_mode.as_deref() == Some("host") {
+        return Ok(UserNamespace::Host);
+    }
+    let host = |value: &Option<String>| value.as_deref() == Some("host");
+    let conflicts = [
+        ("privileged", service.privileged),
+        ("network_mode", host(&service.network_mode)),
+        ("pid", host(&service.pid)),
+        ("ipc", host(&service.ipc)),
+        ("uts", host(&service.uts)),
+    ];
+    if let Some((field, _)) = conflicts.iter().find(|(_, set)| *set) {
+        return Err(error(
+            name,
+            field,
+            "not supported in a user namespace of its own (x-hoist.userns or HOIST_USERNS=auto): set userns_mode: host",
+        ));
+    }
+    Ok(UserNamespace::Auto)
 }

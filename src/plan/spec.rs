@@ -333,6 +333,7 @@ fn service_plan(
     spec.devices = super::kernel::devices(name, service)?;
     (spec.limits.swappiness, spec.limits.oom_kill_disable) = super::kernel::v1_memory_settings(name, service)?;
     super::cgroups::apply(name, service, &mut spec)?;
+    spec.user_namespace = super::kernel::user_namespace(name, service)?;
     mounts.extend(super::mounts::service_mounts(project, name, service, state_root)?);
     spec.mounts = mounts;
     spec.etc_files = Some(EtcFiles {

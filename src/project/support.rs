@@ -164,7 +164,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("ulimits", Applied),
     ("use_api_socket", Refused("there is no Docker API socket to give")),
     ("user", Applied),
-    ("userns_mode", Only(&["host"], "user namespaces are not supported yet")),
+    ("userns_mode", Only(&["host"], "only host: a namespace of its own is `x-hoist: {userns: auto}`")),
     ("uts", Only(&["host"], "uts: host is the only value Compose defines")),
     ("volumes", Applied),
     ("volumes_from", Applied),

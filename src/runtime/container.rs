@@ -19,7 +19,7 @@ use nix::unistd::{pipe2, Pid};
 use super::cgroup::Cgroup;
 use super::error::{Result, RuntimeError};
 use super::init::INIT_ARG;
-use super::spec::{ContainerSpec, NetworkMode, RootFs, SharedNamespace};
+use super::spec::{ContainerSpec, NetworkMode, RootFs, SharedNamespace, UserNamespace};
 use super::state::{self, State};
 use super::{etc_files, sys, terminal};
 
@@ -261,11 +261,23 @@ impl Runtime {
             }
             Err(e) => return Err(RuntimeError::Io { action: "cannot create", path: dir, source: e }),
         }
-        let result = self.create_in(spec, stdio, &dir);
+        let result = self.with_user_namespace(spec, &dir).and_then(|spec| self.create_in(&spec, stdio, &dir));
         if result.is_err() {
             let _ = self.delete(&spec.id);
         }
         result
+    }
+
+    /// `spec` with a user namespace of `Auto` given its range: the one its writable layer
+    /// (or, without one, its state directory `dir`) had before, or a free one.
+    fn with_user_namespace(&self, spec: &ContainerSpec, dir: &Path) -> Result<ContainerSpec> {
+        let mut spec = spec.clone();
+        if spec.user_namespace == UserNamespace::Auto {
+            let owner = spec.writable_layer.clone().unwrap_or_else(|| dir.to_path_buf());
+            let state_root = self.containers_dir.parent().unwrap_or(&self.containers_dir);
+            spec.user_namespace = UserNamespace::Mapped(super::id_ranges::lease(state_root, &owner)?);
+        }
+        Ok(spec)
     }
 
     fn create_in(&self, spec: &ContainerSpec, stdio: Stdio, dir: &Path) -> Result<Container> {

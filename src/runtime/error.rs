@@ -31,6 +31,8 @@ pub enum RuntimeError {
     WorkingDir { path: String, why: &'static str },
     #[error("cgroup {path}: {message}")]
     Cgroup { path: PathBuf, message: String },
+    #[error("user namespace ids from {path}: {message}")]
+    IdRanges { path: PathBuf, message: String },
 }
 
 impl RuntimeError {

@@ -7,6 +7,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use nix::sched::{setns, CloneFlags};
@@ -198,8 +199,20 @@ fn run(mut control: File) -> std::result::Result<Pid, String> {
         let file = File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
         namespaces.push((path, file, kind));
     }
+    // The container's own user namespace, if it has one, is joined last: the others are
+    // owned by the host's, whose privileges joining them needs.
+    let user_path = format!("/proc/{}/ns/user", request.pid);
+    let user = File::open(&user_path).map_err(|e| format!("cannot open {user_path}: {e}"))?;
+    let own = std::fs::metadata("/proc/self/ns/user").map_err(|e| format!("cannot inspect my user namespace: {e}"))?;
+    let theirs = user.metadata().map_err(|e| format!("cannot inspect {user_path}: {e}"))?;
+    // Closed now when not needed: the command's exec closes every descriptor (close_range),
+    // and one still owned here would be closed twice if that exec failed.
+    let user = ((own.dev(), own.ino()) != (theirs.dev(), theirs.ino())).then_some(user);
     for (path, file, kind) in namespaces {
         setns(file, kind).map_err(|e| format!("cannot join {path}: {e}"))?;
+    }
+    if let Some(user) = user {
+        super::userns::enter(user.into())?;
     }
     std::env::set_current_dir("/").map_err(|e| format!("cannot enter the container's root: {e}"))?;
     let console = if request.process.terminal {

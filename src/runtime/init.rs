@@ -59,6 +59,9 @@ pub fn main(state_dir: &Path) -> ! {
 fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, String> {
     nix::sys::prctl::set_dumpable(false).map_err(|e| format!("cannot mark the init stage non-dumpable: {e}"))?;
     let spec: ContainerSpec = read_message(&mut control)?;
+    // Made first, while this stage is root of the host's user namespace (as writing its
+    // maps needs); entered last, once everything that needs the host's privileges is done.
+    let userns = spec.id_map().map(|map| super::userns::create(&map)).transpose()?;
     // The parent moved us into the container's cgroup before sending the spec.
     if spec.cgroup_ns != SharedNamespace::Host {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
@@ -81,7 +84,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     if let Some(adjustment) = spec.oom_score_adj {
         set_oom_score_adj(adjustment).map_err(|e| super::error::with_causes(&e))?;
     }
-    rootfs::prepare(&spec, state_dir).map_err(|e| e.0)?;
+    rootfs::prepare(&spec, state_dir, userns.as_ref()).map_err(|e| e.0)?;
     // With the host's UTS namespace, its names stay as they are.
     let own_names = spec.uts == SharedNamespace::Own;
     if let Some(name) = spec.hostname.as_ref().filter(|_| own_names) {
@@ -97,6 +100,9 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     } else {
         None
     };
+    if let Some(namespace) = userns {
+        super::userns::enter(namespace)?;
+    }
     let prepared = process::prepare(&spec.process, &Confinement::of(&spec))?;
 
     status.write_all(b"R").map_err(|e| format!("cannot report readiness: {e}"))?;

@@ -25,6 +25,7 @@ pub mod error;
 mod etc_files;
 mod exec;
 pub mod host_tree;
+pub mod id_ranges;
 pub mod init;
 pub mod oci;
 mod process;
@@ -39,6 +40,8 @@ pub mod stdio_relay;
 mod sys;
 pub mod terminal;
 pub mod top;
+mod user_mounts;
+mod userns;
 pub mod users;
 
 pub use container::{is_valid_name, Container, Exit, Runtime, Stdio};

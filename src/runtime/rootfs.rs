@@ -15,9 +15,8 @@ use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sys::stat::{mkdirat, Mode};
 use nix::unistd::{chdir, pivot_root};
 
-use super::spec::{ContainerSpec, Mount, RootFs};
+use super::spec::{ContainerSpec, RootFs};
 use super::sys::{self, open_in_root};
-use super::{copy, etc_files};
 
 /// Paths hidden from the container (Docker's list).
 const MASKED: &[&str] = &[
@@ -149,7 +148,7 @@ pub(super) fn mount_at(
 /// read-only, with every mount below it (`extra`'s nosuid/noexec/nodev too): mount_setattr
 /// with AT_RECURSIVE, since a remount with MS_REC leaves submounts writable. Kernels before
 /// 5.12 lack it and get the remount of the top mount alone.
-fn remount_read_only(root: &OwnedFd, path: &str, extra: MsFlags) -> Result<()> {
+pub(super) fn remount_read_only(root: &OwnedFd, path: &str, extra: MsFlags) -> Result<()> {
     let fd = ensure(root, path, false)?;
     let mut attributes = sys::MOUNT_ATTR_RDONLY;
     for (flag, attribute) in [
@@ -171,7 +170,9 @@ fn remount_read_only(root: &OwnedFd, path: &str, extra: MsFlags) -> Result<()> {
 
 /// Builds the whole root under `rootfs` (a directory of the container's state dir) and
 /// switches into it. Runs in the container's fresh mount namespace.
-pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
+/// With `userns` (the container's own user namespace), the image layers are mounted
+/// idmapped to it and the writable layer's root belongs to the container's root.
+pub fn prepare(spec: &ContainerSpec, state_dir: &Path, userns: Option<&OwnedFd>) -> Result<()> {
     mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
         .map_err(err("cannot make the mount namespace private"))?;
     let rootfs = state_dir.join("rootfs");
@@ -180,8 +181,16 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
             if lowers.is_empty() {
                 return Err(SetupError("an overlay root needs at least one lower directory".into()));
             }
-            let lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
             let (upper, work) = spec.layer_dirs(state_dir);
+            let lowers = match (userns, spec.id_map()) {
+                (Some(namespace), Some(map)) => {
+                    std::os::unix::fs::lchown(&upper, Some(map.uid), Some(map.gid))
+                        .map_err(err("cannot give the writable layer to the container's root"))?;
+                    idmapped_layers(lowers, state_dir, namespace)?
+                }
+                _ => lowers.clone(),
+            };
+            let lower: Vec<String> = lowers.iter().rev().map(|p| p.display().to_string()).collect();
             let data = format!("lowerdir={},upperdir={},workdir={}", lower.join(":"), upper.display(), work.display());
             mount(Some("overlay"), &rootfs, Some("overlay"), MsFlags::empty(), Some(data.as_str()))
                 .map_err(err(format!("cannot mount the overlay root ({data})")))?;
@@ -213,30 +222,7 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
     mount_cgroups(&root, sys_flags)?;
     write_sysctls(&spec.sysctls)?;
 
-    for m in etc_files::mounts(spec, state_dir).iter().chain(&spec.mounts) {
-        match m {
-            Mount::Volume { source, target, read_only, copy_up } => {
-                if *copy_up && copy::is_empty(source) {
-                    fill_volume(&root, source, target)?;
-                }
-                bind(&root, source, target, *read_only)?;
-            }
-            Mount::Bind { source, target, read_only } => bind(&root, source, target, *read_only)?,
-            Mount::File { target, contents, uid, gid, mode } => {
-                let file = data_file(state_dir, target, contents, *uid, *gid, *mode)?;
-                bind(&root, &file, target, true)?;
-            }
-            Mount::Tmpfs { target, size, mode } => {
-                let fd = ensure(&root, target, false)?;
-                outside_kernel_filesystems(&fd, target)?;
-                let mut data = format!("mode={:o}", mode.unwrap_or(0o1777));
-                if let Some(size) = size {
-                    data.push_str(&format!(",size={size}"));
-                }
-                mount_at(Some("tmpfs"), &fd, Some("tmpfs"), MsFlags::MS_NOSUID | MsFlags::MS_NODEV, Some(&data))?;
-            }
-        }
-    }
+    super::user_mounts::apply(&root, spec, state_dir)?;
 
     if !spec.privileged {
         for path in MASKED {
@@ -279,6 +265,23 @@ pub fn prepare(spec: &ContainerSpec, state_dir: &Path) -> Result<()> {
         .map_err(err("cannot make the root read-only"))?;
     }
     Ok(())
+}
+
+/// Each layer mounted idmapped to `namespace` under the state directory (in this mount
+/// namespace only), for overlayfs to stack.
+fn idmapped_layers(
+    lowers: &[std::path::PathBuf],
+    state_dir: &Path,
+    namespace: &OwnedFd,
+) -> Result<Vec<std::path::PathBuf>> {
+    let mut mapped = Vec::new();
+    for (i, layer) in lowers.iter().enumerate() {
+        let target = state_dir.join("idmapped").join(i.to_string());
+        std::fs::create_dir_all(&target).map_err(err(format!("cannot create {}", target.display())))?;
+        super::userns::mount_idmapped(layer, &target, namespace).map_err(SetupError)?;
+        mapped.push(target);
+    }
+    Ok(mapped)
 }
 
 /// A cgroup hierarchy the host has mounted under /sys/fs/cgroup.
@@ -347,31 +350,6 @@ fn mount_cgroups(root: &OwnedFd, flags: MsFlags) -> Result<()> {
     Ok(())
 }
 
-/// A user mount may not land in /proc or /sys, whatever path leads there (a symlink in the
-/// image included): covering a kernel file there could weaken the container's confinement
-/// (runc refuses them too).
-fn outside_kernel_filesystems(fd: &OwnedFd, target: &str) -> Result<()> {
-    let kind = nix::sys::statfs::fstatfs(fd).map_err(err(format!("cannot inspect mount target {target}")))?;
-    let kind = kind.filesystem_type();
-    if kind == nix::sys::statfs::PROC_SUPER_MAGIC || kind == nix::sys::statfs::SYSFS_MAGIC {
-        return Err(SetupError(format!("mount target {target} leads into /proc or /sys: refused")));
-    }
-    Ok(())
-}
-
-fn bind(root: &OwnedFd, source: &Path, target: &str, read_only: bool) -> Result<()> {
-    let fd = ensure(root, target, !source.is_dir())?;
-    outside_kernel_filesystems(&fd, target)?;
-    let src = source.display().to_string();
-    mount_at(Some(&src), &fd, None, MsFlags::MS_BIND | MsFlags::MS_REC, None)?;
-    let fd = ensure(root, target, false)?;
-    mount_at(None, &fd, None, MsFlags::MS_PRIVATE | MsFlags::MS_REC, None)?;
-    if read_only {
-        remount_read_only(root, target, MsFlags::MS_REC)?;
-    }
-    Ok(())
-}
-
 /// Writes `sysctls` through the container's own /proc (its namespaces: IPC, network, mount
 /// queue), before /proc/sys is made read-only.
 fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
@@ -380,54 +358,6 @@ fn write_sysctls(sysctls: &[(String, String)]) -> Result<()> {
         std::fs::write(&path, value).map_err(err(format!("cannot set sysctl {key}={value}")))?;
     }
     Ok(())
-}
-
-/// Writes a secret's or config's `contents` into the container's state directory as a file
-/// of its own (`uid:gid`, `mode`), for a read-only bind at `target`.
-fn data_file(
-    state_dir: &Path,
-    target: &str,
-    contents: &[u8],
-    uid: u32,
-    gid: u32,
-    mode: u32,
-) -> Result<std::path::PathBuf> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let dir = state_dir.join("files");
-    std::fs::create_dir_all(&dir).map_err(err(format!("cannot create {}", dir.display())))?;
-    let path = dir.join(target.trim_start_matches('/').replace('/', "_"));
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(&path)
-        .map_err(err(format!("cannot write {}", path.display())))?;
-    file.write_all(contents).map_err(err(format!("cannot write {}", path.display())))?;
-    nix::unistd::fchown(&file, Some(uid.into()), Some(gid.into()))
-        .map_err(err(format!("cannot give {target} its owner")))?;
-    nix::sys::stat::fchmod(&file, Mode::from_bits_truncate(mode))
-        .map_err(err(format!("cannot give {target} its mode")))?;
-    Ok(path)
-}
-
-/// Copies what the image has at `target` (if it is a directory) into the empty volume.
-fn fill_volume(root: &OwnedFd, volume: &Path, target: &str) -> Result<()> {
-    let dir_flags = (OFlag::O_DIRECTORY | OFlag::O_RDONLY).bits();
-    let Ok(from) = open_in_root(root, target.trim_start_matches('/'), dir_flags, 0) else { return Ok(()) };
-    let to = nix::fcntl::open(volume, OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_CLOEXEC, Mode::empty())
-        .map_err(err(format!("cannot open volume {}", volume.display())))?;
-    copy::copy_tree(&from, &to)
-        .map_err(|e| SetupError(format!("cannot fill volume {} from {target}: {e}", volume.display())))?;
-    // The volume's root takes the owner and mode of the directory it covers, as Docker's
-    // does: MariaDB's /var/lib/mysql (mysql, 0750) stays writable to mysql.
-    let covered = nix::sys::stat::fstat(&from).map_err(err(format!("cannot inspect {target}")))?;
-    nix::unistd::fchown(&to, Some(covered.st_uid.into()), Some(covered.st_gid.into()))
-        .map_err(err(format!("cannot give volume {} the owner of {target}", volume.display())))?;
-    nix::sys::stat::fchmod(&to, Mode::from_bits_truncate(covered.st_mode & 0o7777))
-        .map_err(err(format!("cannot give volume {} the mode of {target}", volume.display())))
 }
 
 #[cfg(test)]

@@ -64,6 +64,49 @@ pub struct ContainerSpec {
     /// The cgroup namespace: the container's own (its cgroup is its `/`), or the host's.
     #[serde(default)]
     pub cgroup_ns: SharedNamespace,
+    /// The user namespace: the host's (container root is host root), or one of its own
+    /// whose ids map to a range of unprivileged host ids.
+    #[serde(default)]
+    pub user_namespace: UserNamespace,
+}
+
+/// Whose user ids a container's processes have.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UserNamespace {
+    /// The host's: container root is host root (Docker's default).
+    #[default]
+    Host,
+    /// A namespace of its own on a range the runtime leases for the container.
+    Auto,
+    /// A namespace of its own on this range.
+    Mapped(IdMap),
+}
+
+/// Container ids 0..size are host uids `uid..uid+size` and host gids `gid..gid+size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdMap {
+    pub uid: u32,
+    pub gid: u32,
+    pub size: u32,
+}
+
+impl IdMap {
+    /// The host uid of container uid `uid` (unmapped ids stay as they are).
+    pub fn host_uid(&self, uid: u32) -> u32 {
+        if uid < self.size {
+            self.uid + uid
+        } else {
+            uid
+        }
+    }
+
+    pub fn host_gid(&self, gid: u32) -> u32 {
+        if gid < self.size {
+            self.gid + gid
+        } else {
+            gid
+        }
+    }
 }
 
 /// A device node of the host's, as the container gets it.
@@ -241,6 +284,14 @@ impl ProcessSpec {
 }
 
 impl ContainerSpec {
+    /// The id map of a container with a user namespace of its own (once resolved).
+    pub fn id_map(&self) -> Option<IdMap> {
+        match self.user_namespace {
+            UserNamespace::Mapped(map) => Some(map),
+            _ => None,
+        }
+    }
+
     /// A spec with Docker's defaults for everything but the root and the command.
     pub fn new(id: impl Into<String>, root: RootFs, args: Vec<String>) -> ContainerSpec {
         ContainerSpec {
@@ -268,6 +319,7 @@ impl ContainerSpec {
             devices: Vec::new(),
             device_rules: Vec::new(),
             cgroup_ns: SharedNamespace::Own,
+            user_namespace: UserNamespace::Host,
         }
     }
 

@@ -224,3 +224,17 @@ pub fn layer_from_dir(source: &Path, inside: &str) -> Vec<u8> {
     builder.append_dir_all(inside, source).unwrap();
     builder.into_inner().unwrap()
 }
+
+/// A layer with directory `path` owned by `uid:gid` with `mode`.
+pub fn owned_dir_layer(path: &str, uid: u64, gid: u64, mode: u32) -> Vec<u8> {
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(mode);
+    header.set_uid(uid);
+    header.set_gid(gid);
+    header.set_size(0);
+    header.set_mtime(1_700_000_000);
+    builder.append_data(&mut header, path, std::io::empty()).unwrap();
+    builder.into_inner().unwrap()
+}
