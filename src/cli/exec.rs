@@ -90,10 +90,10 @@ pub fn run(global: &GlobalOptions, args: &ExecArgs) -> anyhow::Result<i32> {
 /// Waits for an exec'd command, relaying its pty and forwarding signals; its exit status.
 fn attach(mut process: ExecProcess, with_terminal: bool) -> anyhow::Result<i32> {
     let console = if with_terminal { process.take_console() } else { None };
-    let stage = nix::unistd::Pid::from_raw(process.pid());
+    let stage = process.signaller();
     let wait = move || process.wait().map(|exit| exit.status()).map_err(anyhow::Error::from);
     let forward = move |sig: Signal| {
-        let _ = nix::sys::signal::kill(stage, sig);
+        let _ = stage.send(sig);
     };
     relay_until_exit(console, wait, forward)
 }

@@ -102,6 +102,23 @@ fn create_dir(path: &Path) -> Result<()> {
     std::fs::create_dir_all(path).map_err(RuntimeError::io("cannot create cgroup", path))
 }
 
+fn listed(dir: &Path) -> Vec<i32> {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    procs.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+/// SIGKILL to every process listed in the cgroup at `dir`, each by pidfd opened while it
+/// is still listed: a pid that exited and was reused by a process elsewhere meanwhile is
+/// not in the list any more, and is left alone.
+fn kill_listed(dir: &Path) {
+    for pid in listed(dir) {
+        let Ok(signaller) = super::Signaller::of(pid) else { continue };
+        if listed(dir).contains(&pid) {
+            let _ = signaller.send(nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
 impl Cgroup {
     /// Creates the cgroup(s) for container `id` and applies `limits`.
     pub fn create(id: &str, limits: &Limits, devices: &[DeviceRule]) -> Result<Cgroup> {
@@ -305,15 +322,10 @@ impl Cgroup {
             if self.freeze(false).is_err() {
                 // A frozen cgroup's processes cannot die; without a freezer there is nothing to thaw.
             }
+            // cgroup v2 kills every process of a cgroup at once, with no pid to race on.
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
             loop {
-                let pids: Vec<i32> = std::fs::read_to_string(dir.join("cgroup.procs"))
-                    .unwrap_or_default()
-                    .lines()
-                    .filter_map(|l| l.trim().parse().ok())
-                    .collect();
-                for pid in &pids {
-                    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::Signal::SIGKILL);
-                }
+                kill_listed(dir);
                 match std::fs::remove_dir(dir) {
                     Ok(()) => break,
                     Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,

@@ -21,7 +21,7 @@ use super::error::{Result, RuntimeError};
 use super::init::INIT_ARG;
 use super::spec::{ContainerSpec, NetworkMode, RootFs, SharedNamespace, UserNamespace};
 use super::state::{self, State};
-use super::{etc_files, sys, terminal};
+use super::{etc_files, sys, terminal, Signaller};
 
 /// Where containers keep their state, and which binary runs their init stage.
 #[derive(Debug, Clone)]
@@ -62,6 +62,8 @@ pub struct Container {
     id: String,
     dir: PathBuf,
     pid: Pid,
+    /// PID 1 by pidfd: signals never reach a process that reused its number.
+    signaller: Signaller,
     cgroup: Cgroup,
     control: Option<File>,
     status: File,
@@ -300,10 +302,19 @@ impl Runtime {
             SharedNamespace::Join(path) => in_pid_namespace(path, spawn)?,
             _ => spawn()?,
         };
+        let signaller = match Signaller::of(stage.pid.as_raw()) {
+            Ok(signaller) => signaller,
+            Err(e) => {
+                let _ = kill(stage.pid, Signal::SIGKILL);
+                let _ = waitpid(stage.pid, None);
+                return Err(e);
+            }
+        };
         let mut container = Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),
             pid: stage.pid,
+            signaller,
             cgroup,
             control: Some(stage.control),
             status: stage.status,
@@ -344,8 +355,11 @@ impl Runtime {
     pub fn delete(&self, id: &str) -> Result<()> {
         let dir = self.dir(id)?;
         if let Some(state) = state::load(&dir)? {
-            if state.pid > 0 && state::is_alive(&state) {
-                let _ = kill(Pid::from_raw(state.pid), Signal::SIGKILL);
+            // The pidfd is opened first, then the process checked to be the one recorded
+            // (its start time): a signal through it cannot reach a later holder of the pid.
+            let signaller = if state.pid > 0 { Signaller::of(state.pid).ok() } else { None };
+            if let Some(signaller) = signaller.filter(|_| state::is_alive(&state)) {
+                let _ = signaller.send(Signal::SIGKILL);
             }
             if state.pid > 0 {
                 reap(state.pid, &state);
@@ -394,6 +408,11 @@ impl Container {
     /// PID 1 of the container, as seen from the host.
     pub fn pid(&self) -> i32 {
         self.pid.as_raw()
+    }
+
+    /// Signals PID 1 (by pidfd), also from other threads and after this is dropped.
+    pub fn signaller(&self) -> Signaller {
+        self.signaller.clone()
     }
 
     pub fn cgroup(&self) -> &Cgroup {
@@ -481,7 +500,7 @@ impl Container {
         if self.exit.is_some() {
             return Ok(());
         }
-        kill(self.pid, signal).map_err(RuntimeError::sys("signalling the container"))
+        self.signaller.send(signal)
     }
 
     /// Freezes (`true`) or thaws every process of the container.

@@ -21,6 +21,7 @@ use super::error::{Result, RuntimeError};
 use super::init::{stage_pipes, STATUS_FD};
 use super::process::{self, Confinement};
 use super::spec::{ContainerSpec, ProcessSpec};
+use super::Signaller;
 use super::{reaper, state, sys, terminal, Exit};
 
 /// The hidden first argument that makes the hoist binary run as an exec stage.
@@ -41,6 +42,8 @@ struct Request {
 pub struct ExecProcess {
     /// The exec stage (the command's parent, on the host).
     stage: Pid,
+    /// The stage by pidfd: a forwarded signal never reaches a process that reused its pid.
+    signaller: Signaller,
     console: Option<OwnedFd>,
     exit: Option<Exit>,
 }
@@ -75,7 +78,15 @@ impl Runtime {
         let terminal = process.terminal;
         let request = Request { pid: state.pid, container, process };
         let mut stage = spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, terminal, CloneFlags::empty())?;
-        let mut exec = ExecProcess { stage: stage.pid, console: None, exit: None };
+        let signaller = match Signaller::of(stage.pid.as_raw()) {
+            Ok(signaller) => signaller,
+            Err(e) => {
+                let _ = kill(stage.pid, Signal::SIGKILL);
+                let _ = waitpid(stage.pid, None);
+                return Err(e);
+            }
+        };
+        let mut exec = ExecProcess { stage: stage.pid, signaller, console: None, exit: None };
         let fail = |exec: &mut ExecProcess, message: String| {
             let _ = kill(exec.stage, Signal::SIGKILL);
             let _ = exec.wait();
@@ -106,6 +117,11 @@ impl ExecProcess {
         self.console.take()
     }
 
+    /// Signals the command (through its stage), also from another thread while one waits.
+    pub fn signaller(&self) -> Signaller {
+        self.signaller.clone()
+    }
+
     /// The exec stage's pid on the host: a signal sent to it reaches the command.
     pub fn pid(&self) -> i32 {
         self.stage.as_raw()
@@ -126,7 +142,7 @@ impl ExecProcess {
         if self.exit.is_some() {
             return Ok(());
         }
-        kill(self.stage, signal).map_err(RuntimeError::sys("signalling an exec'd process"))
+        self.signaller.send(signal)
     }
 
     /// Blocks until the command exits.

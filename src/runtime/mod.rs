@@ -34,6 +34,7 @@ mod reaper;
 mod rootfs;
 mod seccomp;
 mod seccomp_lists;
+mod signaller;
 pub mod spec;
 pub mod state;
 pub mod stdio_relay;
@@ -47,6 +48,7 @@ pub mod users;
 pub use container::{is_valid_name, Container, Exit, Runtime, Stdio};
 pub use error::RuntimeError;
 pub use exec::ExecProcess;
+pub use signaller::Signaller;
 pub use spec::{
     BlockIo, ContainerSpec, DeviceNumber, EtcFiles, Limits, Mount, NetworkMode, ProcessSpec, RootFs, SharedNamespace,
     Throttle, ThrottleKind,

@@ -192,13 +192,7 @@ pub fn borrow_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
 /// over it, which root has). How a supervisor borrows a client's stdio and a client the
 /// supervisor's pty, whatever kind of file they are.
 pub fn copy_fd_of_process(pid: i32, fd: RawFd) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
-    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if pidfd < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    // SAFETY: pidfd_open returned a descriptor that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) };
+    let pidfd = pidfd_open(pid)?;
     // SAFETY: pidfd_getfd takes a pidfd, a descriptor number and flags; it returns a new
     // descriptor (close-on-exec) or -1.
     let copy = unsafe { libc::syscall(libc::SYS_pidfd_getfd, pidfd.as_raw_fd(), fd, 0) };
@@ -207,6 +201,28 @@ pub fn copy_fd_of_process(pid: i32, fd: RawFd) -> nix::Result<OwnedFd> {
     }
     // SAFETY: a fresh descriptor from the kernel, owned by no one else.
     Ok(unsafe { OwnedFd::from_raw_fd(copy as RawFd) })
+}
+
+/// A descriptor of process `pid` (pidfd_open(2)): it keeps naming that process, and
+/// signals sent through it never reach another that got its number after it was reaped.
+pub fn pidfd_open(pid: i32) -> nix::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+    let pidfd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if pidfd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: pidfd_open returned a descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(pidfd as RawFd) })
+}
+
+/// Sends `signal` to the process of `pidfd` (ESRCH once it has exited).
+pub fn pidfd_send_signal(pidfd: &OwnedFd, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a NULL siginfo and
+    // flags; the descriptor is valid for the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_pidfd_send_signal, pidfd.as_raw_fd(), signal as libc::c_int, std::ptr::null::<u8>(), 0)
+    };
+    Errno::result(rc).map(drop)
 }
 
 /// `struct mount_attr` of mount_setattr(2).

@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
-use nix::unistd::Pid;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -102,6 +101,8 @@ pub fn spawn(daemon: Arc<Daemon>, config: Config, forwarder: Option<crate::netwo
 /// A started container.
 struct Running {
     pid: i32,
+    /// PID 1 by pidfd: the waiting thread may reap it at any moment.
+    signaller: crate::runtime::Signaller,
     cgroup: Cgroup,
     exit: oneshot::Receiver<Exit>,
     started: Instant,
@@ -235,7 +236,7 @@ async fn supervise(
                     }
                     Some(Control::Kill { signal, reply }) => {
                         stopped_by_user = true;
-                        let _ = nix::sys::signal::kill(Pid::from_raw(running.pid), signal);
+                        let _ = running.signaller.send(signal);
                         daemon.event(&config.name, &config.service.name, "kill", None);
                         let _ = reply.send(());
                     }
@@ -338,14 +339,13 @@ async fn stop(daemon: &Arc<Daemon>, config: &Config, running: &mut Running, grac
         }
     }
     let signal = parse_signal(&config.service.stop_signal).unwrap_or(Signal::SIGTERM);
-    let pid = Pid::from_raw(running.pid);
-    let _ = nix::sys::signal::kill(pid, signal);
+    let _ = running.signaller.send(signal);
     // A frozen container cannot act on its signal.
     let _ = running.cgroup.freeze(false);
     match tokio::time::timeout(grace, &mut running.exit).await {
         Ok(exit) => exit.ok(),
         Err(_) => {
-            let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+            let _ = running.signaller.send(Signal::SIGKILL);
             (&mut running.exit).await.ok()
         }
     }
@@ -387,7 +387,8 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
             let created = create_and_start(&daemon2, &config2, stdio, &log2);
             match created {
                 Ok((mut container, addresses)) => {
-                    let _ = started_tx.send(Ok((container.pid(), container.cgroup().clone(), addresses)));
+                    let started = (container.pid(), container.signaller(), container.cgroup().clone(), addresses);
+                    let _ = started_tx.send(Ok(started));
                     if let Ok(exit) = container.wait() {
                         let _ = exit_tx.send(exit);
                     }
@@ -402,8 +403,9 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
         pump(out_read, Stream::Stdout, log.clone());
         pump(err_read, Stream::Stderr, log.clone());
     }
-    let (pid, cgroup, addresses) = started_rx.await.map_err(|_| "the start thread went away".to_string())??;
-    Ok(Running { pid, cgroup, exit: exit_rx, started: Instant::now(), addresses, health: None })
+    let (pid, signaller, cgroup, addresses) =
+        started_rx.await.map_err(|_| "the start thread went away".to_string())??;
+    Ok(Running { pid, signaller, cgroup, exit: exit_rx, started: Instant::now(), addresses, health: None })
 }
 
 type Started = (crate::runtime::Container, Vec<(String, Ipv4Addr)>);
