@@ -695,3 +695,35 @@ fn a_layer_that_expands_beyond_the_bound_is_refused_by_the_cli_and_nothing_is_st
     assert!(stderr.contains("HOIST_MAX_LAYER_SIZE"), "{stderr}");
     assert!(!p.ok(&["images"]).contains("bomb"), "the refused image is listed");
 }
+
+/// A layout whose layer blob was altered after its digest was written: `image load`
+/// refuses it before unpacking anything, and nothing is stored.
+#[test]
+fn a_blob_that_does_not_match_its_digest_is_refused_by_the_cli_and_nothing_is_stored() {
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("escdigest", SLEEPER);
+    let layout = p.dir.path().join("tampered-layout");
+    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let layers = [common::images::layer(&[common::images::Entry::File("payload", b"harmless")])];
+    let top = common::images::image(&layout, &layers, &arch, &["sh"]);
+    common::images::finish_layout(&layout, top, "tampered:test");
+    // The largest blob is the layer: one byte of it flipped.
+    let blobs = layout.join("blobs/sha256");
+    let largest = std::fs::read_dir(&blobs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .max_by_key(|path| std::fs::metadata(path).unwrap().len())
+        .unwrap();
+    let mut bytes = std::fs::read(&largest).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0xff;
+    std::fs::write(&largest, bytes).unwrap();
+    let load = p.hoist(&["image", "load", "-i", layout.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&load.stderr);
+    assert!(!load.status.success(), "a tampered layer was loaded");
+    let digest = largest.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(stderr.contains(&digest) && stderr.contains("digest"), "{stderr}");
+    assert!(!p.ok(&["images"]).contains("tampered"), "the refused image is listed");
+}
