@@ -247,6 +247,7 @@ services:
     secrets:
       - db-password
       - {source: api-key, target: key.txt, uid: "1000", gid: "1001", mode: 0400}
+      - token
     configs:
       - {source: app-conf, target: /etc/app/app.conf, mode: 0640}
     sysctls: {net.core.somaxconn: "1024", kernel.shmmax: "68719476736"}
@@ -260,6 +261,7 @@ services:
 secrets:
   db-password: {file: ./db-password.txt}
   api-key: {environment: FIDELITY_API_KEY}
+  token: {environment: FIDELITY_DOTENV_TOKEN}
 configs:
   app-conf: {content: "listen 80\n"}
 volumes:
@@ -276,6 +278,8 @@ fn secrets_configs_sysctls_oom_tmpfs_volumes_from_and_local_binds_take_effect() 
     }
     let mut p = Project::new("fidkeys", &sleepers(KEYS));
     std::fs::write(p.dir.path().join("db-password.txt"), "s3cret").unwrap();
+    // A secret's `environment` is read as interpolation reads variables: the shell over .env.
+    std::fs::write(p.dir.path().join(".env"), "FIDELITY_DOTENV_TOKEN=from-dotenv\n").unwrap();
     std::fs::create_dir_all(p.dir.path().join("hostdata")).unwrap();
     std::fs::write(p.dir.path().join("hostdata/seed.txt"), "from the host").unwrap();
     let up = p.command(&["up", "-d"]).env("FIDELITY_API_KEY", "k-123").output().unwrap();
@@ -290,6 +294,7 @@ fn secrets_configs_sysctls_oom_tmpfs_volumes_from_and_local_binds_take_effect() 
         inside("cat /run/secrets/key.txt; echo; stat -c '%u:%g %a' /run/secrets/key.txt"),
         "k-123\n1000:1001 400\n"
     );
+    assert_eq!(inside("cat /run/secrets/token"), "from-dotenv");
     assert_eq!(inside("cat /etc/app/app.conf; stat -c '%a' /etc/app/app.conf"), "listen 80\n640\n");
     assert!(!inside("echo x > /run/secrets/db-password 2>&1 || echo refused").is_empty());
     assert_eq!(
@@ -580,4 +585,41 @@ services:
     }
     std::thread::sleep(std::time::Duration::from_millis(200));
     assert!(!p.ok(&["logs", "quiet"]).contains("quiet-line"), "logging.driver none kept a log");
+}
+
+#[test]
+fn network_priority_interface_name_and_gw_priority_shape_the_interfaces() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    networks:
+      alpha: {}
+      beta: {priority: 10, interface_name: data0}
+      gamma: {gw_priority: 5}
+networks:
+  alpha: {}
+  beta: {}
+  gamma: {}
+"#;
+    let mut p = Project::new("fidifaces", &sleepers(compose));
+    p.up();
+    let links = p.ok(&["exec", "-T", "app", "sh", "-c", "ls /sys/class/net | sort | tr '\\n' ' '"]);
+    assert_eq!(links.trim(), "data0 eth0 eth1 lo");
+    // eth0 is alpha (priority 0, by name), eth1 gamma, whose gateway is the default route.
+    let address = |iface: &str| {
+        let shown = p.ok(&["exec", "-T", "app", "ip", "-4", "-o", "addr", "show", iface]);
+        shown.split_whitespace().nth(3).unwrap().to_string()
+    };
+    let gamma = address("eth1");
+    let route = p.ok(&["exec", "-T", "app", "ip", "route", "show", "default"]);
+    let gateway = route.split_whitespace().nth(2).unwrap().to_string();
+    let prefix = |cidr: &str| cidr.rsplit_once('.').unwrap().0.to_string();
+    assert_eq!(prefix(&gamma), prefix(&gateway), "default route {route} is not gamma's ({gamma})");
+    assert!(route.contains("dev eth1"), "{route}");
 }

@@ -214,9 +214,14 @@ fn data_file(
         let path = project.working_dir.join(file);
         std::fs::read(&path).map_err(|e| error(name, kind, format!("{source}: cannot read {}: {e}", path.display())))?
     } else if let Some(variable) = &object.environment {
-        std::env::var(variable)
-            .map_err(|_| error(name, kind, format!("{source}: the environment variable {variable} is not set")))?
-            .into_bytes()
+        let value = object.environment_value.as_ref().ok_or_else(|| {
+            error(
+                name,
+                kind,
+                format!("{source}: the variable {variable} is set neither in the environment nor in .env"),
+            )
+        })?;
+        value.clone().into_bytes()
     } else if let Some(content) = &object.content {
         content.clone().into_bytes()
     } else {

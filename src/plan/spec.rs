@@ -104,6 +104,12 @@ pub struct Attachment {
     /// A fixed hardware address (`mac_address`); `None`: derived from the IPv4 address.
     #[serde(default)]
     pub mac_address: Option<[u8; 6]>,
+    /// The interface's name in the container (`interface_name`, else `ethN`).
+    #[serde(default)]
+    pub interface: Option<String>,
+    /// This network gives the container its default route (highest `gw_priority`).
+    #[serde(default)]
+    pub default_route: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -312,6 +312,7 @@ pub struct ServiceNetwork {
     pub priority: Option<Int>,
     pub mac_address: Option<String>,
     pub gw_priority: Option<Int>,
+    pub interface_name: Option<String>,
 }
 
 /// `depends_on`: a list of services, or a mapping with conditions.

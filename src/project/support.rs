@@ -60,9 +60,9 @@ pub const ATTACHMENT: &[(&str, Support)] = &[
     ("link_local_ips", Refused("link-local addresses are not supported")),
     ("mac_address", Applied),
     ("driver_opts", Refused("endpoint driver options are not supported")),
-    ("priority", Refused("network priorities are not supported: interfaces are made in the listed order")),
-    ("gw_priority", Refused("gateway priorities are not supported: the first network has the default route")),
-    ("interface_name", Refused("interface names are not supported: interfaces are eth0, eth1, …")),
+    ("priority", Applied),
+    ("gw_priority", Applied),
+    ("interface_name", Applied),
 ];
 
 pub const LOGGING: &[(&str, Support)] = &[

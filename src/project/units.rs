@@ -41,7 +41,9 @@ impl Duration {
             total += number * scale;
             rest = &rest[unit_len..];
         }
-        Ok(Duration(StdDuration::from_secs_f64(total)))
+        StdDuration::try_from_secs_f64(total)
+            .map(Duration)
+            .map_err(|_| format!("expected a duration such as 30s, 1m30s or 500ms, found {text:?}, which is too long"))
     }
 }
 
@@ -112,7 +114,12 @@ pub fn parse_byte_size(text: &str) -> Result<u64, String> {
         "p" => 1 << 50,
         _ => return Err(bad()),
     };
-    Ok((number * scale as f64) as u64)
+    let bytes = number * scale as f64;
+    // `as` would saturate: a size past 2^64 bytes is a mistake, not "the most there is".
+    if !bytes.is_finite() || bytes >= u64::MAX as f64 {
+        return Err(format!("expected a size such as 512m, 1g or 1048576, found {text:?}, which is too large"));
+    }
+    Ok(bytes as u64)
 }
 
 #[cfg(test)]
@@ -129,6 +136,8 @@ mod tests {
         assert!(Duration::parse("10").is_err());
         assert!(Duration::parse("5 minutes").is_err());
         assert!(Duration::parse("").is_err());
+        // Found by the `load` fuzz target: a duration past Duration::MAX panicked.
+        assert!(Duration::parse(&format!("{}m30s", "3".repeat(90))).unwrap_err().contains("too long"));
     }
 
     #[test]
@@ -139,5 +148,6 @@ mod tests {
         assert_eq!(parse_byte_size("1.5k").unwrap(), 1536);
         assert_eq!(parse_byte_size("1024").unwrap(), 1024);
         assert!(parse_byte_size("lots").is_err());
+        assert!(parse_byte_size(&format!("{}p", "9".repeat(40))).unwrap_err().contains("too large"));
     }
 }

@@ -479,10 +479,12 @@ fn create_and_start(
                 network,
                 endpoint: &config.name,
                 netns: &netns,
-                interface: &format!("eth{i}"),
+                interface: &attachment.interface.clone().unwrap_or_else(|| format!("eth{i}")),
                 address: attachment.ipv4_address,
                 mac: attachment.mac_address,
-                default_route: i == 0,
+                // Plans saved before `gw_priority` have no default route marked: the first.
+                default_route: attachment.default_route
+                    || (i == 0 && !service.networks.iter().any(|a| a.default_route)),
             };
             let address =
                 links::attach(&daemon.paths.state_root, &endpoint).map_err(|e| fail(&container, e.to_string()))?;

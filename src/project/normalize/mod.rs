@@ -116,6 +116,7 @@ fn file_object(key: &str, object: raw::FileObject, ctx: &Context, path: &str, er
             }
         }),
         file: object.file.map(|f| resolve(ctx.working_dir, &f)),
+        environment_value: object.environment.as_deref().and_then(|variable| ctx.env.get(variable)),
         environment: object.environment,
         content: object.content,
         external,

@@ -103,6 +103,8 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
                     ipv6_address: c.ipv6_address,
                     priority: c.priority.map(|p| p.0),
                     mac_address: c.mac_address,
+                    gw_priority: c.gw_priority.map(|p| p.0),
+                    interface_name: c.interface_name,
                 });
                 (n, cfg)
             })
