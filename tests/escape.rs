@@ -727,3 +727,102 @@ fn a_blob_that_does_not_match_its_digest_is_refused_by_the_cli_and_nothing_is_st
     assert!(stderr.contains(&digest) && stderr.contains("digest"), "{stderr}");
     assert!(!p.ok(&["images"]).contains("tampered"), "the refused image is listed");
 }
+
+/// A layout holding one image of busybox plus `layer`, as `tag`.
+fn layout_with(p: &Project, name: &str, layer: Vec<u8>, tag: &str) -> std::path::PathBuf {
+    let layout = p.dir.path().join(name);
+    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let top = common::images::image(&layout, &[common::images::busybox_layer(), layer], &arch, &["sh"]);
+    common::images::finish_layout(&layout, top, tag);
+    layout
+}
+
+/// Hostile layer entries through `hoist image load`: names climbing out with `..`, a
+/// symlink to a host directory then a file written through it, a hard link to a host file.
+/// Each layout is refused, nothing outside the store changes, and no image is listed.
+#[test]
+fn hostile_layers_are_refused_by_the_cli_and_write_nothing_outside() {
+    use common::images::{raw_entry, tarball};
+    if !can_run() {
+        return;
+    }
+    let p = Project::new("esclayers", SLEEPER);
+    let outside = p.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("target.txt"), "original").unwrap();
+    let outside_text = outside.display().to_string();
+    let target = format!("{outside_text}/target.txt");
+    let climb = format!("{}evil-{}", "../".repeat(16), std::process::id());
+    let cases: Vec<(&str, Vec<Vec<u8>>)> = vec![
+        ("dot-dot", vec![raw_entry(&climb, tar::EntryType::Regular, "", b"x")]),
+        (
+            "symlink-then-write",
+            vec![
+                raw_entry("link", tar::EntryType::Symlink, &outside_text, b""),
+                raw_entry("link/evil.txt", tar::EntryType::Regular, "", b"x"),
+            ],
+        ),
+        ("hardlink-out", vec![raw_entry("hl", tar::EntryType::Link, &target, b"")]),
+    ];
+    for (what, entries) in cases {
+        let tag = format!("hostile-{what}:test");
+        let layout = layout_with(&p, &format!("layout-{what}"), tarball(&entries), &tag);
+        let load = p.hoist(&["image", "load", "-i", layout.to_str().unwrap()]);
+        assert!(!load.status.success(), "{what}: a hostile layer was loaded");
+        let stderr = String::from_utf8_lossy(&load.stderr);
+        assert!(stderr.contains("refused"), "{what}: refused for another reason: {stderr}");
+        assert!(!p.ok(&["images"]).contains(&format!("hostile-{what}")), "{what}: listed");
+        let left: Vec<_> = std::fs::read_dir(&outside).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["target.txt"], "{what} wrote into the host directory");
+        assert_eq!(std::fs::read_to_string(outside.join("target.txt")).unwrap(), "original");
+        let meta = std::fs::metadata(outside.join("target.txt")).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::nlink(&meta), 1, "{what} linked to a host file");
+        assert!(!std::path::Path::new(&format!("/evil-{}", std::process::id())).exists(), "{what} climbed to /");
+    }
+}
+
+/// Setuid files and device nodes in a layer are kept, as Docker keeps them, and give
+/// nothing: no_new_privs keeps a setuid-root shell at the caller's uid, and the device
+/// filter keeps a node of the host's memory (1:1) closed.
+#[test]
+fn setuid_files_and_device_nodes_in_layers_are_kept_and_give_nothing() {
+    if !can_run() {
+        return;
+    }
+    // `unconfined` has no seccomp filter (whose installation would set no_new_privs too):
+    // only hoist's own no_new_privs stands between the setuid file and root.
+    let unconfined = "  unconfined:\n    image: suid:test\n    security_opt: [seccomp=unconfined]\n    command: [\"sleep\", \"3600\"]\n";
+    let mut p = Project::new("escsuid", &(SLEEPER.replace("busybox:test", "suid:test") + unconfined));
+    let probe = probe_binary(p.dir.path());
+    let mut builder = tar::Builder::new(Vec::new());
+    let mut dir = tar::Header::new_gnu();
+    dir.set_entry_type(tar::EntryType::Directory);
+    dir.set_mode(0o755);
+    dir.set_size(0);
+    builder.append_data(&mut dir, "suid", std::io::empty()).unwrap();
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o4755);
+    header.set_uid(0);
+    header.set_gid(0);
+    header.set_size(probe.len() as u64);
+    builder.append_data(&mut header, "suid/probe", probe.as_slice()).unwrap();
+    let mut node = tar::Header::new_gnu();
+    node.set_entry_type(tar::EntryType::Char);
+    node.set_mode(0o666);
+    node.set_device_major(1).unwrap();
+    node.set_device_minor(1).unwrap();
+    node.set_size(0);
+    builder.append_data(&mut node, "mem", std::io::empty()).unwrap();
+    let layout = layout_with(&p, "layout-suid", builder.into_inner().unwrap(), "suid:test");
+    p.ok(&["image", "load", "-i", layout.to_str().unwrap()]);
+    p.up();
+    let kept = p.ok(&["exec", "-T", "app", "stat", "-c", "%a %u %t:%T", "/suid/probe", "/mem"]);
+    assert_eq!(kept, "4755 0 0:0\n666 0 1:1\n");
+    for service in ["app", "unconfined"] {
+        let euid = p.ok(&["exec", "-T", "-u", "65534:65534", service, "/suid/probe", "euid"]);
+        assert_eq!(euid.trim(), "euid 65534", "{service}: a setuid-root file raised the caller's privileges");
+    }
+    let read = p.hoist(&["exec", "-T", "app", "dd", "if=/mem", "of=/dev/null", "bs=1", "count=1"]);
+    assert!(!read.status.success(), "the host's memory was readable through a node in a layer");
+}

@@ -29,27 +29,6 @@ fn tree(dir: &Path) -> Vec<String> {
     out
 }
 
-/// A raw tar header whose name is written as-is (the tar crate refuses `..` names).
-fn raw_entry(name: &str, kind: tar::EntryType, link: &str, data: &[u8]) -> Vec<u8> {
-    let mut header = tar::Header::new_old();
-    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
-    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
-    header.set_entry_type(kind);
-    header.set_mode(0o644);
-    header.set_size(data.len() as u64);
-    header.set_cksum();
-    let mut out = header.as_bytes().to_vec();
-    out.extend_from_slice(data);
-    out.resize(out.len().div_ceil(512) * 512, 0);
-    out
-}
-
-fn tarball(entries: &[Vec<u8>]) -> Vec<u8> {
-    let mut out: Vec<u8> = entries.concat();
-    out.extend_from_slice(&[0u8; 1024]);
-    out
-}
-
 #[test]
 fn hostile_layers_never_write_outside_the_layer() {
     let tmp = tempfile::tempdir().unwrap();
@@ -59,45 +38,61 @@ fn hostile_layers_never_write_outside_the_layer() {
     let outside_str = outside.display().to_string();
     let target_file = format!("{outside_str}/target.txt");
     let cases: Vec<(&str, Vec<Vec<u8>>, bool)> = vec![
-        ("dot-dot name", vec![raw_entry("../outside/evil.txt", tar::EntryType::Regular, "", b"x")], false),
-        ("deep dot-dot", vec![raw_entry("a/../../outside/evil.txt", tar::EntryType::Regular, "", b"x")], false),
+        (
+            "dot-dot name",
+            vec![common::images::raw_entry("../outside/evil.txt", tar::EntryType::Regular, "", b"x")],
+            false,
+        ),
+        (
+            "deep dot-dot",
+            vec![common::images::raw_entry("a/../../outside/evil.txt", tar::EntryType::Regular, "", b"x")],
+            false,
+        ),
         (
             "symlink then write through it",
             vec![
-                raw_entry("link", tar::EntryType::Symlink, &outside_str, b""),
-                raw_entry("link/evil.txt", tar::EntryType::Regular, "", b"x"),
+                common::images::raw_entry("link", tar::EntryType::Symlink, &outside_str, b""),
+                common::images::raw_entry("link/evil.txt", tar::EntryType::Regular, "", b"x"),
             ],
             false,
         ),
         (
             "relative symlink then write through it",
             vec![
-                raw_entry("up", tar::EntryType::Symlink, "../outside", b""),
-                raw_entry("up/target.txt", tar::EntryType::Regular, "", b"overwritten"),
+                common::images::raw_entry("up", tar::EntryType::Symlink, "../outside", b""),
+                common::images::raw_entry("up/target.txt", tar::EntryType::Regular, "", b"overwritten"),
             ],
             false,
         ),
-        ("hard link to a host file", vec![raw_entry("hl", tar::EntryType::Link, &target_file, b"")], false),
-        ("hard link with dot-dot", vec![raw_entry("hl", tar::EntryType::Link, "../outside/target.txt", b"")], false),
+        (
+            "hard link to a host file",
+            vec![common::images::raw_entry("hl", tar::EntryType::Link, &target_file, b"")],
+            false,
+        ),
+        (
+            "hard link with dot-dot",
+            vec![common::images::raw_entry("hl", tar::EntryType::Link, "../outside/target.txt", b"")],
+            false,
+        ),
         (
             "hard link through a symlink",
             vec![
-                raw_entry("link", tar::EntryType::Symlink, &outside_str, b""),
-                raw_entry("hl", tar::EntryType::Link, "link/target.txt", b""),
+                common::images::raw_entry("link", tar::EntryType::Symlink, &outside_str, b""),
+                common::images::raw_entry("hl", tar::EntryType::Link, "link/target.txt", b""),
             ],
             false,
         ),
         // Whiteouts of `..` and `.` would clear the layer's parent or the directory itself.
-        ("whiteout of ..", vec![raw_entry(".wh...", tar::EntryType::Regular, "", b"")], false),
-        ("whiteout of .", vec![raw_entry(".wh..", tar::EntryType::Regular, "", b"")], false),
+        ("whiteout of ..", vec![common::images::raw_entry(".wh...", tar::EntryType::Regular, "", b"")], false),
+        ("whiteout of .", vec![common::images::raw_entry(".wh..", tar::EntryType::Regular, "", b"")], false),
         // An absolute name is contained: it lands inside the layer.
-        ("absolute name", vec![raw_entry("/abs.txt", tar::EntryType::Regular, "", b"inside")], true),
+        ("absolute name", vec![common::images::raw_entry("/abs.txt", tar::EntryType::Regular, "", b"inside")], true),
     ];
     for (what, entries, succeeds) in cases {
         let dest = tmp.path().join("layer");
         let _ = std::fs::remove_dir_all(&dest);
         std::fs::create_dir(&dest).unwrap();
-        let result = hoist::image::unpack::unpack(tarball(&entries).as_slice(), &dest, u64::MAX);
+        let result = hoist::image::unpack::unpack(common::images::tarball(&entries).as_slice(), &dest, u64::MAX);
         assert_eq!(result.is_ok(), succeeds, "{what}: {result:?}");
         if let Err(e) = &result {
             assert!(matches!(e, ImageError::UnsafeEntry { .. }), "{what}: {e}");

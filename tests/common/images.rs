@@ -238,3 +238,24 @@ pub fn owned_dir_layer(path: &str, uid: u64, gid: u64, mode: u32) -> Vec<u8> {
     builder.append_data(&mut header, path, std::io::empty()).unwrap();
     builder.into_inner().unwrap()
 }
+
+/// A raw tar header whose name is written as-is (the tar crate refuses `..` names).
+pub fn raw_entry(name: &str, kind: tar::EntryType, link: &str, data: &[u8]) -> Vec<u8> {
+    let mut header = tar::Header::new_old();
+    header.as_old_mut().name[..name.len()].copy_from_slice(name.as_bytes());
+    header.as_old_mut().linkname[..link.len()].copy_from_slice(link.as_bytes());
+    header.set_entry_type(kind);
+    header.set_mode(0o644);
+    header.set_size(data.len() as u64);
+    header.set_cksum();
+    let mut out = header.as_bytes().to_vec();
+    out.extend_from_slice(data);
+    out.resize(out.len().div_ceil(512) * 512, 0);
+    out
+}
+
+pub fn tarball(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out: Vec<u8> = entries.concat();
+    out.extend_from_slice(&[0u8; 1024]);
+    out
+}
