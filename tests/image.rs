@@ -460,3 +460,40 @@ fn the_command_line_pulls_loads_lists_and_removes() {
     assert_eq!(code, Some(0));
     assert!(hoist_root.join("lib/images/layers").read_dir().unwrap().next().is_some(), "prune removed a used layer");
 }
+
+/// Timed pull policies through `up`: `every_2s` pulls when the name is missing and again
+/// once its last pull is over two seconds old, not before; `daily` does not pull a name
+/// pulled a moment ago.
+#[test]
+fn timed_pull_policies_pull_again_only_when_the_last_pull_is_old_enough() {
+    if !images::registry_tools() || !common::can_run_as_root("timed pull") {
+        return;
+    }
+    let registry = Registry::start(&[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = tmp.path().join("layout");
+    let manifest = images::image(&layout, &[busybox_layer()], "amd64", &["sh"]);
+    images::finish_layout(&layout, manifest, "one");
+    registry.seed(&layout, "one", "test/timed:1", None, &[]);
+    let compose = format!(
+        "name: PROJECT\nservices:\n  app:\n    image: {}/test/timed:1\n    pull_policy: POLICY\n",
+        registry.address
+    );
+    let mut p = common::project::Project::new("timedpull", &compose.replace("POLICY", "every_2s"));
+    let pulled = |p: &common::project::Project| {
+        let out = p.hoist(&["up", "--no-start"]);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr.contains("Pulling")
+    };
+    assert!(pulled(&p), "a missing image was not pulled");
+    p.note_supervisor();
+    assert!(!pulled(&p), "pulled again within two seconds");
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    assert!(pulled(&p), "not pulled again after two seconds");
+    p.write(&compose.replace("POLICY", "daily"));
+    assert!(!pulled(&p), "daily pulled a name pulled a moment ago");
+    p.write(&compose.replace("POLICY", "every_soon"));
+    let out = p.hoist(&["up", "--no-start"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("services.app.pull_policy: every_DURATION"));
+}

@@ -229,9 +229,31 @@ pub fn start_supervisor(project: &str) -> anyhow::Result<ProjectPaths> {
     Ok(paths)
 }
 
-/// An image from the store, pulled first when the policy says so.
+/// How old a name may be under a timed pull policy (`daily`, `weekly`, `every_12h`):
+/// `Ok(None)` for the other policies.
+fn refresh_after(policy: &str) -> Result<Option<Duration>, String> {
+    match policy {
+        "daily" => Ok(Some(Duration::from_secs(24 * 3600))),
+        "weekly" => Ok(Some(Duration::from_secs(7 * 24 * 3600))),
+        other => match other.strip_prefix("every_") {
+            Some(every) => crate::project::units::Duration::parse(every)
+                .map(|d| Some(d.0))
+                .map_err(|e| format!("pull_policy {other}: {e}")),
+            None => Ok(None),
+        },
+    }
+}
+
+/// An image from the store, pulled first when the policy says so: always; when missing;
+/// or, under a timed policy, when last pulled or loaded longer ago than it allows.
 fn image_for(store: &Store, image: &str, policy: &str) -> Result<(crate::image::ImageRecord, Vec<PathBuf>), String> {
-    let existing = store.resolve(image).ok();
+    let mut existing = store.resolve(image).ok();
+    if let Some(limit) = refresh_after(policy)? {
+        let age = store.tagged_at(image).and_then(|at| at.elapsed().ok());
+        if age.is_none_or(|age| age > limit) {
+            existing = None;
+        }
+    }
     let record = match (policy, existing) {
         ("never", None) => {
             return Err(format!("image {image} is not in the store and the pull policy never forbids pulling it"))

@@ -203,16 +203,36 @@ impl Store {
         }
     }
 
-    /// Records `image` and points each of `references` at it.
+    /// Records `image` and points each of `references` at it, noting when (for timed pull
+    /// policies, which ask how long ago a name was last pulled or loaded).
     pub fn save_image(&self, image: &ImageRecord, references: &[Reference]) -> Result<()> {
         let text = serde_json::to_vec_pretty(image).map_err(|e| ImageError::format("image record", e))?;
         write_atomic(&self.record_path(&image.id), &text)?;
         self.with_index(|index| {
+            let mut tagged = self.tag_times();
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
             for reference in references {
                 index.insert(reference.to_string(), image.id.clone());
+                tagged.insert(reference.to_string(), now);
             }
-            Ok(())
+            let text = serde_json::to_vec_pretty(&tagged).map_err(|e| ImageError::format("tagged.json", e))?;
+            write_atomic(&self.root.join("tagged.json"), &text)
         })
+    }
+
+    /// Reference → when it was last pulled or loaded (seconds since the epoch).
+    fn tag_times(&self) -> BTreeMap<String, u64> {
+        std::fs::read(self.root.join("tagged.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default()
+    }
+
+    /// When `name` was last pulled or loaded; `None` when unknown (or never).
+    pub fn tagged_at(&self, name: &str) -> Option<std::time::SystemTime> {
+        let reference = Reference::parse(name).ok()?.to_string();
+        let seconds = *self.tag_times().get(&reference)?;
+        Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(seconds))
     }
 
     pub fn image(&self, id: &Digest) -> Result<ImageRecord> {

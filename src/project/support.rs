@@ -139,13 +139,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("privileged", Applied),
     ("profiles", Applied),
     ("provider", Refused("provider services are not supported")),
-    (
-        "pull_policy",
-        Only(
-            &["missing", "if_not_present", "always", "never", "build"],
-            "timed pull policies (daily, weekly, every_…) are not supported",
-        ),
-    ),
+    ("pull_policy", Applied),
     ("pull_refresh_after", Refused("pull_refresh_after is not supported")),
     ("read_only", Applied),
     ("restart", Applied),

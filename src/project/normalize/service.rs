@@ -226,8 +226,17 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
     }
     if let Some(policy) = &s.pull_policy {
         const POLICIES: &[&str] = &["always", "never", "missing", "if_not_present", "build", "daily", "weekly"];
-        if !POLICIES.contains(&policy.as_str()) && !policy.starts_with("every_") {
-            e.at("pull_policy", format!("expected always, never, missing or build, found {policy:?}"));
+        match policy.strip_prefix("every_") {
+            Some(every) => {
+                if let Err(why) = Duration::parse(every) {
+                    e.at("pull_policy", format!("every_DURATION: {why}"));
+                }
+            }
+            None if !POLICIES.contains(&policy.as_str()) => e.at(
+                "pull_policy",
+                format!("expected always, never, missing, build, daily, weekly or every_DURATION, found {policy:?}"),
+            ),
+            None => {}
         }
     }
 
