@@ -183,7 +183,7 @@ fn main() {
     let start = Instant::now();
     let network = links::ensure_network(
         &state,
-        &NetworkSpec { key: key.clone(), subnet: None, internal: false, masquerade: false },
+        &NetworkSpec { key: key.clone(), addressing: Default::default(), internal: false, masquerade: false },
         Pool::default(),
     )
     .expect("create the network");

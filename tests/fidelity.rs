@@ -623,3 +623,51 @@ networks:
     assert_eq!(prefix(&gamma), prefix(&gateway), "default route {route} is not gamma's ({gamma})");
     assert!(route.contains("dev eth1"), "{route}");
 }
+
+#[test]
+fn ipam_gateway_ip_range_and_aux_addresses_shape_a_networks_addresses() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    networks: [front]
+  fixed:
+    image: busybox:test
+    command: SLEEP
+    networks:
+      front: {ipv4_address: 10.89.250.10}
+networks:
+  front:
+    ipam:
+      config:
+        - subnet: 10.89.250.0/24
+          gateway: 10.89.250.254
+          ip_range: 10.89.250.128/26
+          aux_addresses: {printer: 10.89.250.129}
+"#;
+    let mut p = Project::new("fidipam", &sleepers(compose));
+    p.up();
+    let address = |service: &str| {
+        let shown = p.ok(&["exec", "-T", service, "ip", "-4", "-o", "addr", "show", "eth0"]);
+        shown.split_whitespace().nth(3).unwrap().to_string()
+    };
+    // The range's first host (.129) is reserved: the first lease is .130.
+    assert_eq!(address("app"), "10.89.250.130/24");
+    assert_eq!(address("fixed"), "10.89.250.10/24", "a fixed address may lie outside ip_range");
+    let route = p.ok(&["exec", "-T", "app", "ip", "route", "show", "default"]);
+    assert!(route.starts_with("default via 10.89.250.254 "), "{route}");
+    p.ok(&["exec", "-T", "app", "ping", "-c", "1", "-W", "2", "fixed"]);
+
+    p.ok(&["down"]);
+    let bad = compose.replace("gateway: 10.89.250.254", "gateway: 10.89.251.1");
+    p.write(&sleepers(&bad));
+    let out = p.hoist(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("network front: ipam.config.gateway: 10.89.251.1 is not a host address"), "{stderr}");
+}

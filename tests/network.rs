@@ -66,7 +66,7 @@ impl World {
     }
 
     fn network_with(&mut self, name: &str, upstreams: Vec<SocketAddr>, masquerade: bool) -> NetworkRecord {
-        let spec = NetworkSpec { key: key(name), subnet: None, internal: false, masquerade };
+        let spec = NetworkSpec { key: key(name), addressing: Default::default(), internal: false, masquerade };
         let record = links::ensure_network(&self.root, &spec, Pool::default()).unwrap();
         self.networks.push(record.key.clone());
         let bind = SocketAddr::from((record.gateway, 53));
@@ -468,8 +468,12 @@ fn fifty_setup_and_teardown_cycles_leave_nothing() {
         })
         .collect();
     for cycle in 0..50 {
-        let spec =
-            NetworkSpec { key: key(&format!("cycle{}", cycle % 3)), subnet: None, internal: false, masquerade: false };
+        let spec = NetworkSpec {
+            key: key(&format!("cycle{}", cycle % 3)),
+            addressing: Default::default(),
+            internal: false,
+            masquerade: false,
+        };
         let net = links::ensure_network(&w.root, &spec, Pool::default()).unwrap();
         let (mut c, _, _) = w.container(&format!("cyc{cycle}"), "echo ready; exec sleep 100", &[&net], &[]);
         c.kill(nix::sys::signal::Signal::SIGKILL).unwrap();

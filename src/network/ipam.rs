@@ -27,6 +27,17 @@ impl Default for Pool {
     }
 }
 
+/// How a network's addresses are chosen: a subnet (else one from the pool), its gateway
+/// (else the first host address), the range containers' addresses come from (else the
+/// whole subnet) and addresses no container gets (`aux_addresses`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Addressing {
+    pub subnet: Option<Subnet>,
+    pub gateway: Option<Ipv4Addr>,
+    pub ip_range: Option<Subnet>,
+    pub reserved: Vec<Ipv4Addr>,
+}
+
 /// A network as recorded on disk.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NetworkRecord {
@@ -38,6 +49,12 @@ pub struct NetworkRecord {
     pub internal: bool,
     /// Endpoint name -> address.
     pub leases: BTreeMap<String, Ipv4Addr>,
+    /// Where automatic addresses come from (`None`: the whole subnet).
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    /// Addresses never leased (`aux_addresses`).
+    #[serde(default)]
+    pub reserved: Vec<Ipv4Addr>,
 }
 
 pub struct Ipam {
@@ -92,13 +109,13 @@ impl Ipam {
         Ok(records)
     }
 
-    /// The record of network `key`, creating it with `subnet` (or one from `pool` that
-    /// overlaps neither another hoist network nor any of `host_subnets`).
+    /// The record of network `key`, creating it with `addressing`'s subnet (or one from
+    /// `pool` that overlaps neither another hoist network nor any of `host_subnets`).
     pub fn ensure(
         &self,
         key: &str,
         bridge: &str,
-        subnet: Option<Subnet>,
+        addressing: &Addressing,
         internal: bool,
         pool: Pool,
         host_subnets: &[Subnet],
@@ -117,7 +134,7 @@ impl Ipam {
                     .find(|r| r.prefix > 0 && r.overlaps(candidate))
                     .map(|r| format!("the host's route {r}"))
             };
-            let subnet = match subnet {
+            let subnet = match addressing.subnet {
                 Some(requested) => {
                     if let Some(user) = taken(&requested) {
                         return Err(NetworkError::Ipam {
@@ -135,10 +152,13 @@ impl Ipam {
                         message: format!("the address pool {} has no free /{} left", pool.range, pool.prefix),
                     })?,
             };
-            let gateway = subnet.host(1).ok_or_else(|| NetworkError::Ipam {
-                network: key.to_string(),
-                message: format!("subnet {subnet} is too small"),
-            })?;
+            let gateway = match addressing.gateway {
+                Some(gateway) => gateway,
+                None => subnet.host(1).ok_or_else(|| NetworkError::Ipam {
+                    network: key.to_string(),
+                    message: format!("subnet {subnet} is too small"),
+                })?,
+            };
             let record = NetworkRecord {
                 key: key.into(),
                 bridge: bridge.into(),
@@ -146,6 +166,8 @@ impl Ipam {
                 gateway,
                 internal,
                 leases: BTreeMap::new(),
+                ip_range: addressing.ip_range,
+                reserved: addressing.reserved.clone(),
             };
             self.save(&record)?;
             Ok(record)
@@ -175,16 +197,27 @@ impl Ipam {
                     {
                         return Err(error(format!("ipv4_address {wanted} is not a host address of {}", record.subnet)));
                     }
+                    if record.reserved.contains(&wanted) {
+                        return Err(error(format!("ipv4_address {wanted} is reserved (aux_addresses)")));
+                    }
                     if let Some(other) = held_by(wanted, &record) {
                         return Err(error(format!("ipv4_address {wanted} is already used by {other}")));
                     }
                     wanted
                 }
                 (None, Some(previous)) => *previous,
-                (None, None) => (2..record.subnet.size())
-                    .map_while(|n| record.subnet.host(n))
-                    .find(|a| held_by(*a, &record).is_none() && !record.leases.values().any(|l| l == a))
-                    .ok_or_else(|| error(format!("no free address left in {}", record.subnet)))?,
+                (None, None) => {
+                    let range = record.ip_range.unwrap_or(record.subnet);
+                    (0..range.size())
+                        .filter_map(|n| range.host(n))
+                        .filter(|a| record.subnet.host(u32::from(*a) - u32::from(record.subnet.network)).is_some())
+                        .find(|a| {
+                            *a != record.gateway
+                                && !record.reserved.contains(a)
+                                && !record.leases.values().any(|l| l == a)
+                        })
+                        .ok_or_else(|| error(format!("no free address left in {range}")))?
+                }
             };
             record.leases.insert(endpoint.to_string(), address);
             self.save(&record)?;
@@ -229,13 +262,19 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let ipam = Ipam::new(tmp.path());
         let host = [Subnet::parse("10.89.0.0/24").unwrap(), Subnet::parse("0.0.0.0/0").unwrap()];
-        let a = ipam.ensure("p_a", "br-a", None, false, Pool::default(), &host).unwrap();
+        let a = ipam.ensure("p_a", "br-a", &Addressing::default(), false, Pool::default(), &host).unwrap();
         assert_eq!(a.subnet.to_string(), "10.89.1.0/24");
         assert_eq!(a.gateway, Ipv4Addr::new(10, 89, 1, 1));
-        let b = ipam.ensure("p_b", "br-b", None, false, Pool::default(), &host).unwrap();
+        let b = ipam.ensure("p_b", "br-b", &Addressing::default(), false, Pool::default(), &host).unwrap();
         assert_eq!(b.subnet.to_string(), "10.89.2.0/24");
-        let err =
-            ipam.ensure("p_c", "br-c", Some(Subnet::parse("10.89.2.0/25").unwrap()), false, Pool::default(), &host);
+        let err = ipam.ensure(
+            "p_c",
+            "br-c",
+            &Addressing { subnet: Some(Subnet::parse("10.89.2.0/25").unwrap()), ..Addressing::default() },
+            false,
+            Pool::default(),
+            &host,
+        );
         assert!(err.unwrap_err().to_string().contains("overlaps hoist network p_b"));
 
         assert_eq!(ipam.lease("p_a", "web-1", None).unwrap(), Ipv4Addr::new(10, 89, 1, 2));
@@ -248,11 +287,11 @@ mod tests {
         assert!(outside.contains("not a host address of 10.89.1.0/24"), "{outside}");
 
         let tiny = Pool { range: Subnet::parse("10.90.0.0/30").unwrap(), prefix: 30 };
-        ipam.ensure("p_t", "br-t", None, false, tiny, &[]).unwrap();
+        ipam.ensure("p_t", "br-t", &Addressing::default(), false, tiny, &[]).unwrap();
         ipam.lease("p_t", "one", None).unwrap();
         let full = ipam.lease("p_t", "two", None).unwrap_err().to_string();
         assert!(full.contains("no free address left in 10.90.0.0/30"), "{full}");
-        let exhausted = ipam.ensure("p_u", "br-u", None, false, tiny, &[]).unwrap_err().to_string();
+        let exhausted = ipam.ensure("p_u", "br-u", &Addressing::default(), false, tiny, &[]).unwrap_err().to_string();
         assert!(exhausted.contains("no free /30 left"), "{exhausted}");
     }
 }

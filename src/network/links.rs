@@ -12,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::error::{NetworkError, Result};
 use super::firewall;
-use super::ipam::{with_file_lock, Ipam, NetworkRecord, Pool};
+use super::ipam::{with_file_lock, Addressing, Ipam, NetworkRecord, Pool};
 use super::netlink::Netlink;
 use super::subnet::Subnet;
 
@@ -36,7 +36,7 @@ pub fn veth_name(network_key: &str, endpoint: &str) -> String {
 pub struct NetworkSpec {
     /// `<project>_<network>`.
     pub key: String,
-    pub subnet: Option<Subnet>,
+    pub addressing: Addressing,
     pub internal: bool,
     /// Outbound traffic leaves with the host's address (see [`super::firewall`]).
     pub masquerade: bool,
@@ -68,7 +68,8 @@ fn ensure_network_locked(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> R
         .chain(netlink.addresses()?)
         .map(|(address, prefix)| Subnet::new(address, prefix))
         .collect();
-    let record = Ipam::new(state_root).ensure(&spec.key, &bridge, spec.subnet, spec.internal, pool, &host_subnets)?;
+    let record =
+        Ipam::new(state_root).ensure(&spec.key, &bridge, &spec.addressing, spec.internal, pool, &host_subnets)?;
     let index = match netlink.link_index(&bridge)? {
         Some(index) => index,
         None => {

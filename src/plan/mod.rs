@@ -10,6 +10,7 @@ pub mod graph;
 pub mod hash;
 pub mod kernel;
 pub mod mounts;
+pub mod networks;
 pub mod reconcile;
 pub mod spec;
 

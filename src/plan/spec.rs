@@ -25,15 +25,20 @@ use crate::runtime::{ContainerSpec, EtcFiles, Limits, Mount, ProcessSpec, RootFs
 pub const EXTENSION: &str = "x-hoist";
 
 #[derive(Debug, thiserror::Error)]
-#[error("service {service}: {field}: {message}")]
+#[error("{subject}: {field}: {message}")]
 pub struct PlanError {
-    pub service: String,
+    /// `service NAME` or `network NAME`.
+    pub subject: String,
     pub field: &'static str,
     pub message: String,
 }
 
 pub(super) fn error(service: &str, field: &'static str, message: impl Into<String>) -> PlanError {
-    PlanError { service: service.to_string(), field, message: message.into() }
+    PlanError { subject: format!("service {service}"), field, message: message.into() }
+}
+
+pub(super) fn network_error(network: &str, field: &'static str, message: impl Into<String>) -> PlanError {
+    PlanError { subject: format!("network {network}"), field, message: message.into() }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -72,6 +77,13 @@ pub struct NetworkPlan {
     /// The name on the host (`<project>_<name>` unless set): the network's key.
     pub key: String,
     pub subnet: Option<Subnet>,
+    /// `ipam.config`'s gateway, ip_range and aux_addresses.
+    #[serde(default)]
+    pub gateway: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub ip_range: Option<Subnet>,
+    #[serde(default)]
+    pub reserved: Vec<Ipv4Addr>,
     pub internal: bool,
     /// Made by someone else: looked up, never created or removed.
     pub external: bool,
@@ -269,21 +281,7 @@ pub fn build(
     let mut plan =
         ProjectPlan { project: project.name.clone(), networks: Vec::new(), volumes: Vec::new(), services: Vec::new() };
     for (name, network) in &project.networks {
-        let subnet = match network.ipam.iter().find_map(|pool| pool.subnet.as_deref()) {
-            Some(text) => Some(Subnet::parse(text).map_err(|e| error(name, "ipam.config.subnet", e))?),
-            None => None,
-        };
-        plan.networks.push(NetworkPlan {
-            name: name.clone(),
-            key: network.name.clone(),
-            subnet,
-            internal: network.internal,
-            external: network.external,
-            masquerade: network
-                .driver_opts
-                .get("com.docker.network.bridge.enable_ip_masquerade")
-                .is_none_or(|value| !matches!(value.as_str(), "false" | "0")),
-        });
+        plan.networks.push(super::networks::network(name, network)?);
     }
     for volume in project.volumes.values() {
         plan.volumes.push(volume.name.clone());

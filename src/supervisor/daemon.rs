@@ -728,7 +728,12 @@ impl Daemon {
             } else {
                 let spec = NetworkSpec {
                     key: network.key.clone(),
-                    subnet: network.subnet,
+                    addressing: crate::network::ipam::Addressing {
+                        subnet: network.subnet,
+                        gateway: network.gateway,
+                        ip_range: network.ip_range,
+                        reserved: network.reserved.clone(),
+                    },
                     internal: network.internal,
                     masquerade: network.masquerade && switched_on("HOIST_MASQUERADE"),
                 };

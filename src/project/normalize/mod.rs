@@ -61,7 +61,12 @@ pub fn project(file: raw::ComposeFile, mut extensions: Extensions, ctx: &Context
                 enable_ipv6: flag(n.enable_ipv6),
                 ipam: ipam
                     .into_iter()
-                    .map(|p| IpamPool { subnet: p.subnet, ip_range: p.ip_range, gateway: p.gateway })
+                    .map(|p| IpamPool {
+                        subnet: p.subnet,
+                        ip_range: p.ip_range,
+                        gateway: p.gateway,
+                        aux_addresses: p.aux_addresses.unwrap_or_default(),
+                    })
                     .collect(),
                 labels: labels_map(n.labels),
             },
