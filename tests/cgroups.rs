@@ -5,15 +5,10 @@
 
 mod common;
 
-use common::project::Project;
+use common::project::{sleepers, Project};
 
 fn can_run() -> bool {
     common::can_run_as_root("cgroups")
-}
-
-/// `compose` with each `command: SLEEP` a command that idles until SIGTERM.
-fn sleepers(compose: &str) -> String {
-    compose.replace("command: SLEEP", r#"command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]"#)
 }
 
 /// Removes cgroup `name` from the top of every hierarchy when dropped: a `cgroup_parent`

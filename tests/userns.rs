@@ -10,14 +10,10 @@ mod common;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use common::project::Project;
+use common::project::{sleepers, Project};
 
 fn can_run() -> bool {
     common::can_run_as_root("userns")
-}
-
-fn sleepers(compose: &str) -> String {
-    compose.replace("command: SLEEP", r#"command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]"#)
 }
 
 /// Runs `hoist ARGS` with the project's subordinate-id files (and `extra` variables).

@@ -71,6 +71,15 @@ pub struct Container {
     exit: Option<Exit>,
 }
 
+/// A pidfd of a freshly spawned `stage` (our unreaped child); without one, the stage is
+/// killed and reaped, and the error returned.
+pub(super) fn stage_signaller(stage: Pid) -> Result<Signaller> {
+    Signaller::of(stage.as_raw()).inspect_err(|_| {
+        let _ = kill(stage, Signal::SIGKILL);
+        let _ = waitpid(stage, None);
+    })
+}
+
 /// A freshly spawned init or exec stage: the hoist binary, with stdio on fds 0–2, the
 /// control pipe on 3, the status pipe on 4 and, for a terminal, the console socket on 5.
 pub(super) struct Stage {
@@ -302,14 +311,7 @@ impl Runtime {
             SharedNamespace::Join(path) => in_pid_namespace(path, spawn)?,
             _ => spawn()?,
         };
-        let signaller = match Signaller::of(stage.pid.as_raw()) {
-            Ok(signaller) => signaller,
-            Err(e) => {
-                let _ = kill(stage.pid, Signal::SIGKILL);
-                let _ = waitpid(stage.pid, None);
-                return Err(e);
-            }
-        };
+        let signaller = stage_signaller(stage.pid)?;
         let mut container = Container {
             id: spec.id.clone(),
             dir: dir.to_path_buf(),

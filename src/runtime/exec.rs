@@ -78,14 +78,7 @@ impl Runtime {
         let terminal = process.terminal;
         let request = Request { pid: state.pid, container, process };
         let mut stage = spawn_stage(&self.init_binary, EXEC_ARG, &dir, stdio, terminal, CloneFlags::empty())?;
-        let signaller = match Signaller::of(stage.pid.as_raw()) {
-            Ok(signaller) => signaller,
-            Err(e) => {
-                let _ = kill(stage.pid, Signal::SIGKILL);
-                let _ = waitpid(stage.pid, None);
-                return Err(e);
-            }
-        };
+        let signaller = super::container::stage_signaller(stage.pid)?;
         let mut exec = ExecProcess { stage: stage.pid, signaller, console: None, exit: None };
         let fail = |exec: &mut ExecProcess, message: String| {
             let _ = kill(exec.stage, Signal::SIGKILL);

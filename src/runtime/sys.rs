@@ -239,19 +239,34 @@ pub const MOUNT_ATTR_NOSUID: u64 = 0x2;
 pub const MOUNT_ATTR_NODEV: u64 = 0x4;
 pub const MOUNT_ATTR_NOEXEC: u64 = 0x8;
 
+pub const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
+
 /// Sets `attributes` (MOUNT_ATTR_*) on the mount at `mount` and every mount below it, in
 /// one step (a remount with MS_REC leaves submounts as they were).
 pub fn set_mount_attributes_recursive(mount: &OwnedFd, attributes: u64) -> nix::Result<()> {
-    let attr = MountAttr { attr_set: attributes, attr_clr: 0, propagation: 0, userns_fd: 0 };
+    mount_setattr(
+        mount,
+        libc::AT_RECURSIVE,
+        MountAttr { attr_set: attributes, attr_clr: 0, propagation: 0, userns_fd: 0 },
+    )
+}
+
+/// Makes the detached mount `mount` idmapped to the user namespace `namespace`.
+pub fn set_mount_idmap(mount: &OwnedFd, namespace: &OwnedFd) -> nix::Result<()> {
+    let userns_fd = namespace.as_raw_fd() as u64;
+    mount_setattr(mount, 0, MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd })
+}
+
+fn mount_setattr(mount: &OwnedFd, flags: libc::c_int, attr: MountAttr) -> nix::Result<()> {
     let empty = c"";
     // SAFETY: mount_setattr reads `attr` (of the size given) and the empty path; the
-    // descriptor is valid for the call.
+    // descriptors (the mount's, and the namespace's in `attr`) are valid for the call.
     let rc = unsafe {
         libc::syscall(
             libc::SYS_mount_setattr,
             mount.as_raw_fd(),
             empty.as_ptr(),
-            libc::AT_EMPTY_PATH | libc::AT_RECURSIVE,
+            libc::AT_EMPTY_PATH | flags,
             &attr as *const MountAttr,
             std::mem::size_of::<MountAttr>(),
         )

@@ -5,7 +5,7 @@
 //! own, the host as the mapped ids), and the namespace is entered last, once every mount
 //! is in place, so that the mounts and the other namespaces stay owned by the host's.
 //!
-//! Written with raw syscalls: nix has no open_tree, move_mount or idmapping mount_setattr.
+//! Written with raw syscalls: nix has no open_tree or move_mount (mount_setattr: `sys`).
 
 use std::ffi::CString;
 use std::fs::File;
@@ -21,17 +21,7 @@ use super::spec::IdMap;
 use super::sys;
 
 const OPEN_TREE_CLONE: libc::c_uint = 1;
-const MOUNT_ATTR_IDMAP: u64 = 0x0010_0000;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
-
-/// `struct mount_attr` of mount_setattr(2).
-#[repr(C)]
-struct MountAttr {
-    attr_set: u64,
-    attr_clr: u64,
-    propagation: u64,
-    userns_fd: u64,
-}
 
 fn setup_error(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> String {
     move |e| format!("{what}: {e}")
@@ -101,22 +91,8 @@ pub fn mount_idmapped(source: &Path, target: &Path, namespace: &OwnedFd) -> Resu
     let tree = Errno::result(tree).map_err(|e| format!("{}: open_tree: {e}", what()))?;
     // SAFETY: a fresh descriptor from the kernel, owned by no one else.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    let attr =
-        MountAttr { attr_set: MOUNT_ATTR_IDMAP, attr_clr: 0, propagation: 0, userns_fd: namespace.as_raw_fd() as u64 };
+    sys::set_mount_idmap(&tree, namespace).map_err(|e| format!("{}: mount_setattr: {e}", what()))?;
     let empty = c"";
-    // SAFETY: mount_setattr reads `attr` (of the size given) and the empty path; both
-    // descriptors are valid for the call.
-    let rc = unsafe {
-        libc::syscall(
-            libc::SYS_mount_setattr,
-            tree.as_raw_fd(),
-            empty.as_ptr(),
-            libc::AT_EMPTY_PATH,
-            &attr as *const MountAttr,
-            std::mem::size_of::<MountAttr>(),
-        )
-    };
-    Errno::result(rc).map_err(|e| format!("{}: mount_setattr: {e}", what()))?;
     // SAFETY: move_mount reads the empty path and the NUL-terminated target path; the
     // descriptor is valid for the call.
     let rc = unsafe {

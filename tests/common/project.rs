@@ -20,6 +20,11 @@ pub struct Project {
     pub supervisor: Option<i32>,
 }
 
+/// `compose` with each `command: SLEEP` a command that idles until SIGTERM.
+pub fn sleepers(compose: &str) -> String {
+    compose.replace("command: SLEEP", r#"command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]"#)
+}
+
 pub fn root(dir: &Path) -> PathBuf {
     dir.join("root")
 }
