@@ -327,16 +327,16 @@ services:
     assert!(stderr.contains("kernel.panic: only namespaced parameters are allowed"), "{stderr}");
     assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
     p.write(&sleepers(
-        &compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    stdin_open: true\n"),
+        &compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    cpu_count: 2\n"),
     ));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("compose.yaml:6:5: services.app.gpus: not supported: GPUs are not supported"), "{stderr}");
-    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    stdin_open: true\n")));
+    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    cpu_count: 2\n")));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
-    assert!(stderr.contains("services.app.stdin_open: ignored"), "warned by name: {stderr}");
+    assert!(stderr.contains("services.app.cpu_count: ignored"), "warned by name: {stderr}");
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //! Exit codes: 0 success; 1 the command failed (the error is printed to stderr);
 //! 2 the command line itself was wrong (clap's usage error).
 
+mod attach;
 mod changes;
 mod config;
 mod exec;
@@ -104,6 +105,8 @@ pub enum Command {
     Top(status::TopArgs),
     /// Block until the containers of all (or the named) services stop
     Wait(lifecycle::WaitArgs),
+    /// Attach to a service's running container: its output, and your input to its stdin or terminal
+    Attach(attach::AttachArgs),
     /// Watch services' develop.watch paths: sync files into their containers, restart or exec on changes
     Watch(watch::WatchArgs),
     /// Runs a project's supervisor (started by `up`)
@@ -169,6 +172,7 @@ pub fn run() -> i32 {
         Command::Exec(args) => return finish(exec::run(global, args).map(Outcome::Code)),
         Command::Run(args) => return finish(run::run(global, args).map(Outcome::Code)),
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
+        Command::Attach(args) => return finish(attach::run(global, args).map(Outcome::Code)),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {
             lifecycle::roots().and_then(|roots| Ok(crate::supervisor::daemon::main(roots, project)?))

@@ -221,6 +221,10 @@ pub struct ServicePlan {
     /// `tty`: the command runs on a pseudo-terminal whose output is the log.
     #[serde(default)]
     pub tty: bool,
+    /// `stdin_open`: the command's stdin stays open (a pipe the supervisor holds, or the
+    /// pty), for `hoist attach` to write to.
+    #[serde(default)]
+    pub stdin_open: bool,
     /// `deploy.restart_policy.delay`: a fixed wait before each restart (else Docker's
     /// doubling backoff), and `window`: a run this long counts as a success.
     #[serde(default)]
@@ -424,6 +428,7 @@ fn service_plan(
     };
     Ok(ServicePlan {
         tty: service.tty,
+        stdin_open: service.stdin_open,
         log_discarded: service.logging.as_ref().and_then(|l| l.driver.as_deref()) == Some("none"),
         restart_delay: restart_policy_of(service).and_then(|p| p.delay).map(|d| d.0),
         restart_window: restart_policy_of(service).and_then(|p| p.window).map(|d| d.0),

@@ -148,7 +148,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("secrets", Applied),
     ("security_opt", Applied),
     ("shm_size", Applied),
-    ("stdin_open", Ignored("nothing attaches to a service's stdin yet (`hoist attach` has not landed)")),
+    ("stdin_open", Applied),
     ("stop_grace_period", Applied),
     ("stop_signal", Applied),
     ("storage_opt", Refused("storage options are not supported")),
@@ -346,7 +346,7 @@ mod tests {
     #[test]
     fn refusals_and_warnings_name_the_key() {
         let (errors, warnings) = run(
-            "services:\n  web:\n    gpus: all\n    stdin_open: true\n    uts: private\n    deploy: {placement: {}, resources: {reservations: {devices: []}}}\n    \
+            "services:\n  web:\n    gpus: all\n    cpu_count: 2\n    uts: private\n    deploy: {placement: {}, resources: {reservations: {devices: []}}}\n    \
              networks: {front: {ipv6_address: '::1'}}\nnetworks:\n  front: {enable_ipv6: true}\n",
         );
         assert_eq!(
@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(
             warnings,
             [
-                "services.web.stdin_open: ignored: nothing attaches to a service's stdin yet (`hoist attach` has not landed)",
+                "services.web.cpu_count: ignored: it applies to Windows containers only",
                 "services.web.deploy.placement: ignored: it applies to Swarm services only",
             ]
         );

@@ -361,6 +361,17 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
     full.parse().ok()
 }
 
+/// A `stdin_open` container's stdin: a pipe whose write end the supervisor keeps (so the
+/// command never reads end-of-file) for `attach`.
+fn open_stdin(daemon: &Daemon, name: &str) -> Result<OwnedFd, String> {
+    let (read, write) =
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+    if let Ok(mut inputs) = daemon.inputs.lock() {
+        inputs.insert(name.to_string(), write);
+    }
+    Ok(read)
+}
+
 /// Creates, connects and starts the container; returns once its command runs.
 async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWriter>>) -> Result<Running, String> {
     // A one-off's output goes straight to its client; everything else's into the log.
@@ -374,7 +385,8 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
             let (err_read, err_write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
-            (Stdio { stdin: None, stdout: Some(out_write), stderr: Some(err_write) }, Some((out_read, err_read)))
+            let stdin = if config.service.stdin_open { Some(open_stdin(daemon, &config.name)?) } else { None };
+            (Stdio { stdin, stdout: Some(out_write), stderr: Some(err_write) }, Some((out_read, err_read)))
         }
     };
     let (daemon2, config2, log2) = (daemon.clone(), config.clone(), log.clone());
@@ -541,6 +553,9 @@ fn pump(read: OwnedFd, stream: Stream, log: Arc<Mutex<LogWriter>>) {
 fn cleanup(daemon: &Daemon, config: &Config, running: &Running) {
     if let Ok(mut consoles) = daemon.consoles.lock() {
         consoles.remove(&config.name);
+    }
+    if let Ok(mut inputs) = daemon.inputs.lock() {
+        inputs.remove(&config.name);
     }
     for (network, address) in &running.addresses {
         daemon.names.remove_address(network, *address);

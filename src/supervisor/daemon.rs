@@ -44,6 +44,8 @@ pub struct Daemon {
     /// The pty masters of one-off containers run with a terminal, by container name: held
     /// here while the container runs, for the client to copy.
     pub consoles: Mutex<BTreeMap<String, OwnedFd>>,
+    /// The write end of each `stdin_open` container's stdin (not a tty), for `attach`.
+    pub inputs: Mutex<BTreeMap<String, OwnedFd>>,
     /// Watch mode's watchers, by service.
     pub(super) watchers: super::watch::Watchers,
     /// Counts container starts: watchers bring (re)started containers up to date.
@@ -103,6 +105,7 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             shared: Mutex::new(Shared::default()),
             shutdown: tokio::sync::Notify::new(),
             consoles: Mutex::new(BTreeMap::new()),
+            inputs: Mutex::new(BTreeMap::new()),
             watchers: super::watch::Watchers::default(),
             starts: tokio::sync::watch::Sender::new(0),
             connections: std::sync::atomic::AtomicU64::new(0),
@@ -223,6 +226,7 @@ impl Daemon {
                 .await;
                 Ok(Answer::default())
             }
+            Command::Attach { container } => self.attach(&container).await,
             Command::Signal { container, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
                 self.each(|h| h.name == container, |reply| Control::Kill { signal, reply }).await;
@@ -680,6 +684,18 @@ impl Daemon {
         }
         let console_fd = self.consoles.lock().ok().and_then(|c| c.get(&name).map(|fd| fd.as_raw_fd()));
         Ok(Answer { messages: Vec::new(), exit_code: None, console_fd })
+    }
+
+    /// Where `hoist attach` writes container `name`'s input: the descriptor number (in this
+    /// process) of its pty or of its open stdin, or none when it has neither.
+    async fn attach(&self, name: &str) -> Result<Answer, String> {
+        let known = self.inner.lock().await.containers.contains_key(name);
+        if !known {
+            return Err(format!("no container {name} in this project"));
+        }
+        let console = self.consoles.lock().ok().and_then(|c| c.get(name).map(|fd| fd.as_raw_fd()));
+        let input = self.inputs.lock().ok().and_then(|i| i.get(name).map(|fd| fd.as_raw_fd()));
+        Ok(Answer { console_fd: console.or(input), ..Answer::default() })
     }
 
     /// Waits, without holding the command lock, until container `name` has exited.

@@ -76,6 +76,11 @@ pub enum Command {
     WaitExit {
         container: String,
     },
+    /// Where to write container `container`'s input (`hoist attach`): the answer's
+    /// `console_fd` names its pty or its open stdin in the supervisor, if it has one.
+    Attach {
+        container: String,
+    },
     /// Sends a signal to one container.
     Signal {
         container: String,
