@@ -326,9 +326,7 @@ services:
     assert!(!out.status.success());
     assert!(stderr.contains("kernel.panic: only namespaced parameters are allowed"), "{stderr}");
     assert!(!p.run_dir().join("supervisor.pid").exists(), "something started");
-    p.write(&sleepers(
-        &compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    cpu_count: 2\n"),
-    ));
+    p.write(&sleepers(&compose.replace("    sysctls: {kernel.panic: \"1\"}\n", "    gpus: all\n    cpu_count: 2\n")));
     let out = p.hoist(&["config", "-q"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("compose.yaml:6:5: services.app.gpus: not supported: GPUs are not supported"), "{stderr}");
@@ -665,4 +663,92 @@ networks:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(stderr.contains("network front: ipam.config.gateway: 10.89.251.1 is not a host address"), "{stderr}");
+}
+
+#[test]
+fn hooks_run_with_the_privileges_asked_for_and_pre_stop_runs_before_the_stop() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    volumes: ["out:/out"]
+    post_start:
+      - command: ["sh", "-c", "grep CapEff /proc/self/status > /out/plain"]
+      - command: ["sh", "-c", "grep CapEff /proc/self/status > /out/privileged"]
+        privileged: true
+    pre_stop:
+      - command: ["sh", "-c", "echo stopping > /out/pre-stop"]
+  whole:
+    image: busybox:test
+    command: SLEEP
+    privileged: true
+volumes:
+  out: {}
+"#;
+    let mut p = Project::new("fidhooks", &sleepers(compose));
+    p.up();
+    let volume = p.volume("out");
+    let caps = |file: &str| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            if let Ok(text) = std::fs::read_to_string(volume.join(file)) {
+                if !text.is_empty() {
+                    return u64::from_str_radix(text.split_whitespace().nth(1).unwrap(), 16).unwrap();
+                }
+            }
+            assert!(std::time::Instant::now() < deadline, "hook wrote no {file}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    // `exec --privileged` as well: every capability the host can give.
+    let exec = p.ok(&["exec", "-T", "--privileged", "app", "grep", "CapEff", "/proc/self/status"]);
+    let exec_caps = u64::from_str_radix(exec.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_ne!(exec_caps & (1 << 21), 0, "exec --privileged lacked CAP_SYS_ADMIN: {exec_caps:x}");
+    let (plain, privileged) = (caps("plain"), caps("privileged"));
+    assert_eq!(plain & (1 << 21), 0, "a plain hook had CAP_SYS_ADMIN: {plain:x}");
+    assert_ne!(privileged & (1 << 21), 0, "a privileged hook lacked CAP_SYS_ADMIN: {privileged:x}");
+    // A privileged service too, also where hoist's own root lacks a capability or two.
+    let whole = p.ok(&["exec", "-T", "whole", "grep", "CapEff", "/proc/self/status"]);
+    let whole_caps = u64::from_str_radix(whole.split_whitespace().nth(1).unwrap(), 16).unwrap();
+    assert_ne!(whole_caps & (1 << 21), 0, "a privileged service lacked CAP_SYS_ADMIN: {whole_caps:x}");
+    p.ok(&["stop", "app"]);
+    assert_eq!(std::fs::read_to_string(volume.join("pre-stop")).unwrap(), "stopping\n");
+}
+
+#[test]
+fn an_external_volume_must_exist_and_down_v_leaves_it() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    volumes: ["shared:/shared"]
+volumes:
+  shared: {name: fidshared-data EXTERNAL}
+"#;
+    let mut p = Project::new("fidext", &sleepers(&compose.replace(" EXTERNAL", ", external: true")));
+    let out = p.hoist(&["up", "-d"]);
+    p.note_supervisor();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a missing external volume was made");
+    assert!(stderr.contains("external volume fidshared-data not found"), "{stderr}");
+    // Made by a project that owns it, then used as external: `down -v` keeps it.
+    p.write(&sleepers(&compose.replace(" EXTERNAL", "")));
+    p.up();
+    p.ok(&["exec", "-T", "app", "sh", "-c", "echo kept > /shared/file"]);
+    p.ok(&["down"]);
+    p.write(&sleepers(&compose.replace(" EXTERNAL", ", external: true")));
+    p.up();
+    p.ok(&["down", "-v"]);
+    let dir = common::project::root(p.dir.path()).join("lib/volumes/fidshared-data/_data");
+    assert_eq!(std::fs::read_to_string(dir.join("file")).unwrap(), "kept\n", "down -v removed an external volume");
 }

@@ -45,8 +45,11 @@ pub(super) fn network_error(network: &str, field: &'static str, message: impl In
 pub struct ProjectPlan {
     pub project: String,
     pub networks: Vec<NetworkPlan>,
-    /// Host names of the named volumes the project uses.
+    /// Host names of the named volumes the project makes (and `down -v` removes).
     pub volumes: Vec<String>,
+    /// Host names of `external` volumes: made by someone else, required to exist, never removed.
+    #[serde(default)]
+    pub external_volumes: Vec<String>,
     /// In start order.
     pub services: Vec<ServicePlan>,
 }
@@ -149,7 +152,17 @@ pub struct WatchPlan {
     pub include: Vec<String>,
     pub initial_sync: bool,
     /// `sync+exec`: run in the container after each sync.
-    pub exec: Option<ProcessSpec>,
+    pub exec: Option<HookPlan>,
+}
+
+/// A command run in a running container (a hook, a watch rule's exec).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookPlan {
+    #[serde(flatten)]
+    pub process: ProcessSpec,
+    /// With every capability and no seccomp filter (`privileged: true`).
+    #[serde(default)]
+    pub privileged: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -199,8 +212,8 @@ pub struct ServicePlan {
     pub depends_on: Vec<DependencyPlan>,
     pub stop_signal: String,
     pub stop_grace_period: Duration,
-    pub post_start: Vec<ProcessSpec>,
-    pub pre_stop: Vec<ProcessSpec>,
+    pub post_start: Vec<HookPlan>,
+    pub pre_stop: Vec<HookPlan>,
     /// Log rotation: bytes per file and files kept.
     pub log_max_size: Option<u64>,
     pub log_max_files: u32,
@@ -282,13 +295,19 @@ pub fn build(
     images: &ImageLookup,
     state_root: &Path,
 ) -> Result<ProjectPlan, PlanError> {
-    let mut plan =
-        ProjectPlan { project: project.name.clone(), networks: Vec::new(), volumes: Vec::new(), services: Vec::new() };
+    let mut plan = ProjectPlan {
+        project: project.name.clone(),
+        networks: Vec::new(),
+        volumes: Vec::new(),
+        external_volumes: Vec::new(),
+        services: Vec::new(),
+    };
     for (name, network) in &project.networks {
         plan.networks.push(super::networks::network(name, network)?);
     }
     for volume in project.volumes.values() {
-        plan.volumes.push(volume.name.clone());
+        let list = if volume.external { &mut plan.external_volumes } else { &mut plan.volumes };
+        list.push(volume.name.clone());
     }
     for name in services {
         let service = &project.services[name];
@@ -323,7 +342,7 @@ fn service_plan(
     spec.init = service.init.unwrap_or(false);
     spec.shm_size = service.shm_size;
     spec.seccomp = !service.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    if !service.cap_add.is_empty() || !service.cap_drop.is_empty() {
+    if !service.cap_add.is_empty() || !service.cap_drop.is_empty() || service.privileged {
         let caps = crate::runtime::caps::effective_set(&service.cap_add, &service.cap_drop, service.privileged)
             .map_err(|e| error(name, "cap_add", e))?;
         spec.capabilities = Some(caps);
@@ -691,13 +710,13 @@ fn restart_policy(name: &str, service: &Service) -> Result<RestartPolicy, PlanEr
 }
 
 /// A lifecycle hook as a process in the service's container.
-fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>) -> ProcessSpec {
+fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>) -> HookPlan {
     let mut merged: BTreeMap<String, String> = env
         .iter()
         .map(|e| e.split_once('=').map_or((e.clone(), String::new()), |(k, v)| (k.into(), v.into())))
         .collect();
     merged.extend(hook.environment.clone());
-    ProcessSpec {
+    let process = ProcessSpec {
         args: hook.command.clone(),
         env: merged.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
         cwd: hook.working_dir.clone().unwrap_or_else(|| cwd.to_string()),
@@ -705,7 +724,8 @@ fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>) -> Proces
         additional_groups: Vec::new(),
         rlimits: Vec::new(),
         terminal: false,
-    }
+    };
+    HookPlan { process, privileged: hook.privileged }
 }
 
 fn restart_policy_of(service: &Service) -> Option<&crate::project::model::RestartPolicy> {

@@ -62,6 +62,13 @@ pub fn effective_set(add: &[String], drop: &[String], privileged: bool) -> Resul
     Ok(set)
 }
 
+/// `names` without the capabilities this process's bounding set lacks (a hoist running in
+/// a container, or as a root without CAP_SYS_RESOURCE, cannot give them), and those left out.
+pub fn within_bounding_set(names: &[String]) -> (Vec<String>, Vec<String>) {
+    let Ok(bounding) = caps::read(None, CapSet::Bounding) else { return (names.to_vec(), Vec::new()) };
+    names.iter().cloned().partition(|name| name.parse::<Capability>().is_ok_and(|cap| bounding.contains(&cap)))
+}
+
 fn parse(names: &[String]) -> Result<CapsHashSet, String> {
     names.iter().map(|n| n.parse::<Capability>().map_err(|_| format!("unknown capability {n}"))).collect()
 }

@@ -279,10 +279,18 @@ impl Runtime {
         result
     }
 
-    /// `spec` with a user namespace of `Auto` given its range: the one its writable layer
-    /// (or, without one, its state directory `dir`) had before, or a free one.
+    /// `spec` with a user namespace of `Auto` given its range (the one its writable layer
+    /// or, without one, its state directory `dir` had before, or a free one), and its
+    /// capabilities limited to those this process can give.
     fn with_user_namespace(&self, spec: &ContainerSpec, dir: &Path) -> Result<ContainerSpec> {
         let mut spec = spec.clone();
+        if let Some(names) = &spec.capabilities {
+            let (kept, left_out) = super::caps::within_bounding_set(names);
+            if !left_out.is_empty() && !spec.privileged {
+                tracing::warn!("container {}: {} not given: hoist itself lacks them", spec.id, left_out.join(", "));
+            }
+            spec.capabilities = Some(kept);
+        }
         if spec.user_namespace == UserNamespace::Auto {
             let owner = spec.writable_layer.clone().unwrap_or_else(|| dir.to_path_buf());
             let state_root = self.containers_dir.parent().unwrap_or(&self.containers_dir);

@@ -73,7 +73,13 @@ impl Runtime {
             return Err(RuntimeError::State { id: id.to_string(), state: "not running".into(), expected: "running" });
         }
         let mut container = load_spec(&dir)?;
-        container.privileged |= privileged;
+        if privileged {
+            // Every capability (in the container's user namespace, if it has one) and no
+            // seccomp filter, as `docker exec --privileged`.
+            container.privileged = true;
+            let all = super::caps::effective_set(&[], &[], true).unwrap_or_default();
+            container.capabilities = Some(super::caps::within_bounding_set(&all).0);
+        }
         let process = derive(&container.process);
         let terminal = process.terminal;
         let request = Request { pid: state.pid, container, process };

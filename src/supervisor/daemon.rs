@@ -343,6 +343,7 @@ impl Daemon {
             let mut merged = shared.plan.take().unwrap_or_else(|| ProjectPlan { services: Vec::new(), ..plan.clone() });
             merged.networks = plan.networks.clone();
             merged.volumes = plan.volumes.clone();
+            merged.external_volumes = plan.external_volumes.clone();
             for service in &plan.services {
                 match merged.services.iter_mut().find(|s| s.name == service.name) {
                     Some(existing) => *existing = service.clone(),
@@ -622,6 +623,15 @@ impl Daemon {
     }
 
     fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), String> {
+        for volume in &plan.external_volumes {
+            let dir = crate::plan::mounts::volume_dir(&self.paths.state_root, volume);
+            if !dir.is_dir() {
+                return Err(format!(
+                    "external volume {volume} not found (at {}): create it first, e.g. from the project that declares it",
+                    dir.display()
+                ));
+            }
+        }
         for volume in &plan.volumes {
             let dir = crate::plan::mounts::volume_dir(&self.paths.state_root, volume);
             std::fs::create_dir_all(&dir)

@@ -14,6 +14,7 @@ use super::container::Status;
 use super::daemon::Daemon;
 use super::records::Health;
 use crate::plan::spec::HealthPlan;
+use crate::plan::spec::HookPlan;
 use crate::runtime::{ExecProcess, ProcessSpec, Stdio};
 
 /// Output kept from a check, like Docker's.
@@ -39,6 +40,7 @@ pub async fn exec(
     daemon: &Arc<Daemon>,
     name: &str,
     process: ProcessSpec,
+    privileged: bool,
     timeout: Duration,
 ) -> Result<(i32, String), String> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
@@ -47,10 +49,12 @@ pub async fn exec(
     // Starting is short but blocking (a fork, and the stage's report); the write ends are
     // gone with `stdio` when it returns, so the pipe ends with the command's output. The
     // guard is made there too: if this check is abandoned meanwhile, it is dropped there.
-    let mut child = tokio::task::spawn_blocking(move || daemon.runtime.exec(&name, &process, stdio).map(Collected))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let mut child = tokio::task::spawn_blocking(move || {
+        daemon.runtime.exec_with(&name, |_| process, stdio, privileged).map(Collected)
+    })
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| e.to_string())?;
     let child = &mut child.0;
     // A pooled thread waits for the exit (without collecting it, so the pid stays ours to
     // signal); the output is read here meanwhile, so that a chatty command never blocks on
@@ -99,8 +103,8 @@ pub async fn exec(
 }
 
 /// Runs a post_start or pre_stop hook; an error names the exit status and output.
-pub async fn run_hook(daemon: &Arc<Daemon>, name: &str, process: ProcessSpec) -> Result<(), String> {
-    match exec(daemon, name, process, Duration::from_secs(60)).await? {
+pub async fn run_hook(daemon: &Arc<Daemon>, name: &str, hook: HookPlan) -> Result<(), String> {
+    match exec(daemon, name, hook.process, hook.privileged, Duration::from_secs(60)).await? {
         (0, _) => Ok(()),
         (code, output) => Err(format!("exit status {code}: {output}")),
     }
@@ -132,7 +136,7 @@ pub async fn watch(
             check.interval
         };
         tokio::time::sleep(pause).await;
-        let result = exec(&daemon, &name, process(&daemon), check.timeout).await;
+        let result = exec(&daemon, &name, process(&daemon), false, check.timeout).await;
         let (passed, output) = match result {
             Ok((0, _)) => (true, None),
             Ok((code, output)) => (false, Some(format!("exit status {code}: {output}"))),

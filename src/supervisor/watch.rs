@@ -484,9 +484,10 @@ async fn apply(
         }
     }
     for exec in execs {
-        let command = exec.args.join(" ");
+        let command = exec.process.args.join(" ");
         for (name, _) in daemon.running_of(service) {
-            match health::exec(daemon, &name, exec.clone(), std::time::Duration::from_secs(60)).await {
+            let timeout = std::time::Duration::from_secs(60);
+            match health::exec(daemon, &name, exec.process.clone(), exec.privileged, timeout).await {
                 Ok((0, _)) => done.push(format!("ran `{command}` in {name}")),
                 Ok((code, output)) => errors.push(format!("`{command}` in {name} exited with {code}: {output}")),
                 Err(e) => errors.push(format!("`{command}` in {name}: {e}")),
