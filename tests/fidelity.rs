@@ -752,3 +752,91 @@ volumes:
     let dir = common::project::root(p.dir.path()).join("lib/volumes/fidshared-data/_data");
     assert_eq!(std::fs::read_to_string(dir.join("file")).unwrap(), "kept\n", "down -v removed an external volume");
 }
+
+/// Sub-keys an audit found read and dropped: each is now applied, warned or refused by
+/// name (config for what the file says, up for what needs the host).
+#[test]
+fn nested_keys_are_applied_warned_or_refused_never_dropped() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: SLEEP
+    env_file: [{path: raw.env, format: raw}]
+    logging: {driver: local, options: {compress: "true", max-file: "3"}}
+    volumes:
+      - {type: bind, source: ., target: /src, consistency: cached}
+networks:
+  default:
+    driver_opts: {com.docker.network.driver.mtu: "1400"}
+"#;
+    let p = Project::new("fidnested", &sleepers(compose));
+    std::fs::write(p.dir.path().join("raw.env"), "QUOTED=\"kept $HOME\"\n# comment\nPLAIN=a=b\n").unwrap();
+    let out = p.hoist(&["config", "--format", "json"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    for warned in [
+        "services.app.logging.options.compress: ignored",
+        "services.app.volumes[0]: ignored: consistency",
+        "networks.default.driver_opts.com.docker.network.driver.mtu: ignored",
+    ] {
+        assert!(stderr.contains(warned), "not warned: {warned}\n{stderr}");
+    }
+    let config: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let environment = &config["services"]["app"]["environment"];
+    assert_eq!(environment["QUOTED"], "\"kept $HOME\"", "format: raw keeps the value as written");
+    assert_eq!(environment["PLAIN"], "a=b");
+
+    let refused = [
+        ("      - {type: bind, source: ., target: /src, bind: {recursive: disabled}}", "bind.recursive \"disabled\""),
+        ("      - {type: bind, source: ., target: /src, tmpfs: {size: 1m}}", "`tmpfs` options do not apply"),
+        ("      - {type: tmpfs, source: x, target: /src}", "a tmpfs mount takes no `source`"),
+    ];
+    for (volume, message) in refused {
+        let bad = compose.replace("      - {type: bind, source: ., target: /src, consistency: cached}", volume);
+        p.write(&sleepers(&bad));
+        let out = p.hoist(&["config", "-q"]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && stderr.contains(message), "{volume}: {stderr}");
+    }
+    let devices = compose.replace(
+        "    env_file:",
+        "    deploy: {resources: {limits: {devices: [{capabilities: [gpu]}]}}}\n    env_file:",
+    );
+    p.write(&sleepers(&devices));
+    let out = p.hoist(&["config", "-q"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("services.app.deploy.resources.limits.devices: not supported")
+    );
+
+    // A misspelt key in a file `extends` reads is an error there too.
+    std::fs::write(
+        p.dir.path().join("base.yaml"),
+        "services:\n  base:\n    image: busybox:test\n    enviroment: {A: b}\n",
+    )
+    .unwrap();
+    let extended = compose.replace("    env_file:", "    extends: {file: base.yaml, service: base}\n    env_file:");
+    p.write(&sleepers(&extended));
+    let out = p.hoist(&["config", "-q"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("enviroment"), "{stderr}");
+
+    // What needs the declared volume is checked at up.
+    let bind_volume = compose.replace(
+        "      - {type: bind, source: ., target: /src, consistency: cached}",
+        "      - {type: volume, source: data, target: /data, volume: {subpath: sub}}",
+    ) + "volumes:\n  data: {driver_opts: {type: none, o: bind, device: .}}\n";
+    p.write(&sleepers(&bind_volume));
+    let out = p.hoist(&["up", "-d"]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("volume.subpath is not supported on a volume whose driver_opts")
+    );
+    p.write(&sleepers(&bind_volume.replace("o: bind, device", "o: \"bind,ro\", device")));
+    let out = p.hoist(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("bind volume option \"ro\" is not supported"), "{stderr}");
+}

@@ -91,6 +91,18 @@ fn volume_mounts(project: &Project, name: &str, service: &Service, state_root: &
                 let declared = volume.source.as_deref().and_then(|source| project.volumes.get(source));
                 let local = declared.map(|v| local_driver_mount(project, name, &v.driver_opts)).transpose()?;
                 if let Some(Some(mount)) = local {
+                    // The volume is a host directory or a tmpfs: its subpath and nocopy
+                    // would have to mean something else there; refused rather than dropped.
+                    if let Some(options) = volume.volume.as_ref().filter(|v| v.subpath.is_some() || v.nocopy) {
+                        let key = if options.subpath.is_some() { "subpath" } else { "nocopy" };
+                        return Err(error(
+                            name,
+                            "volumes",
+                            format!(
+                                "volume.{key} is not supported on a volume whose driver_opts bind or mount a tmpfs"
+                            ),
+                        ));
+                    }
                     mounts.push(retarget(mount, &volume.target, volume.read_only));
                     continue;
                 }
@@ -145,6 +157,9 @@ fn local_driver_mount(
     let refuse = |why: String| Err(error(name, "volumes", why));
     match opts.get("type").map(String::as_str) {
         Some("none") if options.contains(&"bind") || options.contains(&"rbind") => {
+            if let Some(other) = options.iter().find(|o| !matches!(**o, "bind" | "rbind")) {
+                return refuse(format!("bind volume option {other:?} is not supported (only bind, rbind)"));
+            }
             let Some(device) = opts.get("device") else {
                 return refuse("a bind volume needs driver_opts.device".into());
             };

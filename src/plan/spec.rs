@@ -433,16 +433,20 @@ fn service_plan(
     }
     let logging = service.logging.as_ref();
     let option = |key: &str| logging.and_then(|l| l.options.get(key));
+    // Docker's `local` driver rotates by default (20 MB × 5); json-file keeps one file.
+    let local = logging.and_then(|l| l.driver.as_deref()) == Some("local");
     let log_max_size = match option("max-size") {
         Some(text) => {
             Some(crate::project::units::parse_byte_size(text).map_err(|e| error(name, "logging.options.max-size", e))?)
         }
+        None if local => Some(20 << 20),
         None => None,
     };
     let log_max_files = match option("max-file") {
         Some(text) => text
             .parse()
             .map_err(|_| error(name, "logging.options.max-file", format!("expected a number, found {text:?}")))?,
+        None if local => 5,
         None => 1,
     };
     Ok(ServicePlan {

@@ -28,6 +28,18 @@ impl Lookup for Chain<'_> {
 /// Parses env-file text. `outer` (the shell environment) is visible to `${VAR}` references
 /// and wins over earlier lines of the file, as in Compose. A bare `KEY` takes its value from
 /// `outer` and is left out when `outer` has none.
+/// An env file in Compose's `raw` format: `KEY=VALUE` lines taken as written (the value
+/// keeps its quotes and dollars), blank lines and `#` comments skipped.
+pub fn parse_raw(text: &str) -> BTreeMap<String, String> {
+    text.lines()
+        .filter(|line| !line.trim().is_empty() && !line.trim_start().starts_with('#'))
+        .map(|line| match line.split_once('=') {
+            Some((key, value)) => (key.trim().to_string(), value.to_string()),
+            None => (line.trim().to_string(), String::new()),
+        })
+        .collect()
+}
+
 pub fn parse(text: &str, outer: &dyn Lookup) -> Result<BTreeMap<String, String>, DotenvError> {
     let mut vars = BTreeMap::new();
     let mut lines = text.lines().enumerate();

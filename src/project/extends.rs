@@ -37,6 +37,9 @@ fn load_services(path: &Path, env: &dyn Lookup) -> Result<Mapping, String> {
     let mut errors = Diagnostics::default();
     let mut value = Value::Mapping(std::mem::take(&mut doc));
     super::interpolate::interpolate_tree(&mut value, "", env, &mut Vec::new(), &mut errors);
+    // The base file is held to the same schema as the main one: a misspelt key there must
+    // not vanish on its way into the extending service.
+    super::schema::check(&value, super::schema::compiled(), &mut errors);
     if let Some(first) = errors.items.first() {
         return Err(format!("{name}: {first}"));
     }

@@ -20,6 +20,7 @@ pub mod raw;
 pub mod scalars;
 pub mod schema;
 pub mod support;
+mod support_options;
 pub mod units;
 mod validate;
 pub mod yaml;

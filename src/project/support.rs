@@ -35,11 +35,20 @@ pub const RESTART_POLICY: &[(&str, Support)] =
 pub const RESERVATIONS: &[(&str, Support)] = &[
     ("memory", Applied),
     ("cpus", Ignored("a CPU reservation places Swarm tasks; on one host `cpus` limits and `cpu_shares` weighs")),
+    ("pids", Ignored("the kernel has no reservation of process numbers")),
     ("devices", Refused("device reservations (GPUs) are not supported")),
     ("generic_resources", Ignored(SWARM)),
 ];
 
-pub const RESOURCES: &[(&str, Support)] = &[("limits", Applied), ("reservations", Nested(RESERVATIONS))];
+pub const LIMITS: &[(&str, Support)] = &[
+    ("cpus", Applied),
+    ("memory", Applied),
+    ("pids", Applied),
+    ("devices", Refused("device limits are not supported: give devices with `devices`")),
+    ("generic_resources", Ignored(SWARM)),
+];
+
+pub const RESOURCES: &[(&str, Support)] = &[("limits", Nested(LIMITS)), ("reservations", Nested(RESERVATIONS))];
 
 pub const DEPLOY: &[(&str, Support)] = &[
     ("endpoint_mode", Ignored(SWARM)),
@@ -283,44 +292,20 @@ fn check_map(
     }
 }
 
-/// Options inside a service's `volumes` entries: binds are private (Docker's default), so
-/// another propagation is refused; SELinux relabelling (`:z`, `:Z`, `bind.selinux`) means
-/// nothing without SELinux and is warned.
-fn check_volume_options(service: &Mapping, path: &str, errors: &mut Diagnostics, warnings: &mut Vec<String>) {
-    let Some(volumes) = service.get("volumes").and_then(Value::as_sequence) else { return };
-    for (i, entry) in volumes.iter().enumerate() {
-        let at = format!("{path}.volumes[{i}]");
-        let (propagation, selinux) = match entry {
-            Value::String(short) => {
-                let options = short.rsplit(':').next().filter(|_| short.matches(':').count() >= 2).unwrap_or("");
-                let options: Vec<&str> = options.split(',').collect();
-                let propagation =
-                    options.iter().find(|o| o.contains("shared") || o.contains("slave") || o.contains("private"));
-                (propagation.map(|p| p.to_string()), options.iter().any(|o| *o == "z" || *o == "Z"))
-            }
-            Value::Mapping(long) => {
-                let bind = long.get("bind").and_then(Value::as_mapping);
-                let propagation = bind.and_then(|b| b.get("propagation")).and_then(Value::as_str).map(String::from);
-                (propagation, bind.is_some_and(|b| b.contains_key("selinux")))
-            }
-            _ => (None, false),
-        };
-        if let Some(p) = propagation.filter(|p| p != "private" && p != "rprivate") {
-            errors.error(at.clone(), format!("not supported: bind propagation {p:?}: binds are private (rprivate)"));
-        }
-        if selinux {
-            warnings.push(format!("{at}: ignored: SELinux relabelling (z, Z) on a host without SELinux"));
-        }
-    }
-}
-
 /// Checks the merged project file: what hoist refuses becomes an error at its key, what it
 /// ignores a warning.
 pub fn check(file: &Mapping, errors: &mut Diagnostics, warnings: &mut Vec<String>) {
     check_map(file, "", TOP, errors, warnings);
     for (name, service) in file.get("services").and_then(Value::as_mapping).into_iter().flatten() {
         if let (Some(name), Some(service)) = (name.as_str(), service.as_mapping()) {
-            check_volume_options(service, &format!("services.{name}"), errors, warnings);
+            let path = format!("services.{name}");
+            super::support_options::check_volume_options(service, &path, errors, warnings);
+            super::support_options::check_logging_options(service, &path, warnings);
+        }
+    }
+    for (name, network) in file.get("networks").and_then(Value::as_mapping).into_iter().flatten() {
+        if let (Some(name), Some(network)) = (name.as_str(), network.as_mapping()) {
+            super::support_options::check_network_options(network, &format!("networks.{name}"), warnings);
         }
     }
     for (kind, table) in OBJECTS {

@@ -51,11 +51,18 @@ pub(super) fn normalize(name: &str, s: raw::Service, ctx: &Context, sink: &mut D
     let mut environment = BTreeMap::new();
     for (i, file) in env_file.iter().enumerate() {
         let field = format!("env_file[{i}]");
-        match std::fs::read_to_string(&file.path) {
-            Ok(text) => match dotenv::parse(&text, ctx.env) {
-                Ok(vars) => environment.extend(vars),
-                Err(err) => e.at(&field, format!("{}: {err}", file.path.display())),
-            },
+        let parsed = match file.format.as_deref() {
+            None => std::fs::read_to_string(&file.path).map(|text| dotenv::parse(&text, ctx.env)),
+            // `format: raw`: each line is KEY=VALUE as written, no quotes, no interpolation.
+            Some("raw") => std::fs::read_to_string(&file.path).map(|text| Ok(dotenv::parse_raw(&text))),
+            Some(other) => {
+                e.at(&format!("{field}.format"), format!("expected raw (or no format), found {other:?}"));
+                continue;
+            }
+        };
+        match parsed {
+            Ok(Ok(vars)) => environment.extend(vars),
+            Ok(Err(err)) => e.at(&field, format!("{}: {err}", file.path.display())),
             Err(err) if err.kind() == std::io::ErrorKind::NotFound && !file.required => {}
             Err(err) => e.at(&field, format!("cannot read env file {}: {err}", file.path.display())),
         }

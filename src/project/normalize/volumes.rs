@@ -99,6 +99,14 @@ fn parse_long(long: ServiceVolumeLong, base: &Path) -> Result<VolumeMount, Strin
     let read_only = long.read_only.map(|f| f.0).unwrap_or(false);
     let mut mount =
         VolumeMount { kind: MountType::Volume, source: None, target, read_only, bind: None, volume: None, tmpfs: None };
+    // Options of another type's mount would be dropped: refused instead.
+    let foreign = [("bind", long.bind.is_some()), ("volume", long.volume.is_some()), ("tmpfs", long.tmpfs.is_some())];
+    if let Some((other, _)) = foreign.iter().find(|(kind, given)| *given && *kind != long.kind) {
+        return Err(format!("`{other}` options do not apply to a mount of type {}", long.kind));
+    }
+    if long.kind == "tmpfs" && long.source.is_some() {
+        return Err("a tmpfs mount takes no `source`".into());
+    }
     match long.kind.as_str() {
         "bind" => {
             let source = long.source.ok_or_else(|| "a bind mount needs a `source`".to_string())?;
@@ -110,6 +118,13 @@ fn parse_long(long: ServiceVolumeLong, base: &Path) -> Result<VolumeMount, Strin
                 selinux: None,
                 recursive: None,
             });
+            // Binds are recursive, and read-only all the way down (Docker's `enabled` with
+            // a kernel that can, and `readonly`); the other two would be dropped.
+            if let Some(recursive) = options.recursive.as_deref().filter(|r| !matches!(*r, "enabled" | "readonly")) {
+                return Err(format!(
+                    "bind.recursive {recursive:?} is not supported: binds are recursive and read-only recursively"
+                ));
+            }
             if let Some(p) = &options.propagation {
                 if !PROPAGATIONS.contains(&p.as_str()) {
                     return Err(format!("expected a propagation ({}), found {p:?}", PROPAGATIONS.join(", ")));
