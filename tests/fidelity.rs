@@ -766,6 +766,7 @@ services:
   app:
     image: busybox:test
     command: SLEEP
+    build: .
     env_file: [{path: raw.env, format: raw}]
     logging: {driver: local, options: {compress: "true", max-file: "3"}}
     volumes:
@@ -783,6 +784,7 @@ networks:
         "services.app.logging.options.compress: ignored",
         "services.app.volumes[0]: ignored: consistency",
         "networks.default.driver_opts.com.docker.network.driver.mtu: ignored",
+        "services.app.build: ignored: hoist does not build images yet",
     ] {
         assert!(stderr.contains(warned), "not warned: {warned}\n{stderr}");
     }

@@ -293,6 +293,10 @@ fn include(
     let sub = load_files(&files, &sub_dir, &env, session, true);
     session.include_stack.pop();
     let sub = sub?;
+    // What the merge below does not carry must not vanish: AI models are refused here too.
+    if sub.contains_key("models") {
+        errors.error(format!("{path}.models"), "not supported: AI models are not supported");
+    }
     for kind in ["services", "networks", "volumes", "secrets", "configs"] {
         let Some(Value::Mapping(items)) = sub.get(kind) else {
             continue;

@@ -301,6 +301,7 @@ pub fn check(file: &Mapping, errors: &mut Diagnostics, warnings: &mut Vec<String
             let path = format!("services.{name}");
             super::support_options::check_volume_options(service, &path, errors, warnings);
             super::support_options::check_logging_options(service, &path, warnings);
+            super::support_options::check_build(service, &path, warnings);
         }
     }
     for (name, network) in file.get("networks").and_then(Value::as_mapping).into_iter().flatten() {
