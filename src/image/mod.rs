@@ -9,6 +9,7 @@
 
 pub mod archive;
 mod auth;
+pub mod build;
 pub mod digest;
 pub mod error;
 mod import;
