@@ -206,6 +206,7 @@ fn main() {
                 interface: "eth0",
                 address: None,
                 mac: None,
+                address6: None,
                 default_route: true,
             },
         )
@@ -230,6 +231,7 @@ fn main() {
             interface: "eth0",
             address: None,
             mac: None,
+            address6: None,
             default_route: true,
         },
     )

@@ -842,3 +842,47 @@ networks:
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("bind volume option \"ro\" is not supported"), "{stderr}");
 }
+
+#[test]
+fn ipv6_networks_give_addresses_routes_names_and_fixed_ipv6_addresses() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  a:
+    image: busybox:test
+    command: SLEEP
+    networks: [six, auto]
+  b:
+    image: busybox:test
+    command: SLEEP
+    networks:
+      six: {ipv6_address: "fd00:db8:77::10"}
+networks:
+  six:
+    enable_ipv6: true
+    ipam: {config: [{subnet: "fd00:db8:77::/64"}]}
+  auto:
+    enable_ipv6: true
+"#;
+    let mut p = Project::new("fidipv6", &sleepers(compose));
+    p.up();
+    let six = p.ok(&["exec", "-T", "b", "ip", "-6", "-o", "addr", "show", "eth0"]);
+    assert!(six.contains("fd00:db8:77::10/64"), "{six}");
+    let route = p.ok(&["exec", "-T", "b", "ip", "-6", "route", "show", "default"]);
+    assert!(route.contains("via fd00:db8:77::1"), "{route}");
+    // `auto` names no subnet: a unique local /64 of its own.
+    let auto = p.ok(&["exec", "-T", "a", "ip", "-6", "-o", "addr", "show", "eth0"]);
+    assert!(auto.contains(" fd") && auto.contains("::2/64"), "{auto}");
+    p.ok(&["exec", "-T", "a", "ping", "-6", "-c", "1", "-W", "2", "fd00:db8:77::10"]);
+    let answer = p.ok(&["exec", "-T", "a", "nslookup", "-type=AAAA", "b"]);
+    assert!(answer.contains("fd00:db8:77::10"), "{answer}");
+
+    p.ok(&["down"]);
+    p.write(&sleepers(&compose.replace("    enable_ipv6: true\n    ipam", "    ipam")));
+    let out = p.hoist(&["up", "-d"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("an IPv6 subnet needs enable_ipv6: true"), "{stderr}");
+}

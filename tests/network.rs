@@ -121,6 +121,7 @@ impl World {
                 interface: &format!("eth{i}"),
                 address: None,
                 mac: None,
+                address6: None,
                 default_route: i == 0,
             };
             let address = links::attach(&self.root, &endpoint).unwrap();

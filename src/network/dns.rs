@@ -6,12 +6,12 @@
 //! containers run, and a replica set answers with all of its addresses.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use hickory_proto::op::{Message, MessageType, OpCode, ResponseCode};
-use hickory_proto::rr::rdata::A;
+use hickory_proto::rr::rdata::{A, AAAA};
 use hickory_proto::rr::{RData, Record, RecordType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, UdpSocket};
@@ -23,6 +23,8 @@ const TTL: u32 = 5;
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 type Names = HashMap<String, Vec<Ipv4Addr>>;
+/// An endpoint: a network's key and an address on it.
+type Endpoint = (String, Ipv4Addr);
 
 /// Names per network: what the DNS servers answer. Cloning shares the table. Besides the
 /// names every container of a network sees (services, container names, aliases), a
@@ -32,6 +34,13 @@ pub struct NameTable {
     inner: Arc<RwLock<HashMap<String, Names>>>,
     /// network -> client address -> names only that client sees.
     private: Arc<RwLock<HashMap<String, HashMap<Ipv4Addr, Names>>>>,
+    /// (network, IPv4 address) -> the same endpoint's IPv6 address, on `enable_ipv6`
+    /// networks: AAAA answers follow the A answers' names, links and aliases.
+    ipv6: Arc<RwLock<HashMap<(String, Ipv4Addr), Ipv6Addr>>>,
+    /// (network, client address) -> the same container's other networks and its address
+    /// there: a name its first network does not know is looked up on those, as Docker's
+    /// resolver does for a container on several networks.
+    elsewhere: Arc<RwLock<HashMap<Endpoint, Vec<Endpoint>>>>,
 }
 
 fn normalize(name: &str) -> String {
@@ -61,9 +70,57 @@ impl NameTable {
         }
     }
 
+    /// Records the networks of one container (each key with its address there), so that
+    /// each of its networks' servers also answers names of the others.
+    pub fn set_memberships(&self, memberships: &[(String, Ipv4Addr)]) {
+        let Ok(mut table) = self.elsewhere.write() else { return };
+        for (network, address) in memberships {
+            let others = memberships.iter().filter(|(n, _)| n != network).cloned().collect();
+            table.insert((network.clone(), *address), others);
+        }
+    }
+
+    /// What `name` is for the container at `client` on `network`, else on its other
+    /// networks: the network answering, and the addresses there.
+    pub fn resolve(&self, network: &str, client: Option<Ipv4Addr>, name: &str) -> (String, Vec<Ipv4Addr>) {
+        let own = self.lookup(network, client, name);
+        if !own.is_empty() {
+            return (network.to_string(), own);
+        }
+        let others = client
+            .and_then(|c| self.elsewhere.read().ok().and_then(|t| t.get(&(network.to_string(), c)).cloned()))
+            .unwrap_or_default();
+        for (other, address) in others {
+            let found = self.lookup(&other, Some(address), name);
+            if !found.is_empty() {
+                return (other, found);
+            }
+        }
+        (network.to_string(), Vec::new())
+    }
+
+    /// Records that the endpoint at `address` on `network` also has IPv6 `address6`.
+    pub fn add_ipv6(&self, network: &str, address: Ipv4Addr, address6: Ipv6Addr) {
+        if let Ok(mut table) = self.ipv6.write() {
+            table.insert((network.to_string(), address), address6);
+        }
+    }
+
+    /// The IPv6 addresses of the endpoints at `addresses` on `network` (those that have one).
+    pub fn ipv6_of(&self, network: &str, addresses: &[Ipv4Addr]) -> Vec<Ipv6Addr> {
+        let Ok(table) = self.ipv6.read() else { return Vec::new() };
+        addresses.iter().filter_map(|a| table.get(&(network.to_string(), *a)).copied()).collect()
+    }
+
     /// Forgets `address` on `network` (its container stopped): as an answer, and the names
     /// it had for itself.
     pub fn remove_address(&self, network: &str, address: Ipv4Addr) {
+        if let Ok(mut table) = self.ipv6.write() {
+            table.remove(&(network.to_string(), address));
+        }
+        if let Ok(mut table) = self.elsewhere.write() {
+            table.remove(&(network.to_string(), address));
+        }
         let forget = |entries: &mut Names| {
             for addresses in entries.values_mut() {
                 addresses.retain(|a| *a != address);
@@ -205,7 +262,7 @@ impl Context {
             std::net::IpAddr::V4(v4) => Some(v4),
             std::net::IpAddr::V6(_) => None,
         };
-        let addresses = self.names.lookup(&self.network, client, &question.name().to_ascii());
+        let (network, addresses) = self.names.resolve(&self.network, client, &question.name().to_ascii());
         if addresses.is_empty() {
             return Some(self.forward(query, &request).await);
         }
@@ -219,12 +276,20 @@ impl Context {
             .set_recursion_available(true)
             .set_response_code(ResponseCode::NoError)
             .add_query(question.clone());
-        // A project name has only IPv4 addresses: other types get an empty answer rather
-        // than a trip upstream.
-        if question.query_type() == RecordType::A {
-            for address in addresses {
-                response.add_answer(Record::from_rdata(question.name().clone(), TTL, RData::A(A(address))));
+        // A project name has IPv4 addresses, and IPv6 ones on `enable_ipv6` networks: other
+        // types get an empty answer rather than a trip upstream.
+        match question.query_type() {
+            RecordType::A => {
+                for address in addresses {
+                    response.add_answer(Record::from_rdata(question.name().clone(), TTL, RData::A(A(address))));
+                }
             }
+            RecordType::AAAA => {
+                for address in self.names.ipv6_of(&network, &addresses) {
+                    response.add_answer(Record::from_rdata(question.name().clone(), TTL, RData::AAAA(AAAA(address))));
+                }
+            }
+            _ => {}
         }
         response.to_vec().ok()
     }

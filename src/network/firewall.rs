@@ -75,37 +75,53 @@ pub fn ports_table(container: &str) -> String {
     format!("hoist-ports-{container}")
 }
 
-/// Installs (or replaces) the network's table.
-pub fn apply_network(rules: &NetworkRules) -> Result<()> {
-    let table = network_table(rules.bridge);
-    let mut batch = replace_table(&table)?;
-    let bridge = ifname(rules.bridge);
-    batch.push(base_chain(&table, "forward", "filter", InetHookNumber::Forward, PRIORITY_FILTER));
-    // Into the bridge from elsewhere: only answers, and what a published port let in.
+/// The forward rules of a network's table (either family): into the bridge from elsewhere
+/// only answers and what a published port let in; out of an internal network, nothing.
+fn isolation(table: &str, bridge: &[u8], internal: bool) -> Vec<Request> {
+    let mut batch = vec![base_chain(table, "forward", "filter", InetHookNumber::Forward, PRIORITY_FILTER)];
     batch.push(rule(
-        &table,
+        table,
         "forward",
         [
-            vec![meta(MetaKey::Oifname), cmp(Operator::Equal, &bridge)],
-            vec![meta(MetaKey::Iifname), cmp(Operator::NotEqual, &bridge)],
+            vec![meta(MetaKey::Oifname), cmp(Operator::Equal, bridge)],
+            vec![meta(MetaKey::Iifname), cmp(Operator::NotEqual, bridge)],
             masked(ct(CT_KEY_STATE), CT_STATE_ESTABLISHED_RELATED, Operator::Equal, 0),
             masked(ct(CT_KEY_STATUS), CT_STATUS_DNAT, Operator::Equal, 0),
             vec![verdict(NF_DROP)],
         ]
         .concat(),
     ));
-    if rules.internal {
+    if internal {
         batch.push(rule(
-            &table,
+            table,
             "forward",
             [
-                vec![meta(MetaKey::Iifname), cmp(Operator::Equal, &bridge)],
-                vec![meta(MetaKey::Oifname), cmp(Operator::NotEqual, &bridge)],
+                vec![meta(MetaKey::Iifname), cmp(Operator::Equal, bridge)],
+                vec![meta(MetaKey::Oifname), cmp(Operator::NotEqual, bridge)],
                 vec![verdict(NF_DROP)],
             ]
             .concat(),
         ));
-    } else if rules.masquerade {
+    }
+    batch
+}
+
+/// Installs (or replaces) the `ip6` table of an `enable_ipv6` network: the same isolation
+/// as IPv4's (IPv6 is not masqueraded: containers reach this host and each other).
+pub fn apply_network6(bridge: &str, internal: bool) -> Result<()> {
+    let table = network_table(bridge);
+    let mut batch = replace_table_of(&table, NetfilterProtoFamily::IPv6)?;
+    batch.extend(in_ip6(isolation(&table, &ifname(bridge), internal)));
+    transaction(batch, &format!("install the IPv6 filter rules of bridge {bridge}"))
+}
+
+/// Installs (or replaces) the network's table.
+pub fn apply_network(rules: &NetworkRules) -> Result<()> {
+    let table = network_table(rules.bridge);
+    let mut batch = replace_table(&table)?;
+    let bridge = ifname(rules.bridge);
+    batch.extend(isolation(&table, &bridge, rules.internal));
+    if !rules.internal && rules.masquerade {
         if std::fs::read_to_string("/proc/sys/net/ipv4/ip_forward").is_ok_and(|v| v.trim() == "0") {
             tracing::warn!(
                 "net.ipv4.ip_forward is 0: containers on {} reach this host only, not beyond it",
@@ -134,7 +150,8 @@ pub fn apply_network(rules: &NetworkRules) -> Result<()> {
 }
 
 pub fn remove_network(bridge: &str) -> Result<()> {
-    remove_table(&network_table(bridge))
+    remove_table(&network_table(bridge))?;
+    remove_table_of(&network_table(bridge), NetfilterProtoFamily::IPv6)
 }
 
 /// Installs (or replaces) the redirection of `gateway`'s port 53 (UDP and TCP), for
@@ -231,18 +248,19 @@ pub fn remove_ports(container: &str) -> Result<()> {
 
 /// Names of hoist's tables on this host (for leak checks).
 pub fn tables() -> Result<Vec<String>> {
-    let names = get_tables(None)?;
-    Ok(names.into_iter().filter(|name| name.starts_with("hoist-")).collect())
+    let mut names = get_tables(None, NetfilterProtoFamily::IPv4)?;
+    names.extend(get_tables(None, NetfilterProtoFamily::IPv6)?.into_iter().map(|name| format!("ip6 {name}")));
+    Ok(names.into_iter().filter(|name| name.trim_start_matches("ip6 ").starts_with("hoist-")).collect())
 }
 
 /// Whether `table` exists: a cheap question, where deleting a table that has base chains
 /// waits for an RCU grace period (5–20 ms).
-fn table_exists(table: &str) -> Result<bool> {
-    Ok(!get_tables(Some(table))?.is_empty())
+fn table_exists(table: &str, family: NetfilterProtoFamily) -> Result<bool> {
+    Ok(!get_tables(Some(table), family)?.is_empty())
 }
 
-/// Names of the host's `ip` tables: all of them, or `only` if it exists.
-fn get_tables(only: Option<&str>) -> Result<Vec<String>> {
+/// Names of the host's tables of `family`: all of them, or `only` if it exists.
+fn get_tables(only: Option<&str>, family: NetfilterProtoFamily) -> Result<Vec<String>> {
     let what = match only {
         Some(table) => format!("look up nftables table {table}"),
         None => "list nftables tables".to_string(),
@@ -253,7 +271,7 @@ fn get_tables(only: Option<&str>) -> Result<Vec<String>> {
     header.flags = NLM_F_REQUEST | if only.is_some() { NLM_F_ACK } else { NLM_F_DUMP };
     header.sequence_number = 1;
     let request = NfTablesMessage::GetTable(only.map(table_message).unwrap_or(TableMessage { attributes: Vec::new() }));
-    let request = NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), request);
+    let request = NetfilterMessage::new(NetfilterHeader::new(family, 0, 0), request);
     send(&mut socket, &[packet(header, request)], &what)?;
     let mut names = Vec::new();
     let answered = read(&mut socket, &what, |answer| match answer {
@@ -277,10 +295,14 @@ fn get_tables(only: Option<&str>) -> Result<Vec<String>> {
 /// Deletes a table if it exists. (Deleting a missing one is refused by the kernel; the
 /// check and the deletion are not atomic, but only hoist makes hoist's tables.)
 fn remove_table(table: &str) -> Result<()> {
-    if !table_exists(table)? {
+    remove_table_of(table, NetfilterProtoFamily::IPv4)
+}
+
+fn remove_table_of(table: &str, family: NetfilterProtoFamily) -> Result<()> {
+    if !table_exists(table, family)? {
         return Ok(());
     }
-    let batch = vec![Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0)];
+    let batch = vec![Request { family, ..Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0) }];
     match transaction(batch, &format!("remove nftables table {table}")) {
         Err(NetworkError::Netlink { source, .. }) if source.raw_os_error() == Some(libc::ENOENT) => Ok(()),
         other => other,
@@ -290,12 +312,16 @@ fn remove_table(table: &str) -> Result<()> {
 /// The start of a transaction that makes `table` a fresh, empty one: created, or (when it
 /// exists: a second `up`) deleted and created again within the same transaction.
 fn replace_table(table: &str) -> Result<Vec<Request>> {
+    replace_table_of(table, NetfilterProtoFamily::IPv4)
+}
+
+fn replace_table_of(table: &str, family: NetfilterProtoFamily) -> Result<Vec<Request>> {
     let mut batch = Vec::new();
-    if table_exists(table)? {
+    if table_exists(table, family)? {
         batch.push(Request::new(NfTablesMessage::DeleteTable(table_message(table)), 0));
     }
     batch.push(Request::new(NfTablesMessage::NewTable(table_message(table)), NLM_F_CREATE));
-    Ok(batch)
+    Ok(batch.into_iter().map(|r| Request { family, ..r }).collect())
 }
 
 fn table_message(table: &str) -> TableMessage {
@@ -422,12 +448,19 @@ fn ifname(name: &str) -> Vec<u8> {
 struct Request {
     message: NfTablesMessage,
     flags: u16,
+    /// `ip` (IPv4) unless made for an `ip6` table.
+    family: NetfilterProtoFamily,
 }
 
 impl Request {
     fn new(message: NfTablesMessage, flags: u16) -> Request {
-        Request { message, flags }
+        Request { message, flags, family: NetfilterProtoFamily::IPv4 }
     }
+}
+
+/// `requests` for the `ip6` table of the same name.
+fn in_ip6(requests: Vec<Request>) -> Vec<Request> {
+    requests.into_iter().map(|r| Request { family: NetfilterProtoFamily::IPv6, ..r }).collect()
 }
 
 enum Answer {
@@ -515,7 +548,7 @@ fn transaction(requests: Vec<Request>, what: &str) -> Result<()> {
         let mut header = NetlinkHeader::default();
         header.flags = NLM_F_REQUEST | NLM_F_ACK | request.flags;
         header.sequence_number = sequence;
-        let inner = NetfilterMessage::new(NetfilterHeader::new(NetfilterProtoFamily::IPv4, 0, 0), request.message);
+        let inner = NetfilterMessage::new(NetfilterHeader::new(request.family, 0, 0), request.message);
         packets.push(packet(header, inner));
     }
     packets.push(control(ControlMessage::BatchEnd, last + 1));

@@ -6,13 +6,14 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use super::error::{NetworkError, Result};
 use super::subnet::Subnet;
+use super::subnet6::Subnet6;
 
 /// Where new subnets come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,6 +37,11 @@ pub struct Addressing {
     pub gateway: Option<Ipv4Addr>,
     pub ip_range: Option<Subnet>,
     pub reserved: Vec<Ipv4Addr>,
+    /// IPv6 as well (`enable_ipv6`), on this subnet (else a unique local /64) and gateway
+    /// (else its first address).
+    pub ipv6: bool,
+    pub subnet6: Option<Subnet6>,
+    pub gateway6: Option<Ipv6Addr>,
 }
 
 /// A network as recorded on disk.
@@ -55,6 +61,13 @@ pub struct NetworkRecord {
     /// Addresses never leased (`aux_addresses`).
     #[serde(default)]
     pub reserved: Vec<Ipv4Addr>,
+    /// The IPv6 side of an `enable_ipv6` network.
+    #[serde(default)]
+    pub subnet6: Option<Subnet6>,
+    #[serde(default)]
+    pub gateway6: Option<Ipv6Addr>,
+    #[serde(default)]
+    pub leases6: BTreeMap<String, Ipv6Addr>,
 }
 
 pub struct Ipam {
@@ -168,7 +181,11 @@ impl Ipam {
                 leases: BTreeMap::new(),
                 ip_range: addressing.ip_range,
                 reserved: addressing.reserved.clone(),
+                subnet6: None,
+                gateway6: None,
+                leases6: BTreeMap::new(),
             };
+            let record = with_ipv6(record, addressing)?;
             self.save(&record)?;
             Ok(record)
         })
@@ -225,10 +242,47 @@ impl Ipam {
         })
     }
 
+    /// The IPv6 address of `endpoint` on network `key` (`None` for an IPv4-only network):
+    /// its previous lease, the `requested` one, or the lowest free one.
+    pub fn lease6(&self, key: &str, endpoint: &str, requested: Option<Ipv6Addr>) -> Result<Option<Ipv6Addr>> {
+        self.locked(|| {
+            let mut record = self
+                .get(key)?
+                .ok_or_else(|| NetworkError::Ipam { network: key.to_string(), message: "does not exist".into() })?;
+            let error = |message: String| NetworkError::Ipam { network: key.to_string(), message };
+            let (Some(subnet), Some(gateway)) = (record.subnet6, record.gateway6) else {
+                return match requested {
+                    Some(wanted) => Err(error(format!("ipv6_address {wanted}: the network has no IPv6 (enable_ipv6)"))),
+                    None => Ok(None),
+                };
+            };
+            let taken = |a: &Ipv6Addr, record: &NetworkRecord| {
+                *a == gateway || record.leases6.iter().any(|(name, l)| l == a && name != endpoint)
+            };
+            let address = match (requested, record.leases6.get(endpoint)) {
+                (Some(wanted), _) => {
+                    if !subnet.contains(wanted) || taken(&wanted, &record) {
+                        return Err(error(format!("ipv6_address {wanted} is not a free address of {subnet}")));
+                    }
+                    wanted
+                }
+                (None, Some(previous)) => *previous,
+                (None, None) => (2..)
+                    .map_while(|n| subnet.host(n))
+                    .find(|a| !taken(a, &record) && !record.leases6.values().any(|l| l == a))
+                    .ok_or_else(|| error(format!("no free address left in {subnet}")))?,
+            };
+            record.leases6.insert(endpoint.to_string(), address);
+            self.save(&record)?;
+            Ok(Some(address))
+        })
+    }
+
     pub fn release(&self, key: &str, endpoint: &str) -> Result<()> {
         self.locked(|| {
             if let Some(mut record) = self.get(key)? {
-                if record.leases.remove(endpoint).is_some() {
+                let had6 = record.leases6.remove(endpoint).is_some();
+                if record.leases.remove(endpoint).is_some() || had6 {
                     self.save(&record)?;
                 }
             }
@@ -243,6 +297,24 @@ impl Ipam {
             Err(e) => Err(NetworkError::Io { action: "cannot remove", path: self.path(key), source: e }),
         })
     }
+}
+
+/// `record` with its IPv6 subnet and gateway when `addressing` asks for IPv6.
+fn with_ipv6(mut record: NetworkRecord, addressing: &Addressing) -> Result<NetworkRecord> {
+    if !addressing.ipv6 {
+        return Ok(record);
+    }
+    let subnet = addressing.subnet6.unwrap_or_else(|| Subnet6::unique_local(&record.key));
+    let gateway = match addressing.gateway6 {
+        Some(gateway) => gateway,
+        None => subnet.host(1).ok_or_else(|| NetworkError::Ipam {
+            network: record.key.clone(),
+            message: format!("subnet {subnet} is too small"),
+        })?,
+    };
+    record.subnet6 = Some(subnet);
+    record.gateway6 = Some(gateway);
+    Ok(record)
 }
 
 /// Runs `f` holding an exclusive `flock` on `path` (created if missing).

@@ -78,6 +78,9 @@ fn ensure_network_locked(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> R
                 .link_index(&bridge)?
                 .ok_or_else(|| NetworkError::Setup(format!("bridge {bridge} vanished after creation")))?;
             netlink.add_address(index, record.gateway, record.subnet.prefix)?;
+            if let (Some(gateway6), Some(subnet6)) = (record.gateway6, record.subnet6) {
+                netlink.add_address6(index, gateway6, subnet6.prefix)?;
+            }
             index
         }
     };
@@ -88,6 +91,9 @@ fn ensure_network_locked(state_root: &Path, spec: &NetworkSpec, pool: Pool) -> R
         internal: record.internal,
         masquerade: spec.masquerade,
     })?;
+    if record.subnet6.is_some() {
+        firewall::apply_network6(&bridge, record.internal)?;
+    }
     Ok(record)
 }
 
@@ -129,6 +135,8 @@ pub struct EndpointSpec<'a> {
     /// `eth0`, `eth1`…
     pub interface: &'a str,
     pub address: Option<Ipv4Addr>,
+    /// A fixed IPv6 address on an `enable_ipv6` network (else the next free one there).
+    pub address6: Option<std::net::Ipv6Addr>,
     /// A fixed hardware address; `None`: [`mac_for`] the address.
     pub mac: Option<[u8; 6]>,
     /// Install the default route through this network (the container's first network).
@@ -163,9 +171,16 @@ pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
         NetworkError::Setup(format!("{} did not appear in the container's network namespace", spec.interface))
     })?;
     inside.add_address(index, address, network.subnet.prefix)?;
+    let address6 = Ipam::new(state_root).lease6(&network.key, spec.endpoint, spec.address6)?;
+    if let (Some(address6), Some(subnet6)) = (address6, network.subnet6) {
+        inside.add_address6(index, address6, subnet6.prefix)?;
+    }
     inside.set_up(index)?;
     if spec.default_route && !network.internal {
         inside.add_default_route(network.gateway)?;
+        if let (Some(gateway6), Some(_)) = (network.gateway6, address6) {
+            inside.add_default_route6(gateway6)?;
+        }
     }
     // The host learns the (known) MAC now: while the container was away (a restart) its
     // entry may have failed, and resolving it again would wait for the next ARP retry (1 s).

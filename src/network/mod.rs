@@ -17,6 +17,7 @@ pub mod netlink;
 pub mod ports;
 mod splice;
 pub mod subnet;
+pub mod subnet6;
 
 pub use error::NetworkError;
 

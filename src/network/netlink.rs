@@ -4,14 +4,14 @@
 //! netlink-sys socket. Synchronous on purpose: each request is one round trip, and no
 //! crate here forks inside async code.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{
     NetlinkHeader, NetlinkMessage, NetlinkPayload, NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE,
     NLM_F_REQUEST,
 };
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
     BridgeStpState, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -215,6 +215,43 @@ impl Netlink {
             RouteNetlinkMessage::NewAddress(message),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
             &format!("add address {address}/{prefix} to link {index}"),
+        )
+        .map(drop)
+    }
+
+    /// Adds IPv6 `address/prefix` to link `index`, usable at once: duplicate address
+    /// detection is skipped (the address comes from hoist's own lease table), as Docker does.
+    pub fn add_address6(&mut self, index: u32, address: Ipv6Addr, prefix: u8) -> Result<()> {
+        let mut message = AddressMessage::default();
+        message.header.family = AddressFamily::Inet6;
+        message.header.prefix_len = prefix;
+        message.header.index = index;
+        message.attributes.push(AddressAttribute::Address(address.into()));
+        message.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+        self.request(
+            RouteNetlinkMessage::NewAddress(message),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add address {address}/{prefix} to link {index}"),
+        )
+        .map(drop)
+    }
+
+    /// Adds the IPv6 default route via `gateway`.
+    pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<()> {
+        let mut message = RouteMessage::default();
+        message.header = RouteHeader {
+            address_family: AddressFamily::Inet6,
+            table: RouteHeader::RT_TABLE_MAIN,
+            protocol: RouteProtocol::Static,
+            scope: RouteScope::Universe,
+            kind: RouteType::Unicast,
+            ..RouteHeader::default()
+        };
+        message.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
+        self.request(
+            RouteNetlinkMessage::NewRoute(message),
+            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
+            &format!("add default route via {gateway}"),
         )
         .map(drop)
     }

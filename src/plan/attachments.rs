@@ -42,6 +42,13 @@ pub fn attachments(project: &Project, name: &str, service: &Service) -> Result<V
             ),
             None => None,
         };
+        let ipv6_address = match settings.ipv6_address.as_deref() {
+            Some(text) => Some(
+                text.parse()
+                    .map_err(|_| error(name, "ipv6_address", format!("expected an IPv6 address, found {text:?}")))?,
+            ),
+            None => None,
+        };
         let mac_text = settings.mac_address.as_deref().or(if i == 0 { service.mac_address.as_deref() } else { None });
         let mac_address = match mac_text {
             Some(text) => Some(parse_mac(text).ok_or_else(|| {
@@ -58,6 +65,7 @@ pub fn attachments(project: &Project, name: &str, service: &Service) -> Result<V
             network: key,
             aliases: settings.aliases,
             ipv4_address,
+            ipv6_address,
             mac_address,
             interface,
             default_route: gateway == Some(i),

@@ -7,7 +7,8 @@ use std::net::Ipv4Addr;
 
 use super::spec::{network_error, NetworkPlan, PlanError};
 use crate::network::subnet::Subnet;
-use crate::project::model::Network;
+use crate::network::subnet6::Subnet6;
+use crate::project::model::{IpamPool, Network};
 
 pub fn network(name: &str, network: &Network) -> Result<NetworkPlan, PlanError> {
     let mut plan = NetworkPlan {
@@ -17,6 +18,9 @@ pub fn network(name: &str, network: &Network) -> Result<NetworkPlan, PlanError> 
         gateway: None,
         ip_range: None,
         reserved: Vec::new(),
+        ipv6: network.enable_ipv6,
+        subnet6: None,
+        gateway6: None,
         internal: network.internal,
         external: network.external,
         masquerade: network
@@ -24,10 +28,19 @@ pub fn network(name: &str, network: &Network) -> Result<NetworkPlan, PlanError> 
             .get("com.docker.network.bridge.enable_ip_masquerade")
             .is_none_or(|value| !matches!(value.as_str(), "false" | "0")),
     };
-    if network.ipam.len() > 1 {
-        return Err(network_error(name, "ipam.config", "expected one IPv4 pool (IPv6 networks are not supported)"));
+    // At most one pool of each family; an IPv6 one only with enable_ipv6.
+    let is_v6 = |pool: &&IpamPool| pool.subnet.as_deref().is_some_and(|s| s.contains(':'));
+    let (v6, v4): (Vec<&IpamPool>, Vec<&IpamPool>) = network.ipam.iter().partition(is_v6);
+    if v4.len() > 1 || v6.len() > 1 {
+        return Err(network_error(name, "ipam.config", "expected at most one IPv4 and one IPv6 pool"));
     }
-    let Some(pool) = network.ipam.first() else { return Ok(plan) };
+    if let Some(pool) = v6.first() {
+        if !network.enable_ipv6 {
+            return Err(network_error(name, "ipam.config", "an IPv6 subnet needs enable_ipv6: true"));
+        }
+        ipv6_pool(name, pool, &mut plan)?;
+    }
+    let Some(pool) = v4.first() else { return Ok(plan) };
     let parse_subnet = |field: &'static str, text: &str| Subnet::parse(text).map_err(|e| network_error(name, field, e));
     let subnet = match &pool.subnet {
         Some(text) => parse_subnet("ipam.config.subnet", text)?,
@@ -59,4 +72,28 @@ pub fn network(name: &str, network: &Network) -> Result<NetworkPlan, PlanError> 
     }
     plan.subnet = Some(subnet);
     Ok(plan)
+}
+
+/// An IPv6 pool: its subnet and gateway (ip_range and aux_addresses are IPv4 only here).
+fn ipv6_pool(name: &str, pool: &IpamPool, plan: &mut NetworkPlan) -> Result<(), PlanError> {
+    let text = pool.subnet.as_deref().unwrap_or_default();
+    let subnet = Subnet6::parse(text).map_err(|e| network_error(name, "ipam.config.subnet", e))?;
+    if pool.ip_range.is_some() || !pool.aux_addresses.is_empty() {
+        return Err(network_error(name, "ipam.config", "ip_range and aux_addresses are not supported on IPv6 pools"));
+    }
+    if let Some(text) = &pool.gateway {
+        let gateway: std::net::Ipv6Addr = text.parse().map_err(|_| {
+            network_error(name, "ipam.config.gateway", format!("expected an IPv6 address, found {text:?}"))
+        })?;
+        if !subnet.contains(gateway) || gateway == subnet.network {
+            return Err(network_error(
+                name,
+                "ipam.config.gateway",
+                format!("{gateway} is not a host address of {subnet}"),
+            ));
+        }
+        plan.gateway6 = Some(gateway);
+    }
+    plan.subnet6 = Some(subnet);
+    Ok(())
 }

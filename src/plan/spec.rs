@@ -87,6 +87,13 @@ pub struct NetworkPlan {
     pub ip_range: Option<Subnet>,
     #[serde(default)]
     pub reserved: Vec<Ipv4Addr>,
+    /// `enable_ipv6`, with `ipam.config`'s IPv6 pool (else a unique local /64).
+    #[serde(default)]
+    pub ipv6: bool,
+    #[serde(default)]
+    pub subnet6: Option<crate::network::subnet6::Subnet6>,
+    #[serde(default)]
+    pub gateway6: Option<std::net::Ipv6Addr>,
     pub internal: bool,
     /// Made by someone else: looked up, never created or removed.
     pub external: bool,
@@ -116,6 +123,8 @@ pub struct Attachment {
     pub network: String,
     pub aliases: Vec<String>,
     pub ipv4_address: Option<Ipv4Addr>,
+    #[serde(default)]
+    pub ipv6_address: Option<std::net::Ipv6Addr>,
     /// A fixed hardware address (`mac_address`); `None`: derived from the IPv4 address.
     #[serde(default)]
     pub mac_address: Option<[u8; 6]>,

@@ -65,7 +65,7 @@ pub const DEPLOY: &[(&str, Support)] = &[
 pub const ATTACHMENT: &[(&str, Support)] = &[
     ("aliases", Applied),
     ("ipv4_address", Applied),
-    ("ipv6_address", Refused("IPv6 addresses on networks are not supported")),
+    ("ipv6_address", Applied),
     ("link_local_ips", Refused("link-local addresses are not supported")),
     ("mac_address", Applied),
     ("driver_opts", Refused("endpoint driver options are not supported")),
@@ -185,7 +185,7 @@ pub const NETWORK: &[(&str, Support)] = &[
     ("driver", Only(&["bridge"], "only bridge networks are supported on a single host")),
     ("driver_opts", Applied),
     ("enable_ipv4", Only(&["true"], "networks without IPv4 are not supported")),
-    ("enable_ipv6", Only(&["false"], "IPv6 networks are not supported")),
+    ("enable_ipv6", Applied),
     ("external", Applied),
     ("internal", Applied),
     ("ipam", Nested(IPAM)),
@@ -341,8 +341,6 @@ mod tests {
                 "services.web.gpus: not supported: GPUs are not supported",
                 "services.web.uts: not supported: \"private\": uts: host is the only value Compose defines",
                 "services.web.deploy.resources.reservations.devices: not supported: device reservations (GPUs) are not supported",
-                "services.web.networks.front.ipv6_address: not supported: IPv6 addresses on networks are not supported",
-                "networks.front.enable_ipv6: not supported: \"true\": IPv6 networks are not supported",
             ]
         );
         assert_eq!(

@@ -493,6 +493,7 @@ fn create_and_start(
                 netns: &netns,
                 interface: &attachment.interface.clone().unwrap_or_else(|| format!("eth{i}")),
                 address: attachment.ipv4_address,
+                address6: attachment.ipv6_address,
                 mac: attachment.mac_address,
                 // Plans saved before `gw_priority` have no default route marked: the first.
                 default_route: attachment.default_route
@@ -503,6 +504,14 @@ fn create_and_start(
             let mut names = vec![service.name.clone(), config.name.clone()];
             names.extend(attachment.aliases.iter().cloned());
             daemon.names.add(&network.key, &names, address);
+            let lease6 = crate::network::ipam::Ipam::new(&daemon.paths.state_root)
+                .get(&network.key)
+                .ok()
+                .flatten()
+                .and_then(|record| record.leases6.get(&config.name).copied());
+            if let Some(address6) = lease6 {
+                daemon.names.add_ipv6(&network.key, address, address6);
+            }
             for (target, alias) in &service.links {
                 for target_address in daemon.addresses_of(target, &network.key) {
                     daemon.names.add_private(&network.key, address, alias, target_address);
@@ -510,6 +519,7 @@ fn create_and_start(
             }
             addresses.push((network.key.clone(), address));
         }
+        daemon.names.set_memberships(&addresses);
     }
     container.start().map_err(|e| fail(&container, e.to_string()))?;
     Ok((container, addresses))
