@@ -238,22 +238,7 @@ impl Netlink {
 
     /// Adds the IPv6 default route via `gateway`.
     pub fn add_default_route6(&mut self, gateway: Ipv6Addr) -> Result<()> {
-        let mut message = RouteMessage::default();
-        message.header = RouteHeader {
-            address_family: AddressFamily::Inet6,
-            table: RouteHeader::RT_TABLE_MAIN,
-            protocol: RouteProtocol::Static,
-            scope: RouteScope::Universe,
-            kind: RouteType::Unicast,
-            ..RouteHeader::default()
-        };
-        message.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet6(gateway)));
-        self.request(
-            RouteNetlinkMessage::NewRoute(message),
-            NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            &format!("add default route via {gateway}"),
-        )
-        .map(drop)
+        self.add_default_route_via(AddressFamily::Inet6, RouteAddress::Inet6(gateway), &gateway.to_string())
     }
 
     /// Records on link `index` that `address` is at hardware address `mac` (replacing any
@@ -275,20 +260,24 @@ impl Netlink {
 
     /// Adds the default route via `gateway`.
     pub fn add_default_route(&mut self, gateway: Ipv4Addr) -> Result<()> {
+        self.add_default_route_via(AddressFamily::Inet, RouteAddress::Inet(gateway), &gateway.to_string())
+    }
+
+    fn add_default_route_via(&mut self, family: AddressFamily, gateway: RouteAddress, shown: &str) -> Result<()> {
         let mut message = RouteMessage::default();
         message.header = RouteHeader {
-            address_family: AddressFamily::Inet,
+            address_family: family,
             table: RouteHeader::RT_TABLE_MAIN,
             protocol: RouteProtocol::Static,
             scope: RouteScope::Universe,
             kind: RouteType::Unicast,
             ..RouteHeader::default()
         };
-        message.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+        message.attributes.push(RouteAttribute::Gateway(gateway));
         self.request(
             RouteNetlinkMessage::NewRoute(message),
             NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL,
-            &format!("add default route via {gateway}"),
+            &format!("add default route via {shown}"),
         )
         .map(drop)
     }
