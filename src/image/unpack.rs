@@ -67,10 +67,21 @@ fn dir_flags() -> OFlag {
     OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC
 }
 
+/// Refuses a name that is not one plain component: checked again where names meet the
+/// `*at` calls, so that the layer stays closed if [`components`] ever lets one through.
+fn plain(part: &OsStr, entry: &str) -> Result<()> {
+    let bytes = part.as_bytes();
+    if bytes.is_empty() || bytes == b"." || bytes == b".." || bytes.contains(&b'/') {
+        return Err(ImageError::UnsafeEntry { entry: entry.to_string(), why: format!("{part:?} is not a plain name") });
+    }
+    Ok(())
+}
+
 /// Opens (creating as needed) the directory `parts` below `root`, never through a symlink.
 fn open_dir(root: &OwnedFd, parts: &[OsString], entry: &str) -> Result<OwnedFd> {
     let mut current = openat(root, ".", dir_flags(), Mode::empty()).map_err(sys_err(entry, "open the layer root"))?;
     for part in parts {
+        plain(part, entry)?;
         let next = match openat(&current, part.as_os_str(), dir_flags(), Mode::empty()) {
             Ok(fd) => fd,
             Err(Errno::ENOENT) => {
@@ -190,6 +201,7 @@ fn unpack_bounded(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         let shown = String::from_utf8_lossy(&raw).into_owned();
         let mut parts = components(&raw)?;
         let Some(name) = parts.pop() else { continue };
+        plain(&name, &shown)?;
         let parent = open_dir(&root, &parts, &shown)?;
         stats.entries += 1;
 
