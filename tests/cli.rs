@@ -162,3 +162,22 @@ fn hostile_files_give_errors_not_panics() {
         assert!(err.starts_with("error: ") && !err.contains("panicked"), "for {text:?}: {err}");
     }
 }
+
+#[test]
+fn version_and_shell_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let version = env!("CARGO_PKG_VERSION");
+    assert_eq!(stdout(&common::hoist(dir.path(), &["version"], &[])), format!("hoist version v{version}\n"));
+    assert_eq!(stdout(&common::hoist(dir.path(), &["version", "--short"], &[])), format!("{version}\n"));
+    let json: serde_json::Value =
+        serde_json::from_str(&stdout(&common::hoist(dir.path(), &["version", "--format", "json"], &[]))).unwrap();
+    assert_eq!(json["version"], format!("v{version}"));
+    // Completions come from the command line's definition: every command is in them.
+    for shell in ["bash", "zsh", "fish"] {
+        let script = stdout(&common::hoist(dir.path(), &["completion", shell], &[]));
+        for command in ["attach", "up", "exec", "completion"] {
+            assert!(script.contains(command), "{shell} completion lacks {command}");
+        }
+    }
+    assert!(!common::hoist(dir.path(), &["completion", "tcsh"], &[]).status.success());
+}

@@ -16,6 +16,7 @@ mod logs;
 mod ps_rows;
 mod run;
 mod status;
+mod version;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -107,6 +108,10 @@ pub enum Command {
     Wait(lifecycle::WaitArgs),
     /// Attach to a service's running container: its output, and your input to its stdin or terminal
     Attach(attach::AttachArgs),
+    /// Show the hoist version
+    Version(version::VersionArgs),
+    /// Print the shell completion script (e.g. `hoist completion bash > /etc/bash_completion.d/hoist`)
+    Completion(version::CompletionArgs),
     /// Watch services' develop.watch paths: sync files into their containers, restart or exec on changes
     Watch(watch::WatchArgs),
     /// Runs a project's supervisor (started by `up`)
@@ -173,6 +178,8 @@ pub fn run() -> i32 {
         Command::Run(args) => return finish(run::run(global, args).map(Outcome::Code)),
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
         Command::Attach(args) => return finish(attach::run(global, args).map(Outcome::Code)),
+        Command::Version(args) => version::version(args),
+        Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {
             lifecycle::roots().and_then(|roots| Ok(crate::supervisor::daemon::main(roots, project)?))
