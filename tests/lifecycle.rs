@@ -559,3 +559,37 @@ services:
     p.ok(&["start", "app"]);
     assert_eq!(p.container("app")["State"], "running");
 }
+
+/// A PID 1 without a handler for the stop signal never gets it (the kernel drops it when
+/// it comes from outside the PID namespace): hoist kills it at once instead of waiting out
+/// the 10 s grace period; a PID 1 that traps TERM still gets its grace and runs its handler.
+#[test]
+fn a_pid_1_that_cannot_act_on_the_stop_signal_is_not_waited_for() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  deaf:
+    image: busybox:test
+    command: ["sleep", "3600"]
+  polite:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'echo handled; exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+    let mut p = Project::new("deafstop", compose);
+    p.up();
+    let started = Instant::now();
+    p.ok(&["restart", "deaf"]);
+    // Far below the grace period (10 s): not a speed target, the difference between waiting
+    // for a signal that cannot act and not waiting.
+    assert!(started.elapsed() < Duration::from_secs(5), "restart waited {:?}", started.elapsed());
+    assert_eq!(p.container("deaf")["State"], "running");
+    // `kill -s SIGTERM` says the signal was dropped rather than claim it was delivered.
+    let said = p.ok(&["kill", "-s", "SIGTERM", "deaf"]);
+    assert!(said.contains("PID 1 has no handler for SIGTERM"), "{said}");
+    assert_eq!(p.container("deaf")["State"], "running");
+    p.ok(&["stop", "polite"]);
+    assert!(p.ok(&["logs", "polite"]).contains("handled"), "the trapping PID 1 got no SIGTERM");
+}

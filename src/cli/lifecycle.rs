@@ -396,7 +396,10 @@ fn running(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
 
 pub fn control(global: &GlobalOptions, command: Command) -> anyhow::Result<()> {
     let paths = running(global)?;
-    client::request(&paths, command)?;
+    let response = client::request(&paths, command)?;
+    for message in &response.answer.messages {
+        eprintln!(" {message}");
+    }
     Ok(())
 }
 

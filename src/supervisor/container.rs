@@ -339,6 +339,17 @@ async fn stop(daemon: &Arc<Daemon>, config: &Config, running: &mut Running, grac
         }
     }
     let signal = parse_signal(&config.service.stop_signal).unwrap_or(Signal::SIGTERM);
+    // From outside its PID namespace, PID 1 receives only the signals it handles: one
+    // without a handler is dropped, and the grace period would pass for nothing.
+    if crate::runtime::procfs::catches_signal(running.pid, signal as i32) == Some(false) {
+        tracing::info!("{}: PID 1 has no handler for {signal}: killed at once", config.name);
+        daemon.event(&config.name, &config.service.name, "kill", None);
+        let _ = running.signaller.send(Signal::SIGKILL);
+        return (&mut running.exit)
+            .await
+            .ok()
+            .inspect(|_| daemon.event(&config.name, &config.service.name, "stop", None));
+    }
     let _ = running.signaller.send(signal);
     // A frozen container cannot act on its signal.
     let _ = running.cgroup.freeze(false);

@@ -219,12 +219,13 @@ impl Daemon {
             Command::Restart { services, timeout } => self.restart(services, timeout).await.map(done),
             Command::Kill { services, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
+                let messages = self.dropped_signals(&services, signal);
                 self.each(
                     |h| services.is_empty() || services.contains(&h.service),
                     |reply| Control::Kill { signal, reply },
                 )
                 .await;
-                Ok(Answer::default())
+                Ok(Answer { messages, ..Answer::default() })
             }
             Command::Attach { container } => self.attach(&container).await,
             Command::Signal { container, signal } => {
@@ -312,6 +313,28 @@ impl Daemon {
             .collect();
         running.sort();
         running.into_iter().map(|(_, name, pid)| (name, pid)).collect()
+    }
+
+    /// A line for each running container of `services` (all when empty) whose PID 1 has no
+    /// handler for `signal`: from outside its PID namespace the kernel drops it, so `kill`
+    /// says so rather than claim it was delivered.
+    fn dropped_signals(&self, services: &[String], signal: nix::sys::signal::Signal) -> Vec<String> {
+        if matches!(signal, nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP) {
+            return Vec::new();
+        }
+        let Ok(record) = self.record.lock() else { return Vec::new() };
+        record
+            .containers
+            .values()
+            .filter(|c| (services.is_empty() || services.contains(&c.service)) && c.state == State::Running)
+            .filter_map(|c| c.pid.map(|pid| (c.name.clone(), pid)))
+            .filter(|(_, pid)| crate::runtime::procfs::catches_signal(*pid, signal as i32) == Some(false))
+            .map(|(name, _)| {
+                format!(
+                    "Container {name}: PID 1 has no handler for {signal}; the kernel drops it (SIGKILL always acts)"
+                )
+            })
+            .collect()
     }
 
     /// PID 1 of the first running container of `service`.
