@@ -593,3 +593,27 @@ services:
     p.ok(&["stop", "polite"]);
     assert!(p.ok(&["logs", "polite"]).contains("handled"), "the trapping PID 1 got no SIGTERM");
 }
+
+#[test]
+fn diff_lists_what_changed_in_a_containers_root_also_when_stopped() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+    let mut p = Project::new("layerdiff", compose);
+    p.up();
+    p.ok(&["exec", "-T", "app", "sh", "-c", "echo me >> /etc/passwd; touch /new-file; rm /bin/vi"]);
+    let expected = ["C /bin", "D /bin/vi", "C /etc", "C /etc/passwd", "A /new-file"];
+    // hoist's own mount points (/dev, /proc, /etc/hosts…) are not the container's changes.
+    let shown = p.ok(&["diff", "app"]);
+    assert_eq!(shown.lines().collect::<Vec<_>>(), expected, "{shown}");
+    p.ok(&["stop", "app"]);
+    let stopped = p.ok(&["diff", "app"]);
+    assert!(stopped.lines().any(|l| l == "A /new-file"), "{stopped}");
+}

@@ -7,6 +7,7 @@
 mod attach;
 mod changes;
 mod config;
+mod diff;
 mod exec;
 mod format;
 mod images;
@@ -108,6 +109,8 @@ pub enum Command {
     Wait(lifecycle::WaitArgs),
     /// Attach to a service's running container: its output, and your input to its stdin or terminal
     Attach(attach::AttachArgs),
+    /// Show what changed in a service's container root (A added, C changed, D deleted)
+    Diff(diff::DiffArgs),
     /// Show the hoist version
     Version(version::VersionArgs),
     /// Print the shell completion script (e.g. `hoist completion bash > /etc/bash_completion.d/hoist`)
@@ -179,6 +182,7 @@ pub fn run() -> i32 {
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
         Command::Attach(args) => return finish(attach::run(global, args).map(Outcome::Code)),
         Command::Version(args) => version::version(args),
+        Command::Diff(args) => diff::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {

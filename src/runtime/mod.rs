@@ -27,6 +27,7 @@ mod exec;
 pub mod host_tree;
 pub mod id_ranges;
 pub mod init;
+pub mod layer_diff;
 pub mod oci;
 mod process;
 pub mod procfs;
