@@ -13,12 +13,11 @@ use anyhow::{bail, Context as _};
 use nix::sys::signal::Signal;
 
 use super::exec::{hold_signals, relay_until_exit};
-use super::lifecycle::project_paths;
+use super::lifecycle::{container_name, project_paths};
 use super::GlobalOptions;
 use crate::supervisor::client::{self, Liveness};
 use crate::supervisor::logs::{Follower, Stream};
 use crate::supervisor::protocol::Command;
-use crate::supervisor::records::ProjectRecord;
 use crate::supervisor::ProjectPaths;
 
 #[derive(Debug, clap::Args)]
@@ -64,13 +63,8 @@ pub fn run(global: &GlobalOptions, args: &AttachArgs) -> anyhow::Result<i32> {
     hold_signals()?;
     let detach = detach_sequence(&args.detach_keys)?;
     let paths = project_paths(global)?;
-    let record = ProjectRecord::load(&paths)?.unwrap_or_default();
-    let container = record
-        .containers
-        .values()
-        .find(|c| c.service == args.service && c.index == args.index && !c.one_off)
-        .with_context(|| format!("service {} has no container {}", args.service, args.index))?;
-    let name = container.name.clone();
+    let container = container_name(&paths, &args.service, args.index)?;
+    let name = container;
     let answer = client::request(&paths, Command::Attach { container: name.clone() })?.answer;
     let input = match (args.no_stdin, answer.console_fd) {
         (false, Some(fd)) => {

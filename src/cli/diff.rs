@@ -6,12 +6,11 @@ use std::io::Write;
 
 use anyhow::Context as _;
 
-use super::lifecycle::project_paths;
+use super::lifecycle::{container_name, project_paths};
 use super::GlobalOptions;
 use crate::plan::spec::ProjectPlan;
 use crate::runtime::layer_diff;
 use crate::runtime::{Mount, RootFs};
-use crate::supervisor::records::ProjectRecord;
 
 #[derive(Debug, clap::Args)]
 pub struct DiffArgs {
@@ -23,12 +22,7 @@ pub struct DiffArgs {
 
 pub fn run(global: &GlobalOptions, args: &DiffArgs) -> anyhow::Result<()> {
     let paths = project_paths(global)?;
-    let record = ProjectRecord::load(&paths)?.unwrap_or_default();
-    let container = record
-        .containers
-        .values()
-        .find(|c| c.service == args.service && c.index == args.index && !c.one_off)
-        .with_context(|| format!("service {} has no container {}", args.service, args.index))?;
+    let container = container_name(&paths, &args.service, args.index)?;
     let plan_path = paths.plan();
     let plan: ProjectPlan = serde_json::from_slice(
         &std::fs::read(&plan_path)
@@ -44,7 +38,7 @@ pub fn run(global: &GlobalOptions, args: &DiffArgs) -> anyhow::Result<()> {
         RootFs::Overlay { lowers } => lowers.clone(),
         RootFs::Directory(_) => anyhow::bail!("service {} has no image layers to compare with", args.service),
     };
-    let upper = paths.layer(&container.name).join("upper");
+    let upper = paths.layer(&container).join("upper");
     // hoist's own mount points: /proc, /sys, /dev and its files, /etc's three, and every
     // mount of the service (volumes, binds, tmpfs, secrets).
     let mut mount_points: Vec<String> = ["/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]

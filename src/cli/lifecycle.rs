@@ -103,6 +103,13 @@ pub fn roots() -> anyhow::Result<Roots> {
     Ok(roots)
 }
 
+/// The name of replica `index` of `service` (not a one-off), from the project's record.
+pub fn container_name(paths: &ProjectPaths, service: &str, index: u32) -> anyhow::Result<String> {
+    let record = crate::supervisor::records::ProjectRecord::load(paths)?.unwrap_or_default();
+    let container = record.containers.values().find(|c| c.service == service && c.index == index && !c.one_off);
+    Ok(container.with_context(|| format!("service {service} has no container {index}"))?.name.clone())
+}
+
 /// The project's paths (its name from the files, or `-p`).
 pub fn project_paths(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
     let name = match &global.project_name {
