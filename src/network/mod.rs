@@ -14,6 +14,7 @@ pub mod firewall;
 pub mod ipam;
 pub mod links;
 pub mod netlink;
+mod nft;
 pub mod ports;
 mod splice;
 pub mod subnet;
