@@ -617,3 +617,37 @@ services:
     let stopped = p.ok(&["diff", "app"]);
     assert!(stopped.lines().any(|l| l == "A /new-file"), "{stopped}");
 }
+
+#[test]
+fn volumes_lists_the_projects_volumes_that_exist() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    volumes: ["data:/data"]
+  other:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    volumes: ["cache:/cache"]
+volumes:
+  data: {}
+  cache: {}
+  unused: {}
+"#;
+    let mut p = Project::new("volumeslist", compose);
+    p.up();
+    let name = |key: &str| format!("{}_{key}", p.name);
+    let table = p.ok(&["volumes"]);
+    assert!(table.starts_with("DRIVER"), "{table}");
+    assert!(table.contains(&name("data")) && table.contains(&name("cache")), "{table}");
+    assert_eq!(p.ok(&["volumes", "-q", "app"]).trim(), name("data"));
+    let json: serde_json::Value = serde_json::from_str(p.ok(&["volumes", "--format", "json", "other"]).trim()).unwrap();
+    assert_eq!(json["Name"], name("cache"));
+    assert_eq!(json["Driver"], "local");
+    assert!(!p.hoist(&["volumes", "nosuch"]).status.success());
+}

@@ -18,6 +18,7 @@ mod ps_rows;
 mod run;
 mod status;
 mod version;
+mod volumes;
 mod watch;
 
 use std::collections::BTreeMap;
@@ -111,6 +112,8 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Show what changed in a service's container root (A added, C changed, D deleted)
     Diff(diff::DiffArgs),
+    /// List the project's volumes (those of the named services, or all)
+    Volumes(volumes::VolumesArgs),
     /// Show the hoist version
     Version(version::VersionArgs),
     /// Print the shell completion script (e.g. `hoist completion bash > /etc/bash_completion.d/hoist`)
@@ -182,6 +185,7 @@ pub fn run() -> i32 {
         Command::Wait(args) => return finish(lifecycle::wait(global, args).map(Outcome::Code)),
         Command::Attach(args) => return finish(attach::run(global, args).map(Outcome::Code)),
         Command::Version(args) => version::version(args),
+        Command::Volumes(args) => volumes::run(global, args),
         Command::Diff(args) => diff::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
