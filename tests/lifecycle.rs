@@ -651,3 +651,44 @@ volumes:
     assert_eq!(json["Driver"], "local");
     assert!(!p.hoist(&["volumes", "nosuch"]).status.success());
 }
+
+#[test]
+fn rm_removes_stopped_containers_and_with_s_stops_them_first() {
+    if !can_run() {
+        return;
+    }
+    let compose = r#"
+name: PROJECT
+services:
+  app:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+    volumes: ["/scratch"]
+  keep:
+    image: busybox:test
+    command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 0.2; done"]
+"#;
+    let mut p = Project::new("rmcmd", compose);
+    p.up();
+    // Running: nothing to remove without -s.
+    assert!(p.ok(&["rm", "-f", "app"]).contains("No stopped containers"));
+    p.ok(&["stop", "app"]);
+    let removed = p.ok(&["rm", "-f", "app"]);
+    assert!(removed.contains("Removed"), "{removed}");
+    let services: Vec<String> = p.ps().iter().map(|c| c["Service"].as_str().unwrap().to_string()).collect();
+    assert_eq!(services, ["keep"], "rm touched another service or left app");
+    // -s -v: stopped, removed, and its anonymous volume gone.
+    p.ok(&["up", "-d", "app"]);
+    let volumes = common::project::root(p.dir.path()).join("lib/volumes");
+    let anonymous = |dir: &std::path::Path| {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().contains("_anon"))
+            .count()
+    };
+    assert_eq!(anonymous(&volumes), 1);
+    let removed = p.ok(&["rm", "-s", "-v", "-f", "app"]);
+    assert!(removed.contains("Volume ") && removed.contains("Removed"), "{removed}");
+    assert_eq!(anonymous(&volumes), 0);
+    assert_eq!(p.container("keep")["State"], "running");
+}

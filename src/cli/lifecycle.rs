@@ -88,6 +88,25 @@ pub struct ServicesArgs {
     pub services: Vec<String>,
 }
 
+/// `hoist rm`: removes stopped containers without asking (`-f` is accepted for
+/// Compose's sake; hoist never prompts).
+#[derive(Debug, clap::Args)]
+pub struct RmArgs {
+    /// Do not ask for confirmation (hoist never asks)
+    #[arg(short, long)]
+    pub force: bool,
+    /// Stop the containers first
+    #[arg(short, long)]
+    pub stop: bool,
+    /// Also remove the anonymous volumes of the services left without containers
+    #[arg(short, long)]
+    pub volumes: bool,
+    /// Stop timeout in seconds (with -s)
+    #[arg(short, long)]
+    pub timeout: Option<u64>,
+    pub services: Vec<String>,
+}
+
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
     /// Signal to send

@@ -112,6 +112,8 @@ pub enum Command {
     Attach(attach::AttachArgs),
     /// Show what changed in a service's container root (A added, C changed, D deleted)
     Diff(diff::DiffArgs),
+    /// Remove stopped containers (-s stops them first, -v also their anonymous volumes)
+    Rm(lifecycle::RmArgs),
     /// List the project's volumes (those of the named services, or all)
     Volumes(volumes::VolumesArgs),
     /// Show the hoist version
@@ -186,6 +188,15 @@ pub fn run() -> i32 {
         Command::Attach(args) => return finish(attach::run(global, args).map(Outcome::Code)),
         Command::Version(args) => version::version(args),
         Command::Volumes(args) => volumes::run(global, args),
+        Command::Rm(args) => lifecycle::control(
+            global,
+            Control::Rm {
+                services: args.services.clone(),
+                stop: args.stop,
+                volumes: args.volumes,
+                timeout: args.timeout,
+            },
+        ),
         Command::Diff(args) => diff::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),

@@ -322,6 +322,18 @@ pub fn build(
         let service = &project.services[name];
         plan.services.push(service_plan(project, name, service, images, state_root)?);
     }
+    // Anonymous volumes (`- /scratch`) are made with the named ones, and `down -v` removes
+    // them too, as Compose's does.
+    for service in &plan.services {
+        let prefix = format!("{}_{}_anon", project.name, service.name);
+        for mount in &service.spec.mounts {
+            let Mount::Volume { source, .. } = mount else { continue };
+            let host_name = source.parent().and_then(|dir| dir.file_name()).map(|n| n.to_string_lossy().into_owned());
+            if let Some(host_name) = host_name.filter(|n| n.starts_with(&prefix) && !plan.volumes.contains(n)) {
+                plan.volumes.push(host_name);
+            }
+        }
+    }
     Ok(plan)
 }
 

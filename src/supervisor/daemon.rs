@@ -228,6 +228,7 @@ impl Daemon {
                 Ok(Answer { messages, ..Answer::default() })
             }
             Command::Attach { container } => self.attach(&container).await,
+            Command::Rm { services, stop, volumes, timeout } => self.rm(&services, stop, volumes, timeout).await,
             Command::Signal { container, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
                 self.each(|h| h.name == container, |reply| Control::Kill { signal, reply }).await;
@@ -939,6 +940,55 @@ impl Daemon {
                     .collect()
             })
             .collect()
+    }
+
+    /// `hoist rm`: removes the stopped containers of `services` (all when empty), stopping
+    /// them first with `stop`; with `volumes`, also the anonymous volumes of each service
+    /// that has no container left.
+    async fn rm(&self, services: &[String], stop: bool, volumes: bool, timeout: Option<u64>) -> Result<Answer, String> {
+        if stop {
+            self.stop(services, timeout).await?;
+        }
+        let mut inner = self.inner.lock().await;
+        let stopped: Vec<(String, String)> = {
+            let record = self.record.lock().map_err(|_| "poisoned state")?;
+            record
+                .containers
+                .values()
+                .filter(|c| services.is_empty() || services.contains(&c.service))
+                .filter(|c| !matches!(c.state, State::Running | State::Paused | State::Restarting))
+                .map(|c| (c.name.clone(), c.service.clone()))
+                .collect()
+        };
+        let mut messages = Vec::new();
+        for (name, _) in &stopped {
+            self.remove(&mut inner, name, Duration::from_secs(0)).await;
+            messages.push(format!("Container {name} Removed"));
+        }
+        if volumes {
+            let left: Vec<String> = self
+                .record
+                .lock()
+                .map_err(|_| "poisoned state")?
+                .containers
+                .values()
+                .map(|c| c.service.clone())
+                .collect();
+            for (_, service) in stopped.iter().filter(|(_, service)| !left.contains(service)) {
+                let prefix = format!("{}_{service}_anon", self.paths.project);
+                let dir = self.paths.state_root.join("volumes");
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let name = entry.file_name().to_string_lossy().into_owned();
+                    if name.starts_with(&prefix) && std::fs::remove_dir_all(entry.path()).is_ok() {
+                        messages.push(format!("Volume {name} Removed"));
+                    }
+                }
+            }
+        }
+        if messages.is_empty() {
+            messages.push("No stopped containers".into());
+        }
+        Ok(Answer { messages, ..Answer::default() })
     }
 
     async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<(), String> {

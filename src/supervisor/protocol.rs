@@ -76,6 +76,14 @@ pub enum Command {
     WaitExit {
         container: String,
     },
+    /// Removes the stopped containers of `services` (all when empty), after stopping them
+    /// when `stop`; with `volumes`, the anonymous volumes of services left with none.
+    Rm {
+        services: Vec<String>,
+        stop: bool,
+        volumes: bool,
+        timeout: Option<u64>,
+    },
     /// Where to write container `container`'s input (`hoist attach`): the answer's
     /// `console_fd` names its pty or its open stdin in the supervisor, if it has one.
     Attach {
