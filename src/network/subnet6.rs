@@ -27,15 +27,12 @@ impl Subnet6 {
         }
     }
 
-    /// `ADDRESS/PREFIX` with a prefix of 64 to 124 (room for a gateway and containers).
-    pub fn parse(text: &str) -> Result<Subnet6, String> {
-        let (address, prefix) = text.split_once('/').ok_or_else(|| format!("{text:?} is not ADDRESS/PREFIX"))?;
-        let address: Ipv6Addr = address.parse().map_err(|_| format!("{address:?} is not an IPv6 address"))?;
-        let prefix: u8 = prefix
-            .parse()
-            .ok()
-            .filter(|p| (48..=124).contains(p))
-            .ok_or_else(|| format!("prefix {prefix:?} must be 48-124"))?;
+    /// `ADDRESS/PREFIX` with a prefix of 48 to 124 (room for a gateway and containers).
+    pub fn parse(text: &str) -> Result<Subnet6, BadSubnet6> {
+        let bad = || BadSubnet6(text.to_string());
+        let (address, prefix) = text.split_once('/').ok_or_else(bad)?;
+        let address: Ipv6Addr = address.parse().map_err(|_| bad())?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| (48..=124).contains(p)).ok_or_else(bad)?;
         Ok(Subnet6::new(address, prefix))
     }
 
@@ -59,6 +56,11 @@ impl Subnet6 {
     }
 }
 
+/// Not an IPv6 subnet hoist can use.
+#[derive(Debug, thiserror::Error)]
+#[error("expected an IPv6 ADDRESS/PREFIX with a prefix of 48 to 124, found {0:?}")]
+pub struct BadSubnet6(pub String);
+
 impl std::fmt::Display for Subnet6 {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{}/{}", self.network, self.prefix)
@@ -66,8 +68,8 @@ impl std::fmt::Display for Subnet6 {
 }
 
 impl TryFrom<String> for Subnet6 {
-    type Error = String;
-    fn try_from(text: String) -> Result<Subnet6, String> {
+    type Error = BadSubnet6;
+    fn try_from(text: String) -> Result<Subnet6, BadSubnet6> {
         Subnet6::parse(&text)
     }
 }

@@ -23,7 +23,7 @@ pub fn apply(name: &str, service: &Service, spec: &mut ContainerSpec) -> Result<
     spec.device_rules = service
         .device_cgroup_rules
         .iter()
-        .map(|line| DeviceRule::parse(line).map_err(|e| error(name, "device_cgroup_rules", e)))
+        .map(|line| DeviceRule::parse(line).map_err(|e| error(name, "device_cgroup_rules", e.to_string())))
         .collect::<Result<_, _>>()?;
     Ok(())
 }

@@ -77,7 +77,7 @@ pub fn network(name: &str, network: &Network) -> Result<NetworkPlan, PlanError> 
 /// An IPv6 pool: its subnet and gateway (ip_range and aux_addresses are IPv4 only here).
 fn ipv6_pool(name: &str, pool: &IpamPool, plan: &mut NetworkPlan) -> Result<(), PlanError> {
     let text = pool.subnet.as_deref().unwrap_or_default();
-    let subnet = Subnet6::parse(text).map_err(|e| network_error(name, "ipam.config.subnet", e))?;
+    let subnet = Subnet6::parse(text).map_err(|e| network_error(name, "ipam.config.subnet", e.to_string()))?;
     if pool.ip_range.is_some() || !pool.aux_addresses.is_empty() {
         return Err(network_error(name, "ipam.config", "ip_range and aux_addresses are not supported on IPv6 pools"));
     }

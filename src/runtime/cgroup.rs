@@ -134,7 +134,10 @@ impl Cgroup {
             let mut paths = Vec::new();
             for controller in V1_CONTROLLERS {
                 let mount = Path::new(CGROUP_ROOT).join(controller);
-                if !mount.join("cgroup.procs").exists() {
+                // A v1 cpuset cgroup must be filled in (CPUs, memory nodes) at every level
+                // before use: only a container that pins CPUs pays for it at start.
+                let unused = *controller == "cpuset" && limits.cpuset.is_none();
+                if unused || !mount.join("cgroup.procs").exists() {
                     continue;
                 }
                 let path = container_path(&mount, parent, || own_v1_path(controller), id);

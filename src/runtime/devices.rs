@@ -76,8 +76,8 @@ impl DeviceRule {
 impl DeviceRule {
     /// A rule as Docker's `device_cgroup_rules` and v1 `devices.allow` write it:
     /// `c 1:3 mr`, `a 7:* rmw`, `b *:* m`.
-    pub fn parse(line: &str) -> Result<DeviceRule, String> {
-        let expected = || format!("expected `TYPE MAJOR:MINOR ACCESS` (like `c 1:3 rwm`), found {line:?}");
+    pub fn parse(line: &str) -> Result<DeviceRule, BadDeviceRule> {
+        let expected = || BadDeviceRule(line.to_string());
         let fields: Vec<&str> = line.split_whitespace().collect();
         let [kind, numbers, access] = fields[..] else { return Err(expected()) };
         let kind = match kind {
@@ -120,6 +120,11 @@ impl DeviceRule {
         }
     }
 }
+
+/// A `device_cgroup_rules` line that is not a rule.
+#[derive(Debug, thiserror::Error)]
+#[error("expected `TYPE MAJOR:MINOR ACCESS` (like `c 1:3 rwm`), found {0:?}")]
+pub struct BadDeviceRule(pub String);
 
 /// The program: allow (1) when one rule covers the request, deny (0) otherwise.
 /// `struct bpf_cgroup_dev_ctx { u32 access_type; u32 major; u32 minor; }`, with

@@ -227,7 +227,7 @@ fn run(mut control: File) -> std::result::Result<Pid, String> {
         setns(file, kind).map_err(|e| format!("cannot join {path}: {e}"))?;
     }
     if let Some(user) = user {
-        super::userns::enter(user.into())?;
+        super::userns::enter(user.into()).map_err(|e| e.to_string())?;
     }
     std::env::set_current_dir("/").map_err(|e| format!("cannot enter the container's root: {e}"))?;
     let console = if request.process.terminal {

@@ -61,7 +61,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     let spec: ContainerSpec = read_message(&mut control)?;
     // Made first, while this stage is root of the host's user namespace (as writing its
     // maps needs); entered last, once everything that needs the host's privileges is done.
-    let userns = spec.id_map().map(|map| super::userns::create(&map)).transpose()?;
+    let userns = spec.id_map().map(|map| super::userns::create(&map)).transpose().map_err(|e| e.to_string())?;
     // The parent moved us into the container's cgroup before sending the spec.
     if spec.cgroup_ns != SharedNamespace::Host {
         unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
@@ -101,7 +101,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
         None
     };
     if let Some(namespace) = userns {
-        super::userns::enter(namespace)?;
+        super::userns::enter(namespace).map_err(|e| e.to_string())?;
     }
     let prepared = process::prepare(&spec.process, &Confinement::of(&spec))?;
 

@@ -278,7 +278,7 @@ fn idmapped_layers(
     for (i, layer) in lowers.iter().enumerate() {
         let target = state_dir.join("idmapped").join(i.to_string());
         std::fs::create_dir_all(&target).map_err(err(format!("cannot create {}", target.display())))?;
-        super::userns::mount_idmapped(layer, &target, namespace).map_err(SetupError)?;
+        super::userns::mount_idmapped(layer, &target, namespace).map_err(|e| SetupError(e.to_string()))?;
         mapped.push(target);
     }
     Ok(mapped)

@@ -23,18 +23,31 @@ use super::sys;
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 
-fn setup_error(what: impl std::fmt::Display) -> impl FnOnce(std::io::Error) -> String {
-    move |e| format!("{what}: {e}")
+/// A step of making, mapping or entering a user namespace that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum UsernsError {
+    #[error("{action}: {source}")]
+    Io {
+        action: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot create a user namespace: {0}")]
+    Refused(String),
+}
+
+fn failed<E: Into<std::io::Error>>(action: impl std::fmt::Display) -> impl FnOnce(E) -> UsernsError {
+    move |e| UsernsError::Io { action: action.to_string(), source: e.into() }
 }
 
 /// A new user namespace with `map`, as a descriptor. A helper child unshares it and waits
 /// while this process (root in the parent namespace, as writing a range needs) writes its
 /// maps; the child's host pid comes from the host's /proc/self, since this stage's own pid
 /// namespace numbers it differently.
-pub fn create(map: &IdMap) -> Result<OwnedFd, String> {
-    let (ready_read, ready_write) = nix::unistd::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
-    let (done_read, done_write) = nix::unistd::pipe().map_err(|e| format!("cannot make a pipe: {e}"))?;
-    match sys::fork().map_err(|e| format!("cannot fork the user-namespace helper: {e}"))? {
+pub fn create(map: &IdMap) -> Result<OwnedFd, UsernsError> {
+    let (ready_read, ready_write) = nix::unistd::pipe().map_err(failed("cannot make a pipe"))?;
+    let (done_read, done_write) = nix::unistd::pipe().map_err(failed("cannot make a pipe"))?;
+    match sys::fork().map_err(failed("cannot fork the user-namespace helper"))? {
         ForkResult::Child => {
             drop((ready_read, done_write));
             let answer = match unshare(CloneFlags::CLONE_NEWUSER) {
@@ -51,10 +64,10 @@ pub fn create(map: &IdMap) -> Result<OwnedFd, String> {
             let read = File::from(ready_read).read_to_string(&mut answer);
             let result = match read {
                 Ok(_) if answer.starts_with('E') || answer.is_empty() => {
-                    Err(format!("cannot create a user namespace: {}", answer.trim_start_matches('E')))
+                    Err(UsernsError::Refused(answer.trim_start_matches('E').to_string()))
                 }
                 Ok(_) => write_maps(&answer, map),
-                Err(e) => Err(format!("cannot hear from the user-namespace helper: {e}")),
+                Err(e) => Err(failed("cannot hear from the user-namespace helper")(e)),
             };
             drop(done_write);
             let _ = nix::sys::wait::waitpid(child, None);
@@ -63,22 +76,22 @@ pub fn create(map: &IdMap) -> Result<OwnedFd, String> {
     }
 }
 
-fn write_maps(pid: &str, map: &IdMap) -> Result<OwnedFd, String> {
+fn write_maps(pid: &str, map: &IdMap) -> Result<OwnedFd, UsernsError> {
     let proc = Path::new("/proc").join(pid);
     std::fs::write(proc.join("uid_map"), format!("0 {} {}", map.uid, map.size))
-        .map_err(setup_error(format!("cannot write the uid map {}:{}", map.uid, map.size)))?;
+        .map_err(failed(format!("cannot write the uid map {}:{}", map.uid, map.size)))?;
     std::fs::write(proc.join("gid_map"), format!("0 {} {}", map.gid, map.size))
-        .map_err(setup_error(format!("cannot write the gid map {}:{}", map.gid, map.size)))?;
-    let namespace = File::open(proc.join("ns/user")).map_err(setup_error("cannot open the user namespace"))?;
+        .map_err(failed(format!("cannot write the gid map {}:{}", map.gid, map.size)))?;
+    let namespace = File::open(proc.join("ns/user")).map_err(failed("cannot open the user namespace"))?;
     Ok(OwnedFd::from(namespace))
 }
 
 /// Mounts `source` at `target` (an existing directory) through an idmapped bind of
 /// `namespace`: files owned by id N on disk appear owned by the namespace's N.
-pub fn mount_idmapped(source: &Path, target: &Path, namespace: &OwnedFd) -> Result<(), String> {
+pub fn mount_idmapped(source: &Path, target: &Path, namespace: &OwnedFd) -> Result<(), UsernsError> {
     let what = || format!("cannot mount {} idmapped", source.display());
-    let source_c = CString::new(source.as_os_str().as_encoded_bytes()).map_err(|e| format!("{}: {e}", what()))?;
-    let target_c = CString::new(target.as_os_str().as_encoded_bytes()).map_err(|e| format!("{}: {e}", what()))?;
+    let source_c = CString::new(source.as_os_str().as_encoded_bytes()).map_err(failed(what()))?;
+    let target_c = CString::new(target.as_os_str().as_encoded_bytes()).map_err(failed(what()))?;
     // SAFETY: open_tree reads the NUL-terminated path and returns a new descriptor or -1.
     let tree = unsafe {
         libc::syscall(
@@ -88,10 +101,10 @@ pub fn mount_idmapped(source: &Path, target: &Path, namespace: &OwnedFd) -> Resu
             OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint,
         )
     };
-    let tree = Errno::result(tree).map_err(|e| format!("{}: open_tree: {e}", what()))?;
+    let tree = Errno::result(tree).map_err(failed(format!("{}: open_tree", what())))?;
     // SAFETY: a fresh descriptor from the kernel, owned by no one else.
     let tree = unsafe { OwnedFd::from_raw_fd(tree as i32) };
-    sys::set_mount_idmap(&tree, namespace).map_err(|e| format!("{}: mount_setattr: {e}", what()))?;
+    sys::set_mount_idmap(&tree, namespace).map_err(failed(format!("{}: mount_setattr", what())))?;
     let empty = c"";
     // SAFETY: move_mount reads the empty path and the NUL-terminated target path; the
     // descriptor is valid for the call.
@@ -105,16 +118,16 @@ pub fn mount_idmapped(source: &Path, target: &Path, namespace: &OwnedFd) -> Resu
             MOVE_MOUNT_F_EMPTY_PATH,
         )
     };
-    Errno::result(rc).map(drop).map_err(|e| format!("{}: move_mount: {e}", what()))
+    Errno::result(rc).map(drop).map_err(failed(format!("{}: move_mount", what())))
 }
 
 /// Enters `namespace` as its root: every capability there, none over the host's
 /// namespaces and mounts, which stay owned by the host's user namespace.
-pub fn enter(namespace: OwnedFd) -> Result<(), String> {
-    setns(namespace, CloneFlags::CLONE_NEWUSER).map_err(|e| format!("cannot enter the user namespace: {e}"))?;
+pub fn enter(namespace: OwnedFd) -> Result<(), UsernsError> {
+    setns(namespace, CloneFlags::CLONE_NEWUSER).map_err(failed("cannot enter the user namespace"))?;
     nix::unistd::setresgid(Gid::from_raw(0), Gid::from_raw(0), Gid::from_raw(0))
-        .map_err(|e| format!("cannot become group 0 in the user namespace: {e}"))?;
+        .map_err(failed("cannot become group 0 in the user namespace"))?;
     nix::unistd::setresuid(Uid::from_raw(0), Uid::from_raw(0), Uid::from_raw(0))
-        .map_err(|e| format!("cannot become user 0 in the user namespace: {e}"))?;
+        .map_err(failed("cannot become user 0 in the user namespace"))?;
     Ok(())
 }

@@ -374,9 +374,9 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
 
 /// A `stdin_open` container's stdin: a pipe whose write end the supervisor keeps (so the
 /// command never reads end-of-file) for `attach`.
-fn open_stdin(daemon: &Daemon, name: &str) -> Result<OwnedFd, String> {
-    let (read, write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
+fn open_stdin(daemon: &Daemon, name: &str) -> Result<OwnedFd, SupervisorError> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|source| SupervisorError::StdinPipe { container: name.to_string(), source })?;
     if let Ok(mut inputs) = daemon.inputs.lock() {
         inputs.insert(name.to_string(), write);
     }
@@ -396,7 +396,11 @@ async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWr
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
             let (err_read, err_write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
-            let stdin = if config.service.stdin_open { Some(open_stdin(daemon, &config.name)?) } else { None };
+            let stdin = if config.service.stdin_open {
+                Some(open_stdin(daemon, &config.name).map_err(|e| e.to_string())?)
+            } else {
+                None
+            };
             (Stdio { stdin, stdout: Some(out_write), stderr: Some(err_write) }, Some((out_read, err_read)))
         }
     };

@@ -227,8 +227,10 @@ impl Daemon {
                 .await;
                 Ok(Answer { messages, ..Answer::default() })
             }
-            Command::Attach { container } => self.attach(&container).await,
-            Command::Rm { services, stop, volumes, timeout } => self.rm(&services, stop, volumes, timeout).await,
+            Command::Attach { container } => self.attach(&container).await.map_err(|e| e.to_string()),
+            Command::Rm { services, stop, volumes, timeout } => {
+                self.rm(&services, stop, volumes, timeout).await.map_err(|e| e.to_string())
+            }
             Command::Signal { container, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
                 self.each(|h| h.name == container, |reply| Control::Kill { signal, reply }).await;
@@ -722,10 +724,10 @@ impl Daemon {
 
     /// Where `hoist attach` writes container `name`'s input: the descriptor number (in this
     /// process) of its pty or of its open stdin, or none when it has neither.
-    async fn attach(&self, name: &str) -> Result<Answer, String> {
+    async fn attach(&self, name: &str) -> Result<Answer, SupervisorError> {
         let known = self.inner.lock().await.containers.contains_key(name);
         if !known {
-            return Err(format!("no container {name} in this project"));
+            return Err(SupervisorError::NoContainer(name.to_string()));
         }
         let console = self.consoles.lock().ok().and_then(|c| c.get(name).map(|fd| fd.as_raw_fd()));
         let input = self.inputs.lock().ok().and_then(|i| i.get(name).map(|fd| fd.as_raw_fd()));
@@ -945,13 +947,19 @@ impl Daemon {
     /// `hoist rm`: removes the stopped containers of `services` (all when empty), stopping
     /// them first with `stop`; with `volumes`, also the anonymous volumes of each service
     /// that has no container left.
-    async fn rm(&self, services: &[String], stop: bool, volumes: bool, timeout: Option<u64>) -> Result<Answer, String> {
+    async fn rm(
+        &self,
+        services: &[String],
+        stop: bool,
+        volumes: bool,
+        timeout: Option<u64>,
+    ) -> Result<Answer, SupervisorError> {
         if stop {
-            self.stop(services, timeout).await?;
+            self.stop(services, timeout).await.map_err(SupervisorError::Failed)?;
         }
         let mut inner = self.inner.lock().await;
         let stopped: Vec<(String, String)> = {
-            let record = self.record.lock().map_err(|_| "poisoned state")?;
+            let record = self.record.lock().map_err(|_| SupervisorError::Failed("poisoned state".into()))?;
             record
                 .containers
                 .values()
@@ -969,7 +977,7 @@ impl Daemon {
             let left: Vec<String> = self
                 .record
                 .lock()
-                .map_err(|_| "poisoned state")?
+                .map_err(|_| SupervisorError::Failed("poisoned state".into()))?
                 .containers
                 .values()
                 .map(|c| c.service.clone())

@@ -19,6 +19,14 @@ pub enum SupervisorError {
     Protocol(String),
     #[error("{0}")]
     Failed(String),
+    #[error("no container {0} in this project")]
+    NoContainer(String),
+    #[error("cannot create a pipe for the stdin of {container}: {source}")]
+    StdinPipe {
+        container: String,
+        #[source]
+        source: nix::Error,
+    },
     #[error("{kind} service:{service}: {service} is not running")]
     NotRunning { kind: &'static str, service: String },
     #[error(transparent)]

@@ -98,11 +98,11 @@ impl Instruction {
         let (first, rest) = text.split_once(char::is_whitespace).unwrap_or((text, ""));
         if self.keyword == "ENV" && !first.contains('=') {
             // ENV name value: everything after the name, as written.
-            let value = words::split(rest, escape).map_err(fail)?.join(" ");
+            let value = words::split(rest, escape).map_err(|e| fail(e.to_string()))?.join(" ");
             return Ok(vec![(first.to_string(), Some(value))]);
         }
         let mut pairs = Vec::new();
-        for word in words::split(text, escape).map_err(fail)? {
+        for word in words::split(text, escape).map_err(|e| fail(e.to_string()))? {
             match word.split_once('=') {
                 Some((name, value)) if !name.is_empty() => pairs.push((name.to_string(), Some(value.to_string()))),
                 None if self.keyword == "ARG" => pairs.push((word, None)),
@@ -298,7 +298,7 @@ fn stages(instructions: Vec<Instruction>, escape: char, notes: Vec<String>) -> R
 
 fn stage(from: Instruction, escape: char) -> Result<Stage, ParseError> {
     let Args::Shell(text) = &from.args else { return Err(error(from.line, "FROM", "expected an image, not a list")) };
-    let words = words::split(text, escape).map_err(|e| error(from.line, "FROM", e))?;
+    let words = words::split(text, escape).map_err(|e| error(from.line, "FROM", e.to_string()))?;
     let (base, name) = match words.as_slice() {
         [base] => (base.clone(), None),
         [base, as_word, name] if as_word.eq_ignore_ascii_case("as") => {

@@ -3,10 +3,23 @@
 //! expansion (`$VAR`, `${VAR}`, `${VAR:-default}`, `${VAR:+alternative}`, `${VAR-x}`,
 //! `${VAR+x}`, an escaped `$` kept) in the instructions that expand.
 
+/// A Dockerfile word that cannot be split or expanded, with the text it was in.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WordError {
+    #[error("unterminated {quote} quote in {text:?}")]
+    Unterminated { quote: &'static str, text: String },
+    #[error("missing }} after ${{ in {0:?}")]
+    Unclosed(String),
+    #[error("expected a variable name in ${{{inner}}} of {text:?}")]
+    NoName { inner: String, text: String },
+    #[error("unsupported modifier {modifier:?} in ${{{inner}}} of {text:?}")]
+    Modifier { modifier: String, inner: String, text: String },
+}
+
 /// Splits `text` into words: whitespace separates, single quotes keep everything, double
 /// quotes keep all but the escape character before `"`, `$` or itself, and the escape
 /// character outside quotes takes the next character as it is.
-pub fn split(text: &str, escape: char) -> Result<Vec<String>, String> {
+pub fn split(text: &str, escape: char) -> Result<Vec<String>, WordError> {
     let mut words = Vec::new();
     let mut word = String::new();
     let mut in_word = false;
@@ -25,7 +38,7 @@ pub fn split(text: &str, escape: char) -> Result<Vec<String>, String> {
                     match chars.next() {
                         Some('\'') => break,
                         Some(c) => word.push(c),
-                        None => return Err(format!("unterminated single quote in {text:?}")),
+                        None => return Err(WordError::Unterminated { quote: "single", text: text.into() }),
                     }
                 }
             }
@@ -45,10 +58,10 @@ pub fn split(text: &str, escape: char) -> Result<Vec<String>, String> {
                                 word.push(c);
                                 word.push(next);
                             }
-                            None => return Err(format!("unterminated double quote in {text:?}")),
+                            None => return Err(WordError::Unterminated { quote: "double", text: text.into() }),
                         },
                         Some(c) => word.push(c),
-                        None => return Err(format!("unterminated double quote in {text:?}")),
+                        None => return Err(WordError::Unterminated { quote: "double", text: text.into() }),
                     }
                 }
             }
@@ -77,7 +90,7 @@ pub fn split(text: &str, escape: char) -> Result<Vec<String>, String> {
 
 /// Expands variables in `text` with `lookup` (`None`: not set). An escaped `$` (the escape
 /// character before it) is kept as a plain `$`.
-pub fn expand(text: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+pub fn expand(text: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, WordError> {
     let mut out = String::new();
     let chars: Vec<char> = text.chars().collect();
     let mut i = 0;
@@ -95,10 +108,8 @@ pub fn expand(text: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>)
         }
         match chars.get(i + 1) {
             Some('{') => {
-                let close = chars[i + 2..]
-                    .iter()
-                    .position(|c| *c == '}')
-                    .ok_or_else(|| format!("missing }} after ${{ in {text:?}"))?;
+                let close =
+                    chars[i + 2..].iter().position(|c| *c == '}').ok_or_else(|| WordError::Unclosed(text.into()))?;
                 let inner: String = chars[i + 2..i + 2 + close].iter().collect();
                 out.push_str(&braced(&inner, text, escape, lookup)?);
                 i += close + 3;
@@ -119,11 +130,11 @@ pub fn expand(text: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>)
 }
 
 /// `NAME`, `NAME:-word`, `NAME-word`, `NAME:+word`, `NAME+word`.
-fn braced(inner: &str, text: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+fn braced(inner: &str, text: &str, escape: char, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, WordError> {
     let length = inner.chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').count();
     let (name, rest) = inner.split_at(length);
     if name.is_empty() {
-        return Err(format!("expected a variable name in ${{{inner}}} of {text:?}"));
+        return Err(WordError::NoName { inner: inner.into(), text: text.into() });
     }
     let value = lookup(name);
     let word = |w: &str| expand(w, escape, lookup);
@@ -139,7 +150,7 @@ fn braced(inner: &str, text: &str, escape: char, lookup: &dyn Fn(&str) -> Option
             Some(_) => word(&rest[1..])?,
             None => String::new(),
         }),
-        _ => Err(format!("unsupported modifier {rest:?} in ${{{inner}}} of {text:?}")),
+        _ => Err(WordError::Modifier { modifier: rest.into(), inner: inner.into(), text: text.into() }),
     }
 }
 

@@ -5,23 +5,27 @@ use crate::project::model::{BlockIoConfig, DeviceRate, DeviceWeight};
 use crate::project::raw;
 use crate::project::units::parse_byte_size;
 
-fn weight(value: i64) -> Result<u16, String> {
-    match u16::try_from(value) {
-        Ok(w) if (10..=1000).contains(&w) => Ok(w),
-        _ => Err(format!("expected a weight from 10 to 1000, found {value}")),
-    }
+#[derive(Debug, thiserror::Error)]
+#[error("expected a weight from 10 to 1000, found {0}")]
+struct BadWeight(i64);
+
+fn weight(value: i64) -> Result<u16, BadWeight> {
+    u16::try_from(value).ok().filter(|w| (10..=1000).contains(w)).ok_or(BadWeight(value))
 }
 
 /// `report(field, message)` receives each bad entry, at its field under `blkio_config`.
 pub(super) fn normalize(config: raw::BlkioConfig, report: &mut dyn FnMut(&str, String)) -> BlockIoConfig {
     let mut out = BlockIoConfig {
-        weight: config.weight.filter(|w| w.0 != 0).and_then(|w| weight(w.0).map_err(|e| report("weight", e)).ok()),
+        weight: config
+            .weight
+            .filter(|w| w.0 != 0)
+            .and_then(|w| weight(w.0).map_err(|e| report("weight", e.to_string())).ok()),
         ..BlockIoConfig::default()
     };
     for (i, entry) in config.weight_device.into_iter().flatten().enumerate() {
         match weight(entry.weight.0) {
             Ok(weight) => out.weight_device.push(DeviceWeight { path: entry.path, weight }),
-            Err(e) => report(&format!("weight_device[{i}].weight"), e),
+            Err(e) => report(&format!("weight_device[{i}].weight"), e.to_string()),
         }
     }
     let lists = [
