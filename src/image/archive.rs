@@ -70,6 +70,15 @@ fn store_file(store: &Store, path: &Path, expected: Option<&Digest>) -> Result<(
     store.write_blob(file, expected, &path.display().to_string())
 }
 
+/// The media type of the layer file at `path`, by its first bytes.
+fn media_type_of(path: &Path) -> Result<&'static str> {
+    use std::io::Read;
+    let mut head = [0u8; 4];
+    let mut file = File::open(path).map_err(ImageError::io("cannot open", path))?;
+    let n = file.read(&mut head).map_err(ImageError::io("cannot read", path))?;
+    Ok(super::manifest::layer_media_type(&head[..n]))
+}
+
 fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
     let manifest_path = dir.join("manifest.json");
     let text = std::fs::read(&manifest_path).map_err(ImageError::io("cannot read", &manifest_path))?;
@@ -88,19 +97,26 @@ fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
             ));
         }
         let mut blobs = Vec::new();
+        let mut described = Vec::new();
         let mut size = 0;
         for layer in &entry.layers {
-            let (digest, len) = store_file(store, &inside(dir, layer)?, None)?;
+            let path = inside(dir, layer)?;
+            let (digest, len) = store_file(store, &path, None)?;
             size += len;
-            blobs.push(digest);
+            blobs.push(digest.clone());
+            described.push((digest, len, media_type_of(&path)?.to_string()));
         }
+        // A manifest of the stored blobs, so that the image can be saved, pushed or built
+        // on as a pulled one can.
+        let manifest = super::manifest::oci_manifest((&config_digest, config_bytes.len() as u64), &described);
+        let (manifest_digest, _) = store.write_blob(manifest.as_slice(), None, "manifest")?;
         let pairs: Vec<(&Digest, &Digest)> = blobs.iter().zip(config.rootfs.diff_ids.iter()).collect();
         unpack_all(store, &pairs)?;
         let references =
             entry.repo_tags.unwrap_or_default().iter().map(|tag| Reference::parse(tag)).collect::<Result<Vec<_>>>()?;
         let image = ImageRecord {
             id: config_digest,
-            manifest: None,
+            manifest: Some(manifest_digest),
             layers: config.rootfs.diff_ids.clone(),
             size,
             platform: Platform { architecture: config.architecture.clone(), os: config.os.clone(), variant: None },

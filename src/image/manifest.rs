@@ -91,6 +91,8 @@ pub struct Manifest {
 /// The image config blob.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct ImageConfigFile {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
     #[serde(default)]
     pub architecture: String,
     #[serde(default)]
@@ -98,6 +100,52 @@ pub struct ImageConfigFile {
     #[serde(default)]
     pub config: ContainerDefaults,
     pub rootfs: RootFsDiffs,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<History>,
+}
+
+/// One line of an image's history: the step that made a layer (or only changed the config).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct History {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub empty_layer: bool,
+}
+
+pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+pub const OCI_LAYER_TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+/// The media type of a layer blob, told by its first bytes (gzip, zstd or plain tar).
+pub fn layer_media_type(head: &[u8]) -> &'static str {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    } else {
+        OCI_LAYER_TAR
+    }
+}
+
+/// An OCI image manifest of a config blob and layer blobs (digest, size, media type).
+pub fn oci_manifest(config: (&Digest, u64), layers: &[(Digest, u64, String)]) -> Vec<u8> {
+    let layers: Vec<serde_json::Value> = layers
+        .iter()
+        .map(|(digest, size, media_type)| {
+            serde_json::json!({"mediaType": media_type, "digest": digest.to_string(), "size": size})
+        })
+        .collect();
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": config.0.to_string(), "size": config.1},
+        "layers": layers,
+    });
+    serde_json::to_vec(&manifest).unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -131,6 +179,11 @@ pub struct ContainerDefaults {
     pub stop_signal: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<ImageHealthcheck>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shell: Option<Vec<String>>,
+    /// ONBUILD instructions, run when the image is used as a base.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_build: Option<Vec<String>>,
 }
 
 /// Docker's HEALTHCHECK (durations in nanoseconds).

@@ -129,6 +129,41 @@ impl Store {
         Ok((digest, len))
     }
 
+    /// A file under `tmp/` for a blob being written (removed unless kept).
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
+        tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(ImageError::io("cannot create a file in", self.tmp_dir()))
+    }
+
+    /// Keeps `file` (written in [`Store::temp_file`]) as the blob `digest`.
+    pub fn keep_blob(&self, file: tempfile::NamedTempFile, digest: &Digest) -> Result<()> {
+        file.as_file().sync_all().map_err(ImageError::io("cannot write", file.path()))?;
+        let path = self.blob_path(digest);
+        file.persist(&path).map_err(|e| ImageError::io("cannot store blob", &path)(e.error))?;
+        Ok(())
+    }
+
+    /// Keeps directory `dir`, the unpacked form of layer `diff_id`, as that layer's copy
+    /// (it is moved; when the store has the layer already, `dir` is removed).
+    pub fn keep_layer_dir(&self, dir: &Path, diff_id: &Digest) -> Result<PathBuf> {
+        let dest = self.layer_dir(diff_id);
+        if !dest.exists() {
+            if let Err(e) = std::fs::rename(dir, &dest) {
+                if !dest.exists() {
+                    return Err(ImageError::Io { action: "cannot store layer", path: dest, source: e });
+                }
+            }
+        }
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(ImageError::io("cannot remove", dir))?;
+        }
+        Ok(dest)
+    }
+
+    /// Where the build cache keeps its records and RUN cache mounts.
+    pub fn build_cache_dir(&self) -> PathBuf {
+        self.root.join("build-cache")
+    }
+
     pub fn max_layer_bytes(&self) -> u64 {
         self.max_layer_bytes
     }
