@@ -142,22 +142,32 @@ fn every_corpus_file_comes_up_created_or_names_what_it_refuses() {
         let config = p.hoist(&["config", "--format", "json"]);
         // A file `config` refuses has no services to stand images in for; `up` must refuse it too.
         let services: serde_json::Value = serde_json::from_slice(&config.stdout).unwrap_or_default();
-        for service in services["services"].as_object().into_iter().flat_map(|s| s.values()) {
-            if let (Some(image), None) = (service["image"].as_str(), service.get("build")) {
-                // A layout's ref.name without a tag is read as a tag alone (OCI): name it fully.
-                let last = image.rsplit('/').next().unwrap_or(image);
-                let tagged = if last.contains(':') { image.to_string() } else { format!("{image}:latest") };
-                p.load_image(&tagged, Vec::new());
-            }
+        for (name, service) in services["services"].as_object().into_iter().flatten() {
+            // A service that builds runs `<project>-<service>` unless it names its image;
+            // the corpus has no Dockerfiles, so busybox stands in for the built image too.
+            let image = match (service["image"].as_str(), service.get("build")) {
+                (Some(image), _) => image.to_string(),
+                (None, Some(_)) => format!("{}-{name}", p.name),
+                (None, None) => continue,
+            };
+            // A layout's ref.name without a tag is read as a tag alone (OCI): name it fully.
+            let last = image.rsplit('/').next().unwrap_or(&image);
+            let tagged = if last.contains(':') { image.clone() } else { format!("{image}:latest") };
+            p.load_image(&tagged, Vec::new());
         }
-        let out = p.hoist_in_own_netns(&["up", "--no-start", "--pull", "never"]);
+        let out = p.hoist_in_own_netns(&["up", "--no-start", "--pull", "never", "--no-build"]);
         p.note_supervisor();
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         if !out.status.success() {
             let errors: Vec<&str> =
                 stderr.lines().filter(|l| !l.trim().is_empty() && !l.contains("ignored:")).collect();
-            let names_a_refusal =
-                |l: &&str| l.contains("not supported") || l.starts_with("error: ") && l.contains(" in the project:");
+            // The corpus holds compose files only: a bind of a file beside it (an nginx.conf)
+            // is missing here, and `up` must say so by service and key.
+            let names_a_refusal = |l: &&str| {
+                l.contains("not supported")
+                    || l.starts_with("error: ") && l.contains(" in the project:")
+                    || l.starts_with("error: service ") && l.contains(": volumes: bind source ") && l.ends_with("does not exist")
+            };
             if errors.is_empty() || !errors.iter().all(names_a_refusal) {
                 failures.push(format!("{shown}: up failed:\n{stderr}"));
             } else {

@@ -52,7 +52,26 @@ pub enum ImageCommand {
         images: Vec<String>,
     },
     /// Remove unreferenced images, layers and blobs
-    Prune,
+    Prune {
+        /// Also remove the build cache
+        #[arg(long)]
+        build_cache: bool,
+    },
+    /// Print images' configuration as JSON
+    Inspect {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Give an image another name
+    Tag { source: String, target: String },
+    /// Save images as a docker-archive (as `docker save` writes it)
+    Save {
+        /// The file to write (default: stdout)
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
 }
 
 pub fn store() -> anyhow::Result<Store> {
@@ -253,9 +272,21 @@ pub fn image(command: &ImageCommand) -> anyhow::Result<()> {
                 }
             }
         }
-        ImageCommand::Prune => {
+        ImageCommand::Prune { build_cache } => {
+            if *build_cache {
+                super::image_tools::prune_build_cache(&store)?;
+            }
             let freed = store.prune(&layer_users()?)?;
             writeln!(out, "Total reclaimed space: {}", human_size(freed))?;
+        }
+        ImageCommand::Inspect { images } => {
+            drop(out);
+            return super::image_tools::inspect(&store, images);
+        }
+        ImageCommand::Tag { source, target } => super::image_tools::tag(&store, source, target)?,
+        ImageCommand::Save { output, images } => {
+            drop(out);
+            return super::image_tools::save_images(&store, output.as_ref(), images);
         }
     }
     Ok(())

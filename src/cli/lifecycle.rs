@@ -48,6 +48,12 @@ pub struct UpArgs {
     /// Pull images: always, missing or never (default: each service's pull_policy, else missing)
     #[arg(long, value_name = "POLICY")]
     pub pull: Option<String>,
+    /// Build images before starting (every service with a `build` section)
+    #[arg(long, conflicts_with = "no_build")]
+    pub build: bool,
+    /// Never build images (a service whose image is missing fails)
+    #[arg(long)]
+    pub no_build: bool,
     /// Stop the project when any container stops (attached only)
     #[arg(long, conflicts_with = "detach")]
     pub abort_on_container_exit: bool,
@@ -179,6 +185,7 @@ pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(Projec
     let selection = graph.select(&args.services, !args.no_deps)?;
     let order: Vec<String> = selection.start_layers().concat();
     let watched = if args.watch { watched_services(&project, &order)? } else { Vec::new() };
+    super::build::build_for_up(&project, &order, build_choice(args.build, args.no_build))?;
     let options = UpOptions {
         services: order.clone(),
         force_recreate: args.force_recreate,
@@ -190,6 +197,16 @@ pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(Projec
     };
     let paths = converge(&project, &order, args.pull.as_deref(), options)?;
     Ok((paths, order, watched))
+}
+
+/// `--build` / `--no-build` as a choice.
+pub fn build_choice(build: bool, no_build: bool) -> crate::plan::builds::BuildChoice {
+    use crate::plan::builds::BuildChoice;
+    match (build, no_build) {
+        (true, _) => BuildChoice::Always,
+        (_, true) => BuildChoice::Never,
+        _ => BuildChoice::WhenNeeded,
+    }
 }
 
 /// The services of `order` with `develop.watch` rules, their paths checked, before anything
@@ -238,7 +255,7 @@ pub fn plan(project: &Project, order: &[String], pull: Option<&str>) -> anyhow::
     let store = Store::open(&roots.state)?;
     let lookup = |image: &str, policy: Option<&str>| {
         let policy = match pull.or(policy).unwrap_or("missing") {
-            // A service that builds its image uses the one in the store (building has not landed).
+            // A built image is in the store by now (`up` builds before it plans).
             "if_not_present" | "build" => "missing",
             other => other,
         };

@@ -5,11 +5,13 @@
 //! 2 the command line itself was wrong (clap's usage error).
 
 mod attach;
+mod build;
 mod changes;
 mod config;
 mod diff;
 mod exec;
 mod format;
+mod image_tools;
 mod images;
 mod lifecycle;
 mod logging;
@@ -69,11 +71,16 @@ pub enum Command {
     Config(config::ConfigArgs),
     /// Pull the images of the project's services
     Pull(images::PullArgs),
+    /// Build the images of services with a `build` section
+    Build(build::BuildArgs),
     /// List images
     Images(images::ImagesArgs),
-    /// Manage images: load, ls, rm, prune
+    /// Manage images: load, ls, rm, prune, inspect, tag, save
     #[command(subcommand)]
     Image(images::ImageCommand),
+    /// Manage the build cache
+    #[command(subcommand)]
+    Builder(image_tools::BuilderCommand),
     /// Create and start the project's containers
     Up(lifecycle::UpArgs),
     /// Stop and remove the project's containers and networks
@@ -156,8 +163,10 @@ pub fn run() -> i32 {
     let result = match &cli.command {
         Command::Config(args) => config::run(global, args),
         Command::Pull(args) => images::pull(global, args),
+        Command::Build(args) => build::run(global, args),
         Command::Images(args) => images::list(args),
         Command::Image(command) => images::image(command),
+        Command::Builder(command) => images::store().and_then(|store| image_tools::builder(&store, command)),
         Command::Up(args) => return finish(lifecycle::up(global, args).map(Outcome::Code)),
         Command::Down(args) => lifecycle::down(global, args),
         Command::Ps(args) => status::ps(global, args),

@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Pull policy for images: missing, always, never (default: the service's pull_policy)
     #[arg(long)]
     pub pull: Option<String>,
+    /// Build the images first (the service's and its dependencies')
+    #[arg(long)]
+    pub build: bool,
     pub service: String,
     #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -56,8 +59,9 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
     let mut project = loaded.project;
     let graph = ServiceGraph::new(&project)?;
     let selection = graph.select(std::slice::from_ref(&args.service), !args.no_deps)?;
-    let dependencies: Vec<String> =
-        selection.start_layers().concat().into_iter().filter(|s| s != &args.service).collect();
+    let involved = selection.start_layers().concat();
+    super::build::build_for_up(&project, &involved, super::lifecycle::build_choice(args.build, false))?;
+    let dependencies: Vec<String> = involved.into_iter().filter(|s| s != &args.service).collect();
 
     // The service as the one-off runs it; checked with everything else before anything starts.
     if let Some(name) = args.name.as_deref().filter(|name| !crate::runtime::is_valid_name(name)) {

@@ -16,6 +16,7 @@ mod import;
 pub mod manifest;
 pub mod reference;
 pub mod registry;
+pub mod save;
 pub mod store;
 pub mod unpack;
 

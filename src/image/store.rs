@@ -131,7 +131,8 @@ impl Store {
 
     /// A file under `tmp/` for a blob being written (removed unless kept).
     pub fn temp_file(&self) -> Result<tempfile::NamedTempFile> {
-        tempfile::NamedTempFile::new_in(self.tmp_dir()).map_err(ImageError::io("cannot create a file in", self.tmp_dir()))
+        tempfile::NamedTempFile::new_in(self.tmp_dir())
+            .map_err(ImageError::io("cannot create a file in", self.tmp_dir()))
     }
 
     /// Keeps `file` (written in [`Store::temp_file`]) as the blob `digest`.
@@ -293,6 +294,23 @@ impl Store {
             }
         }
         Err(ImageError::NotFound(name.to_string()))
+    }
+
+    /// Gives the image `source` names the name `target` too.
+    pub fn tag(&self, source: &str, target: &Reference) -> Result<ImageRecord> {
+        let image = self.resolve(source)?;
+        self.save_image(&image, std::slice::from_ref(target))?;
+        Ok(image)
+    }
+
+    /// The references that name image `id`.
+    pub fn references_of(&self, id: &Digest) -> Result<Vec<Reference>> {
+        Ok(self
+            .index()?
+            .into_iter()
+            .filter(|(_, i)| i == id)
+            .filter_map(|(name, _)| Reference::parse(&name).ok())
+            .collect())
     }
 
     /// Every image record.

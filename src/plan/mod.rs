@@ -4,6 +4,7 @@
 //! over its image's defaults.
 
 pub mod attachments;
+pub mod builds;
 pub mod cgroups;
 pub mod defaults;
 pub mod graph;

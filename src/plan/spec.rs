@@ -344,7 +344,7 @@ fn service_plan(
     images: &ImageLookup,
     state_root: &Path,
 ) -> Result<ServicePlan, PlanError> {
-    let (root, defaults, mut mounts) = root_of(name, service, images, state_root)?;
+    let (root, defaults, mut mounts) = root_of(&project.name, name, service, images, state_root)?;
     let effective = effective(name, service, &defaults).map_err(|e| error(name, "command", e.to_string()))?;
     let mut spec = ContainerSpec::new(String::new(), root, effective.args.clone());
     spec.process.env = effective.env.clone();
@@ -478,12 +478,12 @@ fn service_plan(
         restart_window: restart_policy_of(service).and_then(|p| p.window).map(|d| d.0),
         ipc: NamespacePlan::parse(service.ipc.as_deref()),
         pid: NamespacePlan::parse(service.pid.as_deref()),
-        image: service.image.clone().unwrap_or_default(),
+        image: super::builds::image_name(&project.name, name, service).unwrap_or_default(),
         labels: service.labels.clone(),
         name: name.to_string(),
         replicas,
         container_name: service.container_name.clone(),
-        hash: super::config_hash(service),
+        hash: with_root(&super::config_hash(service), &spec.root),
         spec,
         network_mode,
         networks,
@@ -532,8 +532,20 @@ fn service_plan(
     })
 }
 
+/// The service's configuration hash joined with its root's layers: a new image under the
+/// same name (rebuilt or pulled again) recreates the container, as Compose's image check
+/// does.
+fn with_root(config: &str, root: &RootFs) -> String {
+    let layers = match root {
+        RootFs::Overlay { lowers } => lowers.iter().map(|l| l.display().to_string()).collect::<Vec<_>>().join(":"),
+        RootFs::Directory(dir) => dir.display().to_string(),
+    };
+    crate::image::Digest::of(format!("{config}\0{layers}").as_bytes()).hex().to_string()
+}
+
 /// The container root and the image defaults for a service; mounts the root needs.
 fn root_of(
+    project: &str,
     name: &str,
     service: &Service,
     images: &ImageLookup,
@@ -554,14 +566,10 @@ fn root_of(
         let usr = Mount::Bind { source: PathBuf::from("/usr"), target: "/usr".into(), read_only: true };
         return Ok((RootFs::Overlay { lowers: vec![skeleton] }, Default::default(), vec![usr]));
     }
-    let Some(image) = service.image.as_deref() else {
-        return Err(error(
-            name,
-            "image",
-            "no image (building images is not supported yet; set image, or x-hoist: {root: host-usr})",
-        ));
+    let Some(image) = super::builds::image_name(project, name, service) else {
+        return Err(error(name, "image", "no image and no build section (set one, or x-hoist: {root: host-usr})"));
     };
-    let (record, lowers) = images(image, service.pull_policy.as_deref()).map_err(|e| error(name, "image", e))?;
+    let (record, lowers) = images(&image, service.pull_policy.as_deref()).map_err(|e| error(name, "image", e))?;
     Ok((RootFs::Overlay { lowers }, record.config, Vec::new()))
 }
 
@@ -624,7 +632,7 @@ fn limits(service: &Service) -> Limits {
 /// 127.0.0.1 in the host's network namespace).
 pub const HOST_GATEWAY: &str = "host-gateway";
 
-fn extra_hosts(name: &str, entries: &[String]) -> Result<Vec<(String, Vec<String>)>, PlanError> {
+pub(super) fn extra_hosts(name: &str, entries: &[String]) -> Result<Vec<(String, Vec<String>)>, PlanError> {
     entries
         .iter()
         .map(|entry| {

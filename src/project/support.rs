@@ -50,6 +50,33 @@ pub const LIMITS: &[(&str, Support)] = &[
 
 pub const RESOURCES: &[(&str, Support)] = &[("limits", Nested(LIMITS)), ("reservations", Nested(RESERVATIONS))];
 
+pub const BUILD: &[(&str, Support)] = &[
+    ("context", Applied),
+    ("dockerfile", Applied),
+    ("dockerfile_inline", Applied),
+    ("args", Applied),
+    ("target", Applied),
+    ("labels", Applied),
+    ("tags", Applied),
+    ("no_cache", Applied),
+    ("pull", Applied),
+    ("shm_size", Applied),
+    ("network", Only(&["default", "host", "none"], "RUN steps use the host's network (default, host) or none")),
+    ("extra_hosts", Applied),
+    ("platforms", Applied),
+    ("cache_from", Ignored("hoist uses its own layer cache; other cache sources are not read")),
+    ("cache_to", Ignored("hoist keeps its build cache in its store; it is not exported")),
+    ("additional_contexts", Refused("additional build contexts are not supported yet")),
+    ("secrets", Refused("build secrets are not supported yet")),
+    ("ssh", Refused("SSH agent forwarding into builds is not supported")),
+    ("entitlements", Refused("build entitlements are not supported")),
+    ("privileged", Refused("privileged builds are not supported")),
+    ("ulimits", Refused("build ulimits are not supported")),
+    ("isolation", Ignored(WINDOWS)),
+    ("provenance", Ignored("build attestations are not produced")),
+    ("sbom", Ignored("build attestations are not produced")),
+];
+
 pub const DEPLOY: &[(&str, Support)] = &[
     ("endpoint_mode", Ignored(SWARM)),
     ("labels", Ignored(SWARM)),
@@ -83,7 +110,7 @@ pub const SERVICE: &[(&str, Support)] = &[
     ("annotations", Ignored("hoist's runtime reads no OCI annotations")),
     ("attach", Ignored("an attached `up` shows every service's log")),
     ("blkio_config", Applied),
-    ("build", Applied),
+    ("build", Nested(BUILD)),
     ("cap_add", Applied),
     ("cap_drop", Applied),
     ("cgroup", Only(&["private", "host"], "expected host or private")),
@@ -301,7 +328,6 @@ pub fn check(file: &Mapping, errors: &mut Diagnostics, warnings: &mut Vec<String
             let path = format!("services.{name}");
             super::support_options::check_volume_options(service, &path, errors, warnings);
             super::support_options::check_logging_options(service, &path, warnings);
-            super::support_options::check_build(service, &path, warnings);
         }
     }
     for (name, network) in file.get("networks").and_then(Value::as_mapping).into_iter().flatten() {

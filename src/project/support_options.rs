@@ -49,17 +49,6 @@ pub fn check_volume_options(service: &Mapping, path: &str, errors: &mut Diagnost
     }
 }
 
-/// `build` beside an `image`: hoist does not build yet, so the image is taken from the
-/// store or pulled, where Compose would build it when missing. (Without an image, the plan
-/// refuses the service.)
-pub fn check_build(service: &Mapping, path: &str, warnings: &mut Vec<String>) {
-    if service.contains_key("build") && service.contains_key("image") {
-        warnings.push(format!(
-            "{path}.build: ignored: hoist does not build images yet; the image is used from the store or pulled"
-        ));
-    }
-}
-
 /// `logging.options` beyond the rotation hoist applies: warned by name.
 pub fn check_logging_options(service: &Mapping, path: &str, warnings: &mut Vec<String>) {
     let options = service.get("logging").and_then(|l| l.get("options")).and_then(Value::as_mapping);

@@ -25,12 +25,30 @@ pub enum Source {
 /// One thing to write into the layer, at `dest` (a path in the stage's root, no leading `/`).
 #[derive(Debug, Clone)]
 pub enum Item {
-    Dir { dest: String, mode: u32, mtime: i64 },
-    File { dest: String, source: PathBuf, mode: u32, mtime: i64 },
-    Symlink { dest: String, target: PathBuf },
-    Inline { dest: String, body: Vec<u8> },
+    Dir {
+        dest: String,
+        mode: u32,
+        mtime: i64,
+    },
+    File {
+        dest: String,
+        source: PathBuf,
+        mode: u32,
+        mtime: i64,
+    },
+    Symlink {
+        dest: String,
+        target: PathBuf,
+    },
+    Inline {
+        dest: String,
+        body: Vec<u8>,
+    },
     /// A local tar archive (ADD) unpacked into the directory `dest`.
-    Archive { dest: String, source: PathBuf },
+    Archive {
+        dest: String,
+        source: PathBuf,
+    },
 }
 
 impl Item {
@@ -215,7 +233,13 @@ pub struct Attributes {
 
 /// Writes `items` into the layer directory `layer`, making their parent directories as the
 /// stage has them (or root-owned 0755 when new).
-pub fn write(items: &[Item], layer: &Path, onto: &RootView, attributes: Attributes, limit: u64) -> Result<(), CopyError> {
+pub fn write(
+    items: &[Item],
+    layer: &Path,
+    onto: &RootView,
+    attributes: Attributes,
+    limit: u64,
+) -> Result<(), CopyError> {
     let (uid, gid) = attributes.owner.unwrap_or((0, 0));
     for item in items {
         let dest = item.dest();
@@ -304,22 +328,15 @@ fn set_attributes(path: &Path, mode: u32, uid: u32, gid: u32, mtime: i64) -> std
     // After chown, which clears set-id bits.
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     let time = nix::sys::time::TimeSpec::new(mtime, 0);
-    nix::sys::stat::utimensat(
-        nix::fcntl::AT_FDCWD,
-        path,
-        &time,
-        &time,
-        nix::sys::stat::UtimensatFlags::NoFollowSymlink,
-    )
-    .map_err(std::io::Error::from)
+    nix::sys::stat::utimensat(nix::fcntl::AT_FDCWD, path, &time, &time, nix::sys::stat::UtimensatFlags::NoFollowSymlink)
+        .map_err(std::io::Error::from)
 }
 
 /// The `--chown` value as numbers, names looked up in the stage's /etc/passwd and
 /// /etc/group; without a group, the group id is the user id (as Docker documents).
 pub fn owner(spec: &str, onto: &RootView) -> Result<(u32, u32), CopyError> {
-    let read = |path: &str| {
-        onto.resolve(path, true).and_then(|e| std::fs::read_to_string(e.host()).ok()).unwrap_or_default()
-    };
+    let read =
+        |path: &str| onto.resolve(path, true).and_then(|e| std::fs::read_to_string(e.host()).ok()).unwrap_or_default();
     let identity = crate::runtime::users::resolve(Some(spec), &[], &read("/etc/passwd"), &read("/etc/group"))
         .map_err(|why| CopyError::Owner { spec: spec.to_string(), why })?;
     Ok(if spec.contains(':') { (identity.uid, identity.gid) } else { (identity.uid, identity.uid) })

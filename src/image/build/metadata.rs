@@ -34,7 +34,9 @@ impl StageRun<'_> {
         let raw = Self::shown(instruction);
         match instruction.keyword.as_str() {
             "ENV" | "LABEL" => {
-                let pairs = instruction.pairs(escape).map_err(|source| BuildError::Parse { file: self.cx.file_name.into(), source })?;
+                let pairs = instruction
+                    .pairs(escape)
+                    .map_err(|source| BuildError::Parse { file: self.cx.file_name.into(), source })?;
                 let mut shown = Vec::new();
                 for (name, value) in pairs {
                     let value = self.expand(instruction, &value.unwrap_or_default())?;
@@ -134,7 +136,8 @@ impl StageRun<'_> {
             self.state.config.healthcheck = Some(ImageHealthcheck { test: vec!["NONE".into()], ..Default::default() });
             return Ok(raw);
         }
-        let Some(command) = raw.trim_start().strip_prefix("CMD").or_else(|| raw.trim_start().strip_prefix("cmd")) else {
+        let Some(command) = raw.trim_start().strip_prefix("CMD").or_else(|| raw.trim_start().strip_prefix("cmd"))
+        else {
             return Err(self.cx.fail(instruction, format!("expected `CMD command` or `NONE`, found {raw:?}")));
         };
         let command = command.trim();

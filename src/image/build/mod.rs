@@ -76,12 +76,23 @@ pub struct BuildOptions<'a> {
 #[derive(Debug, Clone)]
 pub enum BuildEvent {
     /// A step begins: `[web build 2/5] RUN make`. Steps are numbered across the build.
-    Started { step: usize, title: String },
+    Started {
+        step: usize,
+        title: String,
+    },
     /// The step was taken from the cache.
-    Cached { step: usize },
+    Cached {
+        step: usize,
+    },
     /// A line the step's command printed.
-    Output { step: usize, line: String },
-    Finished { step: usize, elapsed: Duration },
+    Output {
+        step: usize,
+        line: String,
+    },
+    Finished {
+        step: usize,
+        elapsed: Duration,
+    },
     /// Something worth knowing that is not a step (`# syntax=` ignored…).
     Note(String),
 }
@@ -126,7 +137,7 @@ pub fn build(
         file: file_name.clone(),
         stages: String::new(),
     })?;
-    Ok(state.save(store, &options.tags, &options.labels)?)
+    state.save(store, &options.tags, &options.labels)
 }
 
 /// The `.dockerignore` beside a custom Dockerfile (`app.Dockerfile.dockerignore`), else the
@@ -181,13 +192,22 @@ fn build_stages(cx: &stage::Context, target: usize) -> Result<Vec<Option<state::
             return Ok(built);
         }
         let results: Vec<Result<state::StageState>> = std::thread::scope(|scope| {
-            let handles: Vec<_> = ready.iter().map(|&i| scope.spawn({
-                let built = &built;
-                move || stage::build(cx, i, built)
-            })).collect();
+            let handles: Vec<_> = ready
+                .iter()
+                .map(|&i| {
+                    scope.spawn({
+                        let built = &built;
+                        move || stage::build(cx, i, built)
+                    })
+                })
+                .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| Err(BuildError::io("a build stage", "(panicked)")(std::io::Error::other("panic")))))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(BuildError::io("a build stage", "(panicked)")(std::io::Error::other("panic")))
+                    })
+                })
                 .collect()
         });
         for (i, result) in ready.into_iter().zip(results) {

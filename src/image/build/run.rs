@@ -42,10 +42,10 @@ const TAIL_LINES: usize = 20;
 const RUNTIME_MOUNT_POINTS: &[&str] =
     &["proc", "sys", "dev", "etc/hosts", "etc/hostname", "etc/resolv.conf", "run/secrets"];
 
-/// Runs `step` with its writable layer in `work` (its `upper` directory holds the changes
-/// afterwards).
-pub fn run(runtime: &Runtime, work: &Path, step: RunStep) -> Result<RunResult> {
-    let id = format!("hoist-build-{}", unique_suffix());
+/// Runs `step` in container `<name>-build-<random>` with its writable layer in `work` (its
+/// `upper` directory holds the changes afterwards).
+pub fn run(runtime: &Runtime, name: &str, work: &Path, step: RunStep) -> Result<RunResult> {
+    let id = format!("{name}-build-{}", unique_suffix());
     let mut lowers = step.lowers.clone();
     if lowers.is_empty() {
         // FROM scratch: overlayfs needs one lower.
@@ -62,9 +62,11 @@ pub fn run(runtime: &Runtime, work: &Path, step: RunStep) -> Result<RunResult> {
     spec.writable_layer = Some(work.to_path_buf());
     spec.etc_files = Some(EtcFiles { hosts: step.extra_hosts.clone(), ..EtcFiles::default() });
     spec.shm_size = step.shm_size;
-    let (reader, writer) = nix::unistd::pipe().map_err(|e| BuildError::io("cannot make a pipe for", "RUN")(e.into()))?;
+    let (reader, writer) =
+        nix::unistd::pipe().map_err(|e| BuildError::io("cannot make a pipe for", "RUN")(e.into()))?;
     let stderr = writer.try_clone().map_err(BuildError::io("cannot make a pipe for", "RUN"))?;
-    let result = run_container(runtime, &spec, Stdio { stdin: None, stdout: Some(writer), stderr: Some(stderr) }, reader, &step);
+    let result =
+        run_container(runtime, &spec, Stdio { stdin: None, stdout: Some(writer), stderr: Some(stderr) }, reader, &step);
     // Whatever happened: no container, mount or cgroup stays behind.
     let removed = runtime.delete(&id);
     let result = result?;
@@ -103,9 +105,10 @@ fn run_container(
 
 fn mount_target(mount: &Mount) -> String {
     match mount {
-        Mount::Bind { target, .. } | Mount::Volume { target, .. } | Mount::Tmpfs { target, .. } | Mount::File { target, .. } => {
-            target.trim_start_matches('/').to_string()
-        }
+        Mount::Bind { target, .. }
+        | Mount::Volume { target, .. }
+        | Mount::Tmpfs { target, .. }
+        | Mount::File { target, .. } => target.trim_start_matches('/').to_string(),
     }
 }
 

@@ -41,6 +41,18 @@ impl Context<'_> {
         }
     }
 
+    /// What RUN containers are named after: the image's name (`proj-web`), else `hoist`.
+    pub fn container_name(&self) -> String {
+        let repository = self.options.tags.first().map(|t| t.repository.clone()).unwrap_or_default();
+        let last = repository.rsplit('/').next().unwrap_or("");
+        let name: String = last.chars().filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c)).take(40).collect();
+        if name.is_empty() || !name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
+            "hoist".into()
+        } else {
+            name
+        }
+    }
+
     /// The image `name` from the store, pulled when missing (or always with `--pull`).
     pub fn image(&self, name: &str) -> Result<crate::image::ImageRecord> {
         if !self.options.pull {
@@ -69,10 +81,15 @@ fn platform_args() -> Vec<(String, String)> {
 
 /// The values of the ARGs before the first FROM: a build arg, else the default (which may
 /// use the ARGs before it).
-pub fn global_args(file: &Dockerfile, given: &BTreeMap<String, String>, file_name: &str) -> Result<BTreeMap<String, String>> {
+pub fn global_args(
+    file: &Dockerfile,
+    given: &BTreeMap<String, String>,
+    file_name: &str,
+) -> Result<BTreeMap<String, String>> {
     let mut values: BTreeMap<String, String> = platform_args().into_iter().collect();
     for instruction in &file.global_args {
-        let pairs = instruction.pairs(file.escape).map_err(|source| BuildError::Parse { file: file_name.into(), source })?;
+        let pairs =
+            instruction.pairs(file.escape).map_err(|source| BuildError::Parse { file: file_name.into(), source })?;
         for (name, default) in pairs {
             let value = match given.get(&name) {
                 Some(value) => Some(value.clone()),
@@ -216,10 +233,14 @@ impl StageRun<'_> {
         let base = words::expand(base, self.cx.file.escape, &|n| globals.get(n).cloned())
             .map_err(|e| self.cx.fail(from, e))?;
         for (flag, value) in &from.flags {
-            let wanted = words::expand(value.as_deref().unwrap_or(""), self.cx.file.escape, &|n| globals.get(n).cloned())
-                .map_err(|e| self.cx.fail(from, e))?;
+            let wanted =
+                words::expand(value.as_deref().unwrap_or(""), self.cx.file.escape, &|n| globals.get(n).cloned())
+                    .map_err(|e| self.cx.fail(from, e))?;
             let host = Platform::host();
-            if flag == "platform" && wanted != format!("{}/{}", host.os, host.architecture) && wanted != host.to_string() {
+            if flag == "platform"
+                && wanted != format!("{}/{}", host.os, host.architecture)
+                && wanted != host.to_string()
+            {
                 return Err(self.cx.fail(from, format!("--platform={wanted}: this host builds only for {host}")));
             }
         }

@@ -28,7 +28,10 @@ impl StageState {
     pub fn scratch() -> StageState {
         StageState {
             layers: Vec::new(),
-            config: ContainerDefaults { env: Some(vec![crate::runtime::spec::DEFAULT_PATH.into()]), ..Default::default() },
+            config: ContainerDefaults {
+                env: Some(vec![crate::runtime::spec::DEFAULT_PATH.into()]),
+                ..Default::default()
+            },
             history: Vec::new(),
             platform: Platform::host(),
             key: Digest::of(b"scratch"),
@@ -115,7 +118,10 @@ impl StageState {
             architecture: self.platform.architecture.clone(),
             os: self.platform.os.clone(),
             config: config.clone(),
-            rootfs: RootFsDiffs { kind: "layers".into(), diff_ids: self.layers.iter().map(|l| l.diff_id.clone()).collect() },
+            rootfs: RootFsDiffs {
+                kind: "layers".into(),
+                diff_ids: self.layers.iter().map(|l| l.diff_id.clone()).collect(),
+            },
             history: self.history.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| ImageError::format("image config", e))?;

@@ -54,7 +54,9 @@ impl StageRun<'_> {
         let host_network = match network.as_str() {
             "default" | "host" => true,
             "none" => false,
-            other => return Err(self.cx.fail(instruction, format!("--network={other}: expected default, host or none"))),
+            other => {
+                return Err(self.cx.fail(instruction, format!("--network={other}: expected default, host or none")))
+            }
         };
         let args = self.command(instruction);
         let shown = match &instruction.args {
@@ -62,7 +64,8 @@ impl StageRun<'_> {
             Args::Shell(_) => args.last().cloned().unwrap_or_default(),
         };
         let (step, started) = self.start(instruction, shown.lines().next().unwrap_or(""));
-        let step_key = key(&self.state.key, &["RUN", &Self::flags_text(instruction), &args.join("\0"), &self.args_text()]);
+        let step_key =
+            key(&self.state.key, &["RUN", &Self::flags_text(instruction), &args.join("\0"), &self.args_text()]);
         if self.cached(step, &step_key) {
             return Ok(());
         }
@@ -78,6 +81,7 @@ impl StageRun<'_> {
         let output = |line: &str| events(BuildEvent::Output { step, line: line.to_string() });
         let result = run::run(
             self.cx.runtime,
+            &self.cx.container_name(),
             work.path(),
             RunStep {
                 args: args.clone(),
@@ -118,13 +122,18 @@ impl StageRun<'_> {
             Args::Exec(list) => list.clone(),
             Args::Shell(text) => {
                 let mut script = text.clone();
-                for heredoc in &instruction.heredocs {
-                    script.push('\n');
-                    script.push_str(&heredoc.body);
-                    script.push_str(&heredoc.name);
+                match instruction.heredocs.as_slice() {
+                    // `RUN <<EOF` alone: the body is the script.
+                    [only] if is_marker_only(text) => script = only.body.clone(),
+                    heredocs => {
+                        for heredoc in heredocs {
+                            script.push('\n');
+                            script.push_str(&heredoc.body);
+                            script.push_str(&heredoc.name);
+                        }
+                    }
                 }
-                let mut args =
-                    self.state.config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
+                let mut args = self.state.config.shell.clone().unwrap_or_else(|| vec!["/bin/sh".into(), "-c".into()]);
                 args.push(script);
                 args
             }
@@ -152,20 +161,22 @@ impl StageRun<'_> {
                 Ok(Mount::Volume { source, target, read_only, copy_up: false })
             }
             "tmpfs" => Ok(Mount::Tmpfs { target, size: None, mode: None }),
-            "bind" if fields.contains_key("from") => {
-                Err(self.cx.fail(instruction, format!("--mount={flag}: a bind mount from a stage or image is not supported yet; COPY --from instead")))
-            }
+            "bind" if fields.contains_key("from") => Err(self.cx.fail(
+                instruction,
+                format!("--mount={flag}: a bind mount from a stage or image is not supported yet; COPY --from instead"),
+            )),
             "bind" => {
                 let source = fields.get("source").or_else(|| fields.get("src")).cloned().unwrap_or_default();
-                let entry = self
-                    .cx
-                    .context_view
-                    .resolve(&source, true)
-                    .ok_or_else(|| self.cx.fail(instruction, format!("--mount={flag}: {source} is not in the build context")))?;
+                let entry = self.cx.context_view.resolve(&source, true).ok_or_else(|| {
+                    self.cx.fail(instruction, format!("--mount={flag}: {source} is not in the build context"))
+                })?;
                 let writable = fields.get("rw").or_else(|| fields.get("readwrite")).is_some_and(|v| v != "false");
                 Ok(Mount::Bind { source: entry.host().to_path_buf(), target, read_only: !writable })
             }
-            other => Err(self.cx.fail(instruction, format!("--mount={flag}: type={other} is not supported (cache, tmpfs and bind are)"))),
+            other => Err(self.cx.fail(
+                instruction,
+                format!("--mount={flag}: type={other} is not supported (cache, tmpfs and bind are)"),
+            )),
         }
     }
 
@@ -192,9 +203,13 @@ impl StageRun<'_> {
         };
         let sources = self.sources(instruction, sources)?;
         let workdir = self.state.config.working_dir.clone().unwrap_or_default();
-        let dest = if dest.starts_with('/') { dest.clone() } else { format!("{}/{dest}", workdir.trim_end_matches('/')) };
+        let dest =
+            if dest.starts_with('/') { dest.clone() } else { format!("{}/{dest}", workdir.trim_end_matches('/')) };
         let chmod = chmod
-            .map(|c| u32::from_str_radix(&c, 8).map_err(|_| self.cx.fail(instruction, format!("--chmod={c}: expected octal"))))
+            .map(|c| {
+                u32::from_str_radix(&c, 8)
+                    .map_err(|_| self.cx.fail(instruction, format!("--chmod={c}: expected octal")))
+            })
             .transpose()?;
         let (step, started) = self.start(instruction, &Self::shown(instruction));
         let onto = RootView::layered(&self.layer_dirs());
@@ -211,7 +226,14 @@ impl StageRun<'_> {
         let inputs = copy::digest(&items).map_err(|e| self.cx.fail(instruction, e))?;
         let step_key = key(
             &self.state.key,
-            &[&instruction.keyword, &Self::flags_text(instruction), &words.join("\0"), &from_key, &inputs.to_string(), &self.args_text()],
+            &[
+                &instruction.keyword,
+                &Self::flags_text(instruction),
+                &words.join("\0"),
+                &from_key,
+                &inputs.to_string(),
+                &self.args_text(),
+            ],
         );
         if self.cached(step, &step_key) {
             return Ok(());
@@ -237,7 +259,8 @@ impl StageRun<'_> {
             if let Some(marker) = word.strip_prefix("<<") {
                 let name = marker.trim_start_matches('-').trim_matches(['"', '\'']);
                 if let Some(heredoc) = instruction.heredocs.iter().find(|h| h.name == name) {
-                    let body = if heredoc.literal { heredoc.body.clone() } else { self.expand(instruction, &heredoc.body)? };
+                    let body =
+                        if heredoc.literal { heredoc.body.clone() } else { self.expand(instruction, &heredoc.body)? };
                     sources.push(Source::Inline { name: name.to_string(), body });
                     continue;
                 }
@@ -258,7 +281,9 @@ impl StageRun<'_> {
     fn copy_source(&self, instruction: &Instruction, from: Option<&str>) -> Result<(RootView, &'static str, String)> {
         let Some(from) = from else { return Ok((self.cx.context_view.clone(), "build context", String::new())) };
         if let Some(i) = stage_ref(self.cx.file, from, self.index) {
-            let state = self.built[i].as_ref().ok_or_else(|| self.cx.fail(instruction, format!("stage {from} was not built")))?;
+            let state = self.built[i]
+                .as_ref()
+                .ok_or_else(|| self.cx.fail(instruction, format!("stage {from} was not built")))?;
             return Ok((RootView::layered(&layer::dirs(self.cx.store, &state.layers)), "stage", state.key.to_string()));
         }
         let record = self.cx.image(from).map_err(|e| self.cx.fail(instruction, format!("--from={from}: {e}")))?;
@@ -268,7 +293,8 @@ impl StageRun<'_> {
     pub(super) fn workdir_step(&mut self, instruction: &Instruction) -> Result<()> {
         let text = self.expand(instruction, &Self::shown(instruction))?;
         let current = self.state.config.working_dir.clone().unwrap_or_default();
-        let joined = if text.starts_with('/') { text.clone() } else { format!("{}/{text}", current.trim_end_matches('/')) };
+        let joined =
+            if text.starts_with('/') { text.clone() } else { format!("{}/{text}", current.trim_end_matches('/')) };
         let clean: Vec<&str> = joined.split('/').filter(|p| !p.is_empty() && *p != ".").collect();
         let dir = format!("/{}", clean.join("/"));
         let (step, started) = self.start(instruction, &text);
@@ -285,11 +311,19 @@ impl StageRun<'_> {
             let layer_dir = work.path().join("layer");
             std::fs::create_dir(&layer_dir).map_err(BuildError::io("cannot create", &layer_dir))?;
             let item = Item::Dir { dest: onto.canonical(&dir), mode: 0o755, mtime: copy::now() };
-            copy::write(&[item], &layer_dir, &onto, Attributes::default(), 0).map_err(|e| self.cx.fail(instruction, e))?;
+            copy::write(&[item], &layer_dir, &onto, Attributes::default(), 0)
+                .map_err(|e| self.cx.fail(instruction, e))?;
             self.add_layer(&layer_dir, format!("WORKDIR {dir}"))?;
         }
         self.remember(step_key)?;
         self.finish(step, started);
         Ok(())
     }
+}
+
+/// Whether a RUN's text is a heredoc marker and nothing else (`<<EOF`, `<<-"EOF"`).
+fn is_marker_only(text: &str) -> bool {
+    let Some(rest) = text.trim().strip_prefix("<<") else { return false };
+    let name = rest.trim_start_matches('-').trim_matches(['"', '\'']);
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -195,7 +195,8 @@ impl RootView {
         for part in names(pattern) {
             let mut next = Vec::new();
             for dir in &found {
-                let dir = if dir.meta.file_type().is_symlink() { self.resolve(&dir.path, true) } else { Some(dir.clone()) };
+                let dir =
+                    if dir.meta.file_type().is_symlink() { self.resolve(&dir.path, true) } else { Some(dir.clone()) };
                 let Some(dir) = dir.filter(Entry::is_dir) else { continue };
                 if super::ignore::is_glob(&part) {
                     next.extend(self.children(&dir).into_iter().filter(|e| super::ignore::glob_match(&part, e.name())));
