@@ -766,7 +766,7 @@ services:
   app:
     image: busybox:test
     command: SLEEP
-    build: .
+    build: {context: ., cache_to: ["type=local,dest=cache"]}
     env_file: [{path: raw.env, format: raw}]
     logging: {driver: local, options: {compress: "true", max-file: "3"}}
     volumes:
@@ -784,7 +784,7 @@ networks:
         "services.app.logging.options.compress: ignored",
         "services.app.volumes[0]: ignored: consistency",
         "networks.default.driver_opts.com.docker.network.driver.mtu: ignored",
-        "services.app.build: ignored: hoist does not build images yet",
+        "services.app.build.cache_to: ignored: hoist keeps its build cache in its store",
     ] {
         assert!(stderr.contains(warned), "not warned: {warned}\n{stderr}");
     }
