@@ -191,3 +191,106 @@ fn up_builds_a_missing_image_and_up_build_rebuilds() {
     let page = project.ok(&["exec", "web", "cat", "/www/index.html"]);
     assert_eq!(page.trim(), "v2", "the new image was built and the container recreated:\n{rebuilt}");
 }
+
+/// The entry names of the tar at `path`'s layer files, as `manifest.json` lists them.
+fn archive_layer_entries(path: &Path) -> Vec<String> {
+    let unpacked = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("tar").arg("-xf").arg(path).arg("-C").arg(unpacked.path()).status().unwrap();
+    assert!(status.success());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(unpacked.path().join("manifest.json")).unwrap()).unwrap();
+    let mut names = Vec::new();
+    for layer in manifest[0]["Layers"].as_array().unwrap() {
+        let file = std::fs::File::open(unpacked.path().join(layer.as_str().unwrap())).unwrap();
+        for entry in tar::Archive::new(file).entries().unwrap() {
+            names.push(entry.unwrap().path().unwrap().display().to_string());
+        }
+    }
+    names
+}
+
+#[test]
+fn a_saved_image_loads_in_skopeo_and_comes_back_identical_through_a_registry() {
+    if !common::can_run_as_root("image builds") || !common::images::registry_tools() {
+        return;
+    }
+    let project = Project::new("bsv", "name: PROJECT\nservices:\n  app:\n    build: .\n");
+    std::fs::write(
+        project.dir.path().join("Dockerfile"),
+        "FROM busybox:test\nRUN rm /bin/vi && echo saved > /saved.txt\nCMD [\"cat\", \"/saved.txt\"]\n",
+    )
+    .unwrap();
+    project.ok(&["build"]);
+    let image = format!("{}-app", project.name);
+    let archive = project.dir.path().join("app.tar");
+    project.ok(&["image", "save", "-o", archive.to_str().unwrap(), &image]);
+    let entries = archive_layer_entries(&archive);
+    assert!(entries.iter().any(|e| e == "bin/.wh.vi"), "the RUN's deletion is a whiteout in its layer: {entries:?}");
+
+    let inspect = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "inspect"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .output()
+        .unwrap();
+    assert!(inspect.status.success(), "skopeo inspect: {}", String::from_utf8_lossy(&inspect.stderr));
+    let seen: serde_json::Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    assert_eq!(seen["Layers"].as_array().map(Vec::len), Some(2), "{seen}");
+
+    let registry = common::images::Registry::start(&[]);
+    let remote = format!("{}/saved:1", registry.address);
+    let copy = std::process::Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--dest-tls-verify=false"])
+        .arg(format!("docker-archive:{}", archive.display()))
+        .arg(format!("docker://{remote}"))
+        .output()
+        .unwrap();
+    assert!(copy.status.success(), "skopeo copy: {}", String::from_utf8_lossy(&copy.stderr));
+
+    // Pulled back into another store: the same image id (config digest) and diff_ids.
+    let other = Project::new("bsv2", &format!("name: PROJECT\nservices:\n  app:\n    image: {remote}\n"));
+    other.ok(&["pull"]);
+    let original: serde_json::Value = serde_json::from_str(&project.ok(&["image", "inspect", &image])).unwrap();
+    let pulled: serde_json::Value = serde_json::from_str(&other.ok(&["image", "inspect", &remote])).unwrap();
+    assert_eq!(original[0]["Id"], pulled[0]["Id"]);
+    assert_eq!(original[0]["RootFS"], pulled[0]["RootFS"]);
+    assert_eq!(other.ok(&["run", "--rm", "app"]).trim(), "saved");
+}
+
+#[test]
+fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
+    if !common::can_run_as_root("image builds") {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  base:\n    build: {context: ., dockerfile: base.Dockerfile}\n    image: PROJECT-base\n  app:\n    build: {context: ., dockerfile: app.Dockerfile, args: {BASE: PROJECT-base}}\n";
+    let project = Project::new("bmx", compose);
+    let dir = project.dir.path();
+    std::fs::create_dir_all(dir.join("tree/sub")).unwrap();
+    std::fs::write(dir.join("tree/sub/file.txt"), "from the archive\n").unwrap();
+    let tar = std::process::Command::new("tar").args(["-czf", "tree.tgz", "-C", "tree", "."]).current_dir(dir).status();
+    assert!(tar.unwrap().success());
+    std::fs::write(
+        dir.join("base.Dockerfile"),
+        "FROM busybox:test\nADD tree.tgz /opt/tree/\nONBUILD RUN echo onbuild ran > /onbuild.txt\n",
+    )
+    .unwrap();
+    // A per-Dockerfile ignore file beside a custom Dockerfile wins over .dockerignore.
+    std::fs::write(dir.join("app.Dockerfile.dockerignore"), "tree.tgz\n").unwrap();
+    std::fs::write(
+        dir.join("app.Dockerfile"),
+        "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/cache echo run >> /cache/runs; wc -l < /cache/runs > /runs.txt\n",
+    )
+    .unwrap();
+    let (ok, log) = build(&project, &["base"]);
+    assert!(ok, "{log}");
+    let (ok, log) = build(&project, &["app"]);
+    assert!(ok, "{log}");
+    let out = project.ok(&["run", "--rm", "app", "cat", "/opt/tree/sub/file.txt", "/onbuild.txt", "/runs.txt"]);
+    assert_eq!(out, "from the archive\nonbuild ran\n1\n");
+    // Without the cache the RUN runs again and its cache mount keeps what the first run wrote.
+    let (ok, log) = build(&project, &["--no-cache", "app"]);
+    assert!(ok, "{log}");
+    assert_eq!(project.ok(&["run", "--rm", "app", "cat", "/runs.txt"]).trim(), "2");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&project.ok(&["image", "inspect", &format!("{}-app", project.name)])).unwrap();
+    assert!(inspect[0]["Config"].get("OnBuild").is_none(), "a child does not keep its base's triggers");
+}
