@@ -14,6 +14,7 @@ mod intake;
 pub mod logs;
 pub mod paths;
 pub mod protocol;
+pub mod rebuild;
 pub mod records;
 pub mod restart;
 pub mod teardown;

@@ -217,13 +217,6 @@ impl Daemon {
                 Some(client) => watching.owners.clients.insert(client),
                 None => std::mem::replace(&mut watching.owners.project, true),
             };
-            for rule in service.watch.iter().filter(|r| r.action == WatchAction::Rebuild) {
-                messages.push(format!(
-                    "{}: rule rebuild {}: hoist does not build images yet; changes there are reported, not acted on",
-                    service.name,
-                    rule.path.display()
-                ));
-            }
         }
         Ok(messages)
     }
@@ -429,6 +422,7 @@ async fn apply(
     let mut report = Report::default();
     let mut errors: Vec<String> = Vec::new();
     let mut restart = false;
+    let mut rebuild = false;
     let mut execs = Vec::new();
     let mut strongest = WatchAction::Sync;
     tokio::task::block_in_place(|| {
@@ -457,7 +451,7 @@ async fn apply(
             match action {
                 WatchAction::SyncRestart | WatchAction::Restart => restart = true,
                 WatchAction::SyncExec => execs.extend(rule.plan.exec.clone()),
-                WatchAction::Rebuild => errors.push("rebuild: hoist does not build images yet; nothing rebuilt".into()),
+                WatchAction::Rebuild => rebuild = true,
                 WatchAction::Sync => {}
             }
         }
@@ -470,6 +464,18 @@ async fn apply(
             report.removed,
             started.elapsed().as_millis()
         ));
+    }
+    if rebuild {
+        let rebuilding = Instant::now();
+        let (paths, name) = (daemon.paths.clone(), service.to_string());
+        let rebuilt = tokio::task::spawn_blocking(move || super::rebuild::rebuild(&paths, &name)).await;
+        match rebuilt {
+            Ok(Ok(())) => done.push(format!("rebuilt and recreated in {} ms", rebuilding.elapsed().as_millis())),
+            Ok(Err(e)) => errors.push(format!("rebuild: {e}")),
+            Err(e) => errors.push(format!("rebuild: {e}")),
+        }
+        // The new containers have the new image: a restart is already done.
+        restart = false;
     }
     if restart {
         let restarting = Instant::now();
