@@ -195,7 +195,8 @@ fn up_builds_a_missing_image_and_up_build_rebuilds() {
 /// The entry names of the tar at `path`'s layer files, as `manifest.json` lists them.
 fn archive_layer_entries(path: &Path) -> Vec<String> {
     let unpacked = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new("tar").arg("-xf").arg(path).arg("-C").arg(unpacked.path()).status().unwrap();
+    let status =
+        std::process::Command::new("tar").arg("-xf").arg(path).arg("-C").arg(unpacked.path()).status().unwrap();
     assert!(status.success());
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(unpacked.path().join("manifest.json")).unwrap()).unwrap();
@@ -293,4 +294,40 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     let inspect: serde_json::Value =
         serde_json::from_str(&project.ok(&["image", "inspect", &format!("{}-app", project.name)])).unwrap();
     assert!(inspect[0]["Config"].get("OnBuild").is_none(), "a child does not keep its base's triggers");
+}
+
+/// Polls `check` every 100 ms until it holds (`seconds` at most).
+fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
+    while std::time::Instant::now() < deadline {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
+}
+
+#[test]
+fn watch_rebuild_builds_the_image_again_and_recreates_the_service() {
+    if !common::can_run_as_root("image builds") {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  web:\n    build:\n      context: .\n      dockerfile_inline: |\n        FROM busybox:test\n        COPY page.txt /www/index.html\n    command: [\"sleep\", \"1000\"]\n    develop:\n      watch:\n        - {action: rebuild, path: ./page.txt}\n";
+    let mut project = Project::new("bwr", compose);
+    std::fs::write(project.dir.path().join("page.txt"), "v1\n").unwrap();
+    project.ok(&["up", "-d", "--watch"]);
+    project.note_supervisor();
+    let first = project.container("web");
+    assert_eq!(project.ok(&["exec", "web", "cat", "/www/index.html"]).trim(), "v1");
+    std::fs::write(project.dir.path().join("page.txt"), "v2\n").unwrap();
+    let rebuilt =
+        eventually(30, || project.hoist(&["exec", "web", "cat", "/www/index.html"]).stdout.starts_with(b"v2"));
+    let log = std::fs::read_to_string(
+        common::project::root(project.dir.path()).join("lib/projects").join(&project.name).join("watch.log"),
+    )
+    .unwrap_or_default();
+    assert!(rebuilt, "the edit was not rebuilt into the service:\n{log}");
+    let second = project.container("web");
+    assert_ne!(first["Pid"], second["Pid"], "the container was recreated");
 }

@@ -166,7 +166,9 @@ fn every_corpus_file_comes_up_created_or_names_what_it_refuses() {
             let names_a_refusal = |l: &&str| {
                 l.contains("not supported")
                     || l.starts_with("error: ") && l.contains(" in the project:")
-                    || l.starts_with("error: service ") && l.contains(": volumes: bind source ") && l.ends_with("does not exist")
+                    || l.starts_with("error: service ")
+                        && l.contains(": volumes: bind source ")
+                        && l.ends_with("does not exist")
             };
             if errors.is_empty() || !errors.iter().all(names_a_refusal) {
                 failures.push(format!("{shown}: up failed:\n{stderr}"));
