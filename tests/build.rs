@@ -117,6 +117,9 @@ fn a_multi_stage_build_runs_with_its_user_env_and_workdir_and_is_cached() {
         "{history:?}"
     );
     project.ok(&["image", "inspect", &format!("{}-extra:1", project.name)]);
+    project.ok(&["image", "tag", &image, "retagged:2"]);
+    let retagged: serde_json::Value = serde_json::from_str(&project.ok(&["image", "inspect", "retagged:2"])).unwrap();
+    assert_eq!(retagged[0]["Id"], inspect[0]["Id"]);
 
     // The same context again: every step from the cache, the same image.
     let (ok, again) = build(&project, &[]);
@@ -167,7 +170,7 @@ fn a_failing_run_prints_its_output_and_code_and_leaves_nothing() {
     std::fs::write(project.dir.path().join("Dockerfile"), "FROM busybox:test\nRUN true\nFROB x\n").unwrap();
     let (ok, log) = build(&project, &[]);
     assert!(!ok);
-    assert!(log.contains("Dockerfile:line 3: FROB: unknown instruction"), "{log}");
+    assert!(log.contains("Dockerfile:3: FROB: unknown instruction"), "{log}");
     assert!(!log.contains("#2"), "nothing ran:\n{log}");
 }
 
@@ -278,7 +281,8 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     std::fs::write(dir.join("app.Dockerfile.dockerignore"), "tree.tgz\n").unwrap();
     std::fs::write(
         dir.join("app.Dockerfile"),
-        "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/cache echo run >> /cache/runs; wc -l < /cache/runs > /runs.txt\n",
+        "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/cache echo run >> /cache/runs; wc -l < /cache/runs > /runs.txt\n\
+         RUN --network=none grep -c : /proc/net/dev > /interfaces\n",
     )
     .unwrap();
     let (ok, log) = build(&project, &["base"]);
@@ -287,6 +291,8 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     assert!(ok, "{log}");
     let out = project.ok(&["run", "--rm", "app", "cat", "/opt/tree/sub/file.txt", "/onbuild.txt", "/runs.txt"]);
     assert_eq!(out, "from the archive\nonbuild ran\n1\n");
+    let interfaces = project.ok(&["run", "--rm", "app", "cat", "/interfaces"]);
+    assert_eq!(interfaces.trim(), "1", "--network=none leaves only loopback");
     // Without the cache the RUN runs again and its cache mount keeps what the first run wrote.
     let (ok, log) = build(&project, &["--no-cache", "app"]);
     assert!(ok, "{log}");
@@ -330,4 +336,31 @@ fn watch_rebuild_builds_the_image_again_and_recreates_the_service() {
     assert!(rebuilt, "the edit was not rebuilt into the service:\n{log}");
     let second = project.container("web");
     assert_ne!(first["Pid"], second["Pid"], "the container was recreated");
+}
+
+#[test]
+fn independent_stages_build_together_and_unneeded_ones_not_at_all() {
+    if !common::can_run_as_root("image builds") {
+        return;
+    }
+    let project = Project::new("bpar", "name: PROJECT\nservices:\n  app:\n    build: .\n");
+    // Each of `left` and `right` waits for the other's mark in a shared cache mount: built
+    // one after the other, the first would give up after 20 s and fail the build.
+    let wait_for = |mine: &str, theirs: &str| {
+        format!(
+            "RUN --mount=type=cache,id=meet,target=/meet touch /meet/{mine}; \\\n  \
+             for i in $(seq 200); do [ -e /meet/{theirs} ] && echo met > /{mine} && exit 0; sleep 0.1; done; exit 1\n"
+        )
+    };
+    let dockerfile = format!(
+        "FROM busybox:test AS left\n{}FROM busybox:test AS right\n{}FROM busybox:test AS broken\nRUN exit 9\n\
+         FROM busybox:test\nCOPY --from=left /left /\nCOPY --from=right /right /\n",
+        wait_for("left", "right"),
+        wait_for("right", "left")
+    );
+    std::fs::write(project.dir.path().join("Dockerfile"), dockerfile).unwrap();
+    let (ok, log) = build(&project, &[]);
+    assert!(ok, "{log}");
+    assert!(!log.contains("broken"), "a stage the target does not need is not built:\n{log}");
+    assert_eq!(project.ok(&["run", "--rm", "app", "cat", "/left", "/right"]), "met\nmet\n");
 }

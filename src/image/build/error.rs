@@ -8,7 +8,7 @@ use crate::runtime::RuntimeError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("{file}:{source}")]
+    #[error("{file}:{line}: {instruction}: {message}", line = .source.line, instruction = .source.instruction, message = .source.message)]
     Parse {
         file: String,
         #[source]
