@@ -54,6 +54,9 @@ pub struct UpArgs {
     /// Never build images (a service whose image is missing fails)
     #[arg(long)]
     pub no_build: bool,
+    /// Print what `up` would do, in order and with causes; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Stop the project when any container stops (attached only)
     #[arg(long, conflicts_with = "detach")]
     pub abort_on_container_exit: bool,
@@ -78,6 +81,9 @@ pub struct DownArgs {
     /// Also remove the project's named volumes
     #[arg(short, long)]
     pub volumes: bool,
+    /// Print what `down` would do; change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Also remove containers of services no longer in the project (always done)
     #[arg(long)]
     pub remove_orphans: bool,
@@ -145,7 +151,7 @@ pub fn project_paths(global: &GlobalOptions) -> anyhow::Result<ProjectPaths> {
 }
 
 pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
-    let (paths, order, watched) = bring_up(global, args)?;
+    let Some((paths, order, watched)) = bring_up(global, args)? else { return Ok(0) };
     if !args.watch {
         if args.detach || args.wait || args.no_start {
             return Ok(0);
@@ -165,7 +171,11 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
 
 /// Validates the project, pulls what is missing and has the supervisor converge; returns
 /// its paths, the services in start order and, with `--watch`, those of them to watch.
-pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(ProjectPaths, Vec<String>, Vec<String>)> {
+/// `None` for a dry run (the plan was printed, nothing done).
+pub fn bring_up(
+    global: &GlobalOptions,
+    args: &UpArgs,
+) -> anyhow::Result<Option<(ProjectPaths, Vec<String>, Vec<String>)>> {
     let loaded = global.load()?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -185,6 +195,16 @@ pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(Projec
     let selection = graph.select(&args.services, !args.no_deps)?;
     let order: Vec<String> = selection.start_layers().concat();
     let watched = if args.watch { watched_services(&project, &order)? } else { Vec::new() };
+    if args.dry_run {
+        let options = crate::plan::reconcile::Options {
+            force_recreate: args.force_recreate,
+            no_recreate: args.no_recreate,
+            remove_orphans: args.remove_orphans,
+        };
+        let steps = super::dry_run::up(&project, &order, options, args.wait, build_choice(args.build, args.no_build))?;
+        super::dry_run::print("up", &steps);
+        return Ok(None);
+    }
     super::build::build_for_up(&project, &order, build_choice(args.build, args.no_build))?;
     let options = UpOptions {
         services: order.clone(),
@@ -196,7 +216,7 @@ pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<(Projec
         config_files: loaded.files.iter().map(|f| f.display().to_string()).collect(),
     };
     let paths = converge(&project, &order, args.pull.as_deref(), options)?;
-    Ok((paths, order, watched))
+    Ok(Some((paths, order, watched)))
 }
 
 /// `--build` / `--no-build` as a choice.
@@ -385,6 +405,14 @@ fn attach(
 }
 
 pub fn down(global: &GlobalOptions, args: &DownArgs) -> anyhow::Result<()> {
+    if args.dry_run {
+        let name = match &global.project_name {
+            Some(name) => name.clone(),
+            None => global.load()?.project.name,
+        };
+        super::dry_run::print("down", &super::dry_run::down(&name, args.volumes)?);
+        return Ok(());
+    }
     let paths = project_paths(global)?;
     let messages = match client::liveness(&paths) {
         Liveness::Running { pid } => {
@@ -480,7 +508,7 @@ pub fn wait(global: &GlobalOptions, args: &WaitArgs) -> anyhow::Result<i32> {
             }
         }
         if args.down_project && first_code.is_some() {
-            down(global, &DownArgs { volumes: false, remove_orphans: false, timeout: None })?;
+            down(global, &DownArgs { volumes: false, remove_orphans: false, timeout: None, dry_run: false })?;
             break;
         }
         if reported.len() == watched.len() || !matches!(client::liveness(&paths), Liveness::Running { .. }) {

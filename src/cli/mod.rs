@@ -9,6 +9,7 @@ mod build;
 mod changes;
 mod config;
 mod diff;
+mod dry_run;
 mod exec;
 mod format;
 mod image_tools;

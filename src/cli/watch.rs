@@ -5,6 +5,8 @@
 
 use std::time::Duration;
 
+use anyhow::Context as _;
+
 use super::lifecycle::{self, UpArgs};
 use super::GlobalOptions;
 use crate::supervisor::client::{self, Liveness};
@@ -48,7 +50,7 @@ pub fn run(global: &GlobalOptions, args: &WatchArgs) -> anyhow::Result<()> {
         lifecycle::project_paths(global)?
     } else {
         let up = UpArgs { detach: true, watch: true, pull: None, services: args.services.clone(), ..UpArgs::default() };
-        lifecycle::bring_up(global, &up)?.0
+        lifecycle::bring_up(global, &up)?.context("a dry run started nothing")?.0
     };
     let (mut log, _connection) = attach(&paths, args.services.clone())?;
     eprintln!("Watching; Ctrl-C stops watching (the services keep running)");

@@ -76,14 +76,10 @@ fn volume_mounts(project: &Project, name: &str, service: &Service, state_root: &
             MountType::Bind => {
                 let source = PathBuf::from(volume.source.as_deref().unwrap_or_default());
                 let create = volume.bind.as_ref().is_none_or(|b| b.create_host_path);
-                if !source.exists() {
-                    if !create {
-                        return Err(error(name, "volumes", format!("bind source {} does not exist", source.display())));
-                    }
-                    // As Docker does; created at plan time so that nothing is half-started.
-                    std::fs::create_dir_all(&source).map_err(|e| {
-                        error(name, "volumes", format!("cannot create bind source {}: {e}", source.display()))
-                    })?;
+                // A missing source is made by the supervisor before anything starts, as
+                // Docker does (planning changes nothing).
+                if !source.exists() && !create {
+                    return Err(error(name, "volumes", format!("bind source {} does not exist", source.display())));
                 }
                 Mount::Bind { source, target: volume.target.clone(), read_only: volume.read_only }
             }
@@ -259,15 +255,12 @@ fn data_file(
     })
 }
 
-/// `volume.subpath`: a directory inside the volume (made when missing, as the volume
-/// itself is); never `..` or absolute.
+/// `volume.subpath`: a directory inside the volume (made by the supervisor when missing,
+/// as the volume itself is); never `..` or absolute.
 fn subpath_of(name: &str, volume: &Path, subpath: &str) -> Result<PathBuf, PlanError> {
     let relative = Path::new(subpath);
     if relative.is_absolute() || relative.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
         return Err(error(name, "volumes", format!("subpath {subpath:?}: expected a relative path inside the volume")));
     }
-    let dir = volume.join(relative);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| error(name, "volumes", format!("subpath {subpath}: cannot create {}: {e}", dir.display())))?;
-    Ok(dir)
+    Ok(volume.join(relative))
 }

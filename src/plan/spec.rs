@@ -562,7 +562,7 @@ fn root_of(
         })
         .transpose()?;
     if host_usr.is_some() {
-        let skeleton = host_usr_skeleton(state_root).map_err(|e| error(name, "x-hoist.root", e))?;
+        let skeleton = host_usr_skeleton_path(state_root);
         let usr = Mount::Bind { source: PathBuf::from("/usr"), target: "/usr".into(), read_only: true };
         return Ok((RootFs::Overlay { lowers: vec![skeleton] }, Default::default(), vec![usr]));
     }
@@ -573,41 +573,9 @@ fn root_of(
     Ok((RootFs::Overlay { lowers }, record.config, Vec::new()))
 }
 
-/// A minimal root whose programs are the host's (merged-/usr layout): symlinks into /usr,
-/// an /etc with root and nobody, and empty mount points. Made once per state root.
-fn host_usr_skeleton(state_root: &Path) -> Result<PathBuf, String> {
-    let dir = state_root.join("skeletons/host-usr");
-    if dir.join("etc/passwd").exists() {
-        return Ok(dir);
-    }
-    let fail = |e: std::io::Error| format!("cannot create the host-usr root under {}: {e}", dir.display());
-    let staging = state_root.join(format!("skeletons/.host-usr-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&staging);
-    for sub in ["usr", "etc", "tmp", "proc", "sys", "dev", "run", "var/tmp", "root", "home", "srv"] {
-        std::fs::create_dir_all(staging.join(sub)).map_err(fail)?;
-    }
-    for link in ["bin", "sbin", "lib", "lib64"] {
-        std::os::unix::fs::symlink(format!("usr/{link}"), staging.join(link)).map_err(fail)?;
-    }
-    std::fs::write(
-        staging.join("etc/passwd"),
-        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n",
-    )
-    .map_err(fail)?;
-    std::fs::write(staging.join("etc/group"), "root:x:0:\nnogroup:x:65534:\n").map_err(fail)?;
-    use std::os::unix::fs::PermissionsExt;
-    for tmp in ["tmp", "var/tmp"] {
-        std::fs::set_permissions(staging.join(tmp), std::fs::Permissions::from_mode(0o1777)).map_err(fail)?;
-    }
-    match std::fs::rename(&staging, &dir) {
-        Ok(()) => Ok(dir),
-        // Another hoist made it first.
-        Err(_) if dir.join("etc/passwd").exists() => {
-            let _ = std::fs::remove_dir_all(&staging);
-            Ok(dir)
-        }
-        Err(e) => Err(fail(e)),
-    }
+/// Where the host-usr root lives (made by [`ensure_host_usr_skeleton`]).
+pub fn host_usr_skeleton_path(state_root: &Path) -> PathBuf {
+    state_root.join("skeletons/host-usr")
 }
 
 fn limits(service: &Service) -> Limits {

@@ -3,7 +3,7 @@
 //! services in dependency layers honouring `depends_on` conditions, converges on a new plan
 //! by recreating only what changed, and takes everything down on `down`.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -25,7 +25,8 @@ use crate::network::dns::{self, DnsServer, NameTable};
 use crate::network::ipam::{Ipam, NetworkRecord, Pool};
 use crate::network::links::{self, NetworkSpec};
 use crate::network::ports::{self, Publish};
-use crate::plan::reconcile::{self, Action, Desired, Observed};
+use crate::plan::converge;
+use crate::plan::reconcile::{self, Observed};
 use crate::plan::spec::{NetworkMode, ProjectPlan, ServicePlan};
 use crate::project::model::Condition;
 use crate::roots::Roots;
@@ -363,9 +364,11 @@ impl Daemon {
             .collect();
         self.networks(&mut inner, &plan, &selected).await?;
         self.create_volumes(&plan)?;
+        let previous: Option<ProjectPlan>;
         {
             let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
             // Merge: services not named in this `up` keep their plan.
+            previous = shared.plan.clone();
             let mut merged = shared.plan.take().unwrap_or_else(|| ProjectPlan { services: Vec::new(), ..plan.clone() });
             merged.networks = plan.networks.clone();
             merged.volumes = plan.volumes.clone();
@@ -402,103 +405,45 @@ impl Daemon {
                 })
                 .collect()
         };
-        let desired: Vec<Desired> = selected
-            .iter()
-            .map(|s| Desired {
-                service: s.name.clone(),
-                hash: s.hash.clone(),
-                names: (1..=s.replicas).map(|i| s.container_name(&plan.project, i)).collect(),
-            })
-            .collect();
-        let project_services: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
         let reconcile_options = reconcile::Options {
             force_recreate: options.force_recreate,
             no_recreate: options.no_recreate,
             remove_orphans: options.remove_orphans,
         };
-        let actions = reconcile::reconcile(&desired, &project_services, &observed, reconcile_options);
+        let converge =
+            converge::up(&plan, previous.as_ref(), &options.services, &observed, reconcile_options, options.wait);
 
-        // Services following a recreated dependency with `restart: true` stop before it
-        // goes (as in Compose) and start again after it, layer by layer.
-        let recreated: Vec<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Recreate { service, .. } => Some(service.clone()),
-                _ => None,
-            })
-            .collect();
-        let replaced: HashSet<&String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Recreate { name, .. } | Action::Remove { name } => Some(name),
-                _ => None,
-            })
-            .collect();
-        let followers = plan.restart_dependents(&recreated);
-        let mut to_start: HashSet<String> = actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Start { name } => Some(name.clone()),
-                _ => None,
-            })
-            .collect();
-        if !followers.is_empty() {
-            for name in self.stop_in_order(&inner, &followers, None).await {
-                if !replaced.contains(&name) {
+        // Followers of a recreated dependency with `restart: true` stop before it goes
+        // (as in Compose) and start again after it; then removals, dependents first.
+        let mut to_start = converge.starts.clone();
+        if !converge.followers.is_empty() {
+            for name in self.stop_in_order(&inner, &converge.followers, None).await {
+                if converge.starts.contains(&name) {
                     messages.push(format!("Container {name} Restarted"));
                     to_start.insert(name);
                 }
             }
         }
-
-        // Then removals, dependents first: replaced, scaled away and orphaned containers.
-        let stop_rank: HashMap<String, usize> = layers(&plan.services.iter().collect::<Vec<_>>())
-            .into_iter()
-            .rev()
-            .enumerate()
-            .flat_map(|(rank, layer)| layer.into_iter().map(move |service| (service, rank + 1)))
-            .collect();
         let service_of = |name: &String| observed.iter().find(|o| &o.name == name).map(|o| o.service.clone());
-        let mut removals: Vec<&Action> = actions
-            .iter()
-            .filter(|a| {
-                matches!(a, Action::Recreate { .. } | Action::Remove { .. } | Action::Orphan { remove: true, .. })
-            })
-            .collect();
-        // Orphans (no longer in the file) first: nothing of the project depends on them.
-        removals.sort_by_key(|a| match a {
-            Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, .. } => {
-                service_of(name).and_then(|service| stop_rank.get(&service).copied()).unwrap_or(0)
-            }
-            _ => 0,
-        });
-        for action in removals {
-            let (Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, .. }) = action else {
-                continue;
-            };
+        let recreated: HashSet<&String> = converge.creates.iter().filter(|c| c.3).map(|c| &c.2).collect();
+        for name in &converge.removals {
             let grace = service_of(name)
                 .and_then(|service| self.service(&service))
                 .map(|s| s.stop_grace_period)
                 .unwrap_or(Duration::from_secs(10));
             self.remove(&mut inner, name, grace).await;
-            if !matches!(action, Action::Recreate { .. }) {
+            if !recreated.contains(name) {
                 messages.push(format!("Container {name} Removed"));
             }
         }
-        for action in &actions {
-            if let Action::Orphan { name, remove: false } = action {
-                messages.push(format!("Found orphan container {name}; remove it with --remove-orphans"));
-            }
+        for name in &converge.orphans {
+            messages.push(format!("Found orphan container {name}; remove it with --remove-orphans"));
         }
         // Every new container's ports are bound before anything starts, so a taken port
         // stops the whole `up`.
         let mut created: Vec<NewContainer> = Vec::new();
-        for action in &actions {
-            let (service, index, name, verb) = match action {
-                Action::Create { service, index, name } => (service, *index, name, "Created"),
-                Action::Recreate { service, index, name } => (service, *index, name, "Recreated"),
-                _ => continue,
-            };
+        for (service, index, name, recreated) in &converge.creates {
+            let (index, verb) = (*index, if *recreated { "Recreated" } else { "Created" });
             let plan =
                 Arc::new(selected.iter().find(|s| &s.name == service).map(|s| (*s).clone()).ok_or("service vanished")?);
             let forwarder = match self.publish(&plan, name).await {
@@ -510,7 +455,7 @@ impl Daemon {
                     return Err(e);
                 }
             };
-            created.push((name.clone(), index, plan, forwarder));
+            created.push((name.to_string(), index, plan, forwarder));
             messages.push(format!("Container {name} {verb}"));
         }
         for (name, index, plan, forwarder) in &created {
@@ -523,7 +468,10 @@ impl Daemon {
 
         let started = match options.no_start {
             true => Ok(()),
-            false => self.start_layers(&mut inner, &selected, &mut pending, &to_start).await,
+            false => {
+                let all: Vec<&ServicePlan> = plan.services.iter().collect();
+                self.start_layers(&mut inner, &all, &converge.layers, &mut pending, &to_start).await
+            }
         };
         // Containers of layers never reached stay created, under supervision: a later `up`
         // or `start` starts them (they were left without a task, so nothing could).
@@ -555,16 +503,17 @@ impl Daemon {
     async fn start_layers(
         self: &Arc<Self>,
         inner: &mut Inner,
-        selected: &[&ServicePlan],
+        services: &[&ServicePlan],
+        layers: &[Vec<String>],
         pending: &mut BTreeMap<String, Vec<NewContainer>>,
-        to_start: &HashSet<String>,
+        to_start: &std::collections::BTreeSet<String>,
     ) -> Result<(), String> {
-        for layer in layers(selected) {
+        for layer in layers {
             // Containers this layer starts, with their start count before: the layer is
             // started once each count has grown.
             let mut starting: Vec<(String, u32)> = Vec::new();
-            for service in &layer {
-                let plan_of = selected.iter().find(|s| &s.name == service).ok_or("service vanished")?;
+            for service in layer {
+                let plan_of = services.iter().find(|s| &s.name == service).ok_or("service vanished")?;
                 self.wait_dependencies(inner, plan_of).await?;
                 for (name, _, service_plan, forwarder) in pending.remove(service).unwrap_or_default() {
                     let handle = container::spawn(
@@ -591,7 +540,7 @@ impl Daemon {
                 }
             }
             // The layer has started before the next one is considered.
-            for service in &layer {
+            for service in layer {
                 for handle in inner.containers.values().filter(|h| &h.service == service) {
                     let Some(&(_, before)) = starting.iter().find(|(name, _)| name == &handle.name) else { continue };
                     wait_for(handle, |s| {
@@ -663,7 +612,7 @@ impl Daemon {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
         }
-        Ok(())
+        super::prepare::prepare_host(plan, &self.paths.state_root).map_err(|e| format!("{e}: {}", e.source))
     }
 
     /// `hoist run`: creates and starts one-off container `name` of `service`, on the
@@ -927,7 +876,7 @@ impl Daemon {
         let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
         let Some(plan) = plan else { return Vec::new() };
         let all: Vec<&ServicePlan> = plan.services.iter().collect();
-        let mut order = layers(&all);
+        let mut order = converge::layers(&all);
         order.reverse();
         order
             .into_iter()
@@ -1140,41 +1089,6 @@ async fn condition_met(name: &str, handle: &Handle, condition: Condition, requir
         }
         None => Ok(()),
     }
-}
-
-/// Services in start layers: each layer only depends on earlier ones.
-pub fn layers(services: &[&ServicePlan]) -> Vec<Vec<String>> {
-    let names: HashSet<&String> = services.iter().map(|s| &s.name).collect();
-    let needs = |s: &ServicePlan| -> Vec<String> {
-        let mut deps: Vec<String> = s.depends_on.iter().map(|d| d.service.clone()).collect();
-        deps.extend(s.links.iter().map(|(target, _)| target.clone()));
-        if let NetworkMode::Service(target) = &s.network_mode {
-            deps.push(target.clone());
-        }
-        for shared in [&s.ipc, &s.pid] {
-            if let crate::plan::spec::NamespacePlan::Service(target) = shared {
-                deps.push(target.clone());
-            }
-        }
-        deps.into_iter().filter(|d| names.contains(d)).collect()
-    };
-    let mut placed: HashSet<String> = HashSet::new();
-    let mut layers = Vec::new();
-    while placed.len() < services.len() {
-        let layer: Vec<String> = services
-            .iter()
-            .filter(|s| !placed.contains(&s.name) && needs(s).iter().all(|d| placed.contains(d)))
-            .map(|s| s.name.clone())
-            .collect();
-        if layer.is_empty() {
-            // A cycle: the loader rejects them; start the rest in file order.
-            layers.push(services.iter().filter(|s| !placed.contains(&s.name)).map(|s| s.name.clone()).collect());
-            break;
-        }
-        placed.extend(layer.iter().cloned());
-        layers.push(layer);
-    }
-    layers
 }
 
 /// The service's labels and the ones Compose puts on every container of a project.

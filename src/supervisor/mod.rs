@@ -13,6 +13,7 @@ mod health;
 mod intake;
 pub mod logs;
 pub mod paths;
+pub mod prepare;
 pub mod protocol;
 pub mod rebuild;
 pub mod records;

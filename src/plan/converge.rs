@@ -1,0 +1,336 @@
+//! `up` and `down` as one ordered plan, computed without touching anything: from the
+//! containers that exist (observed) and the services as the plan wants them, every step in
+//! the order the supervisor takes it, with its cause. `up --dry-run` prints it; the
+//! supervisor's `up` executes the same plan, so what is printed is what happens.
+//!
+//! ```text
+//! observed + ProjectPlan ── reconcile (per container) ──► followers to stop, removals
+//!   (dependents first), creates, start layers (ServicePlan graph), waits
+//! ```
+
+use std::collections::{BTreeSet, HashMap};
+
+use super::reconcile::{self, Action, Desired, Observed};
+use super::spec::{NamespacePlan, NetworkMode, ProjectPlan, ServicePlan};
+use crate::project::model::Condition;
+
+/// One step and why it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub verb: &'static str,
+    /// A container, or a service for waits.
+    pub target: String,
+    pub cause: String,
+}
+
+/// What `up` does, in order, and the parts the supervisor executes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct UpPlan {
+    pub steps: Vec<Step>,
+    /// Services stopped before their recreated dependency goes and started after it.
+    pub followers: Vec<String>,
+    /// Containers removed (recreated, scaled away, orphaned), dependents first.
+    pub removals: Vec<String>,
+    /// (service, replica, container, recreated) for each new container.
+    pub creates: Vec<(String, u32, String, bool)>,
+    /// Existing containers that are started (stopped ones, and followers).
+    pub starts: BTreeSet<String>,
+    /// Orphans that stay (without `--remove-orphans`).
+    pub orphans: Vec<String>,
+    /// The selected services in start layers: each layer depends only on earlier ones.
+    pub layers: Vec<Vec<String>>,
+}
+
+/// The services `service` must wait for before it starts (only those in `names`).
+fn needs(service: &ServicePlan, names: &BTreeSet<&str>) -> Vec<String> {
+    let mut deps: Vec<String> = service.depends_on.iter().map(|d| d.service.clone()).collect();
+    deps.extend(service.links.iter().map(|(target, _)| target.clone()));
+    if let NetworkMode::Service(target) = &service.network_mode {
+        deps.push(target.clone());
+    }
+    for shared in [&service.ipc, &service.pid] {
+        if let NamespacePlan::Service(target) = shared {
+            deps.push(target.clone());
+        }
+    }
+    deps.retain(|d| names.contains(d.as_str()) && d != &service.name);
+    deps
+}
+
+/// `services` in start layers (file order within a layer); a cycle, which the loader
+/// refuses, ends in one last layer.
+pub fn layers(services: &[&ServicePlan]) -> Vec<Vec<String>> {
+    let names: BTreeSet<&str> = services.iter().map(|s| s.name.as_str()).collect();
+    let mut placed: BTreeSet<String> = BTreeSet::new();
+    let mut layers = Vec::new();
+    while placed.len() < services.len() {
+        let layer: Vec<String> = services
+            .iter()
+            .filter(|s| !placed.contains(&s.name) && needs(s, &names).iter().all(|d| placed.contains(d)))
+            .map(|s| s.name.clone())
+            .collect();
+        if layer.is_empty() {
+            layers.push(services.iter().filter(|s| !placed.contains(&s.name)).map(|s| s.name.clone()).collect());
+            break;
+        }
+        placed.extend(layer.iter().cloned());
+        layers.push(layer);
+    }
+    layers
+}
+
+/// Why a container is recreated: the top-level fields of its service plan that differ from
+/// the previous plan's (`spec.process.env`), when that is known.
+fn recreate_cause(previous: Option<&ServicePlan>, current: &ServicePlan, options: reconcile::Options) -> String {
+    if options.force_recreate {
+        return "--force-recreate".into();
+    }
+    let Some(previous) = previous else { return "configuration changed".into() };
+    let (Ok(old), Ok(new)) = (serde_json::to_value(previous), serde_json::to_value(current)) else {
+        return "configuration changed".into();
+    };
+    let mut changed = Vec::new();
+    differences(&old, &new, String::new(), &mut changed);
+    changed.retain(|path| path != "hash");
+    if changed.is_empty() {
+        return "configuration changed (its image)".into();
+    }
+    changed.truncate(3);
+    format!("configuration changed: {}", changed.join(", "))
+}
+
+/// The paths (`spec.process.env`) where two JSON values differ, down to objects' leaves.
+fn differences(old: &serde_json::Value, new: &serde_json::Value, at: String, out: &mut Vec<String>) {
+    match (old, new) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+            for key in keys {
+                let path = if at.is_empty() { key.clone() } else { format!("{at}.{key}") };
+                match (a.get(key), b.get(key)) {
+                    (Some(x), Some(y)) => differences(x, y, path, out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        (a, b) if a != b => out.push(at),
+        _ => {}
+    }
+}
+
+/// The plan of `up` for the `selected` services of `plan` over the `observed` containers;
+/// `previous` is the plan the containers were made from (for causes).
+pub fn up(
+    plan: &ProjectPlan,
+    previous: Option<&ProjectPlan>,
+    selected: &[String],
+    observed: &[Observed],
+    options: reconcile::Options,
+    wait: bool,
+) -> UpPlan {
+    let chosen: Vec<&ServicePlan> =
+        plan.services.iter().filter(|s| selected.is_empty() || selected.contains(&s.name)).collect();
+    let desired: Vec<Desired> = chosen
+        .iter()
+        .map(|s| Desired {
+            service: s.name.clone(),
+            hash: s.hash.clone(),
+            names: (1..=s.replicas).map(|i| s.container_name(&plan.project, i)).collect(),
+        })
+        .collect();
+    let all: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
+    let actions = reconcile::reconcile(&desired, &all, observed, options);
+    let mut up = UpPlan::default();
+    let service_of = |name: &str| observed.iter().find(|o| o.name == name).map(|o| o.service.clone());
+    let previous_of = |service: &str| previous.and_then(|p| p.services.iter().find(|s| s.name == service));
+
+    // Followers of recreated dependencies (`restart: true`) stop first, dependents first.
+    let recreated: Vec<String> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Recreate { service, .. } => Some(service.clone()),
+            _ => None,
+        })
+        .collect();
+    up.followers = plan.restart_dependents(&recreated);
+    // Followers start again in their place in the order, selected or not.
+    let starting: Vec<&ServicePlan> = plan
+        .services
+        .iter()
+        .filter(|s| chosen.iter().any(|c| c.name == s.name) || up.followers.contains(&s.name))
+        .collect();
+    up.layers = layers(&starting);
+    let all_plans: Vec<&ServicePlan> = plan.services.iter().collect();
+    let stop_rank: HashMap<String, usize> = layers(&all_plans)
+        .into_iter()
+        .rev()
+        .enumerate()
+        .flat_map(|(rank, layer)| layer.into_iter().map(move |service| (service, rank + 1)))
+        .collect();
+    let mut followers: Vec<&Observed> = observed.iter().filter(|o| up.followers.contains(&o.service)).collect();
+    followers.sort_by_key(|o| stop_rank.get(&o.service).copied().unwrap_or(0));
+    let replaced: BTreeSet<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Recreate { name, .. } | Action::Remove { name } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    for o in followers.iter().filter(|o| o.running) {
+        let dependency = plan
+            .services
+            .iter()
+            .find(|s| s.name == o.service)
+            .and_then(|s| s.depends_on.iter().find(|d| d.restart && recreated.contains(&d.service)))
+            .map_or_else(|| "a dependency".to_string(), |d| d.service.clone());
+        up.steps.push(step("stop", &o.name, format!("depends on {dependency} (restart: true), which is recreated")));
+        if !replaced.contains(o.name.as_str()) {
+            up.starts.insert(o.name.clone());
+        }
+    }
+
+    // Removals, orphans first (nothing depends on them), then dependents before dependencies.
+    let mut removals: Vec<(&Action, String)> = Vec::new();
+    for action in &actions {
+        let (name, cause) = match action {
+            Action::Recreate { name, service, .. } => {
+                let current = chosen.iter().find(|s| &s.name == service).copied();
+                let cause = match (current, observed.iter().find(|o| &o.name == name)) {
+                    (_, None) => "renamed".to_string(),
+                    (Some(current), Some(_)) => recreate_cause(previous_of(service), current, options),
+                    (None, Some(_)) => "configuration changed".into(),
+                };
+                (name, format!("recreate: {cause}"))
+            }
+            Action::Remove { name } => {
+                let service = service_of(name).unwrap_or_default();
+                let want = chosen.iter().find(|s| s.name == service).map_or(0, |s| s.replicas);
+                let have = observed.iter().filter(|o| o.service == service).count();
+                (name, format!("scale {have} → {want}"))
+            }
+            Action::Orphan { name, remove: true } => (name, "orphan: its service is not in the project".to_string()),
+            Action::Orphan { name, remove: false } => {
+                up.orphans.push(name.clone());
+                up.steps.push(step("keep", name, "orphan: its service is not in the project (--remove-orphans removes it)"));
+                continue;
+            }
+            _ => continue,
+        };
+        removals.push((action, format!("{name}\0{cause}")));
+    }
+    removals.sort_by_key(|(action, _)| match action {
+        Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, .. } => {
+            service_of(name).and_then(|service| stop_rank.get(&service).copied()).unwrap_or(0)
+        }
+        _ => 0,
+    });
+    for (_, text) in removals {
+        let (name, cause) = text.split_once('\0').unwrap_or((&text, ""));
+        up.removals.push(name.to_string());
+        up.steps.push(step("remove", name, cause));
+    }
+
+    // Every new container (its ports bound) before anything starts.
+    for action in &actions {
+        match action {
+            Action::Create { service, index, name } => {
+                up.creates.push((service.clone(), *index, name.clone(), false));
+                up.steps.push(step("create", name, "new"));
+            }
+            Action::Recreate { service, index, name } => {
+                up.creates.push((service.clone(), *index, name.clone(), true));
+                up.steps.push(step("create", name, "recreated"));
+            }
+            Action::Start { name } => {
+                up.starts.insert(name.clone());
+            }
+            _ => {}
+        }
+    }
+
+    // Then layer by layer: wait for each dependency's condition, start.
+    let mut waited: BTreeSet<(String, &'static str)> = BTreeSet::new();
+    let new: BTreeSet<&str> = up.creates.iter().map(|(_, _, name, _)| name.as_str()).collect();
+    for layer in &up.layers {
+        for service in layer {
+            let Some(current) = starting.iter().find(|s| &s.name == service) else { continue };
+            let names: Vec<String> = (1..=current.replicas).map(|i| current.container_name(&plan.project, i)).collect();
+            let starts = names.iter().any(|n| new.contains(n.as_str()) || up.starts.contains(n));
+            let exists = |service: &str| {
+                observed.iter().any(|o| o.service == service) || up.creates.iter().any(|c| c.0 == service)
+            };
+            for dependency in current.depends_on.iter().filter(|d| starts && exists(&d.service)) {
+                let (verb, what) = match dependency.condition {
+                    Condition::ServiceHealthy => ("wait", "healthy"),
+                    Condition::ServiceCompletedSuccessfully => ("wait", "completed successfully"),
+                    Condition::ServiceStarted => continue,
+                };
+                if waited.insert((dependency.service.clone(), what)) {
+                    up.steps.push(step(verb, &dependency.service, format!("{what}, for {service}")));
+                }
+            }
+            for name in names {
+                let running = observed.iter().any(|o| o.name == name && o.running);
+                if new.contains(name.as_str()) || up.starts.contains(&name) {
+                    let cause = if up.followers.contains(service) { "restart after its dependency" } else { "" };
+                    up.steps.push(step("start", &name, cause));
+                } else if running {
+                    up.steps.push(step("keep", &name, "running and up to date"));
+                }
+            }
+        }
+    }
+    if wait {
+        for service in &chosen {
+            let what = if service.healthcheck.is_some() { "healthy" } else { "running" };
+            up.steps.push(step("wait", &service.name, format!("{what} (--wait)")));
+        }
+    }
+    up
+}
+
+fn step(verb: &'static str, target: &str, cause: impl Into<String>) -> Step {
+    Step { verb, target: target.to_string(), cause: cause.into() }
+}
+
+/// The plan of `down`: containers stopped and removed dependents first, then the project's
+/// networks, and with `volumes` its volumes.
+pub fn down(plan: Option<&ProjectPlan>, observed: &[Observed], networks: &[String], volumes: &[String]) -> Vec<Step> {
+    let rank: HashMap<String, usize> = match plan {
+        Some(plan) => layers(&plan.services.iter().collect::<Vec<_>>())
+            .into_iter()
+            .rev()
+            .enumerate()
+            .flat_map(|(rank, layer)| layer.into_iter().map(move |s| (s, rank)))
+            .collect(),
+        None => HashMap::new(),
+    };
+    let mut containers: Vec<&Observed> = observed.iter().collect();
+    containers.sort_by_key(|o| (rank.get(&o.service).copied().unwrap_or(0), o.name.clone()));
+    let mut steps = Vec::new();
+    for o in containers.iter().filter(|o| o.running) {
+        steps.push(step("stop", &o.name, ""));
+    }
+    for o in &containers {
+        steps.push(step("remove", &o.name, ""));
+    }
+    for network in networks {
+        steps.push(step("remove network", network, ""));
+    }
+    for volume in volumes {
+        steps.push(step("remove volume", volume, "-v"));
+    }
+    steps
+}
+
+/// The steps as `--dry-run` prints them: one line each, `verb target (cause)`.
+pub fn render(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for (i, s) in steps.iter().enumerate() {
+        out.push_str(&format!("{:>3}. {:<14} {}", i + 1, s.verb, s.target));
+        if !s.cause.is_empty() {
+            out.push_str(&format!("  ({})", s.cause));
+        }
+        out.push('\n');
+    }
+    out
+}
