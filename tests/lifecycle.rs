@@ -692,3 +692,42 @@ services:
     assert_eq!(anonymous(&volumes), 0);
     assert_eq!(p.container("keep")["State"], "running");
 }
+
+/// `up --wait` for a service that never becomes healthy does not hold up `stop`: the stop
+/// returns while the `up` is still waiting (before the fix it queued behind it).
+#[test]
+fn stop_acts_while_up_wait_is_waiting() {
+    if !common::can_run_as_root("lifecycle") {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: SLEEP\n    healthcheck:\n      test: [\"CMD\", \"false\"]\n      interval: 1s\n      start_period: 1h\n";
+    let mut project = Project::new("stopwait", &common::project::sleepers(compose));
+    let mut up = project
+        .command(&["up", "--wait"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !project.ps().iter().any(|row| row["Service"] == "web" && row["State"] == "running") {
+        assert!(Instant::now() < deadline, "web never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    project.note_supervisor();
+    let mut stop = project.command(&["stop", "-t", "1", "web"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let stopped = loop {
+        if let Some(status) = stop.try_wait().unwrap() {
+            break Some(status);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = stop.kill();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let _ = up.kill();
+    let _ = up.wait();
+    assert!(stopped.is_some_and(|s| s.success()), "stop did not return while up --wait waited");
+    project.wait_for("web", "exited", |row| row["State"] == "exited");
+}

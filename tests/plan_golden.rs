@@ -119,11 +119,7 @@ fn up_plans_for_the_cases_that_matter() {
 #[test]
 fn the_down_plan_stops_dependents_first_then_removes_networks_and_volumes() {
     let base = plan_of(BASE, &[]);
-    let steps = converge::down(
-        Some(&base),
-        &containers_of(&base),
-        &["shop_default".to_string()],
-        &["shop_data".to_string()],
-    );
+    let steps =
+        converge::down(Some(&base), &containers_of(&base), &["shop_default".to_string()], &["shop_data".to_string()]);
     check("down", &steps);
 }

@@ -210,7 +210,11 @@ pub fn up(
             Action::Orphan { name, remove: true } => (name, "orphan: its service is not in the project".to_string()),
             Action::Orphan { name, remove: false } => {
                 up.orphans.push(name.clone());
-                up.steps.push(step("keep", name, "orphan: its service is not in the project (--remove-orphans removes it)"));
+                up.steps.push(step(
+                    "keep",
+                    name,
+                    "orphan: its service is not in the project (--remove-orphans removes it)",
+                ));
                 continue;
             }
             _ => continue,

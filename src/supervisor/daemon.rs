@@ -482,16 +482,18 @@ impl Daemon {
         }
         started?;
         if options.wait {
+            let mut waits = Vec::new();
             for service in &selected {
+                let condition =
+                    if service.healthcheck.is_some() { Condition::ServiceHealthy } else { Condition::ServiceStarted };
                 for handle in inner.containers.values().filter(|h| h.service == service.name) {
-                    let name = handle.name.clone();
-                    let condition = if service.healthcheck.is_some() {
-                        Condition::ServiceHealthy
-                    } else {
-                        Condition::ServiceStarted
-                    };
-                    condition_met(&name, handle, condition, true).await?;
+                    waits.push((handle.name.clone(), handle.status.clone(), condition));
                 }
+            }
+            // Not under the lock: `stop`, `kill` and `down` act while `up --wait` waits.
+            drop(inner);
+            for (name, status, condition) in waits {
+                condition_met(&name, status, condition, true).await?;
             }
         }
         Ok(messages)
@@ -847,7 +849,7 @@ impl Daemon {
                 continue;
             }
             for (name, handle) in handles {
-                condition_met(&name, handle, dependency.condition, dependency.required)
+                condition_met(&name, handle.status.clone(), dependency.condition, dependency.required)
                     .await
                     .map_err(|e| format!("service {} cannot start: dependency failed: {e}", service.name))?;
             }
@@ -1045,8 +1047,12 @@ async fn wait_for(handle: &Handle, done: impl Fn(&Status) -> bool) {
 }
 
 /// Waits until container `name` meets `condition`; an error says why it never will.
-async fn condition_met(name: &str, handle: &Handle, condition: Condition, required: bool) -> Result<(), String> {
-    let mut status = handle.status.clone();
+async fn condition_met(
+    name: &str,
+    mut status: tokio::sync::watch::Receiver<super::container::Status>,
+    condition: Condition,
+    required: bool,
+) -> Result<(), String> {
     let result = status
         .wait_for(|s| {
             s.failure.is_some()

@@ -56,7 +56,9 @@ pub fn ensure_host_usr_skeleton(state_root: &Path) -> std::io::Result<PathBuf> {
     if dir.join("etc/passwd").exists() {
         return Ok(dir);
     }
-    let fail = |e: std::io::Error| std::io::Error::new(e.kind(), format!("cannot create the host-usr root under {}: {e}", dir.display()));
+    let fail = |e: std::io::Error| {
+        std::io::Error::new(e.kind(), format!("cannot create the host-usr root under {}: {e}", dir.display()))
+    };
     let staging = state_root.join(format!("skeletons/.host-usr-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&staging);
     for sub in ["usr", "etc", "tmp", "proc", "sys", "dev", "run", "var/tmp", "root", "home", "srv"] {
