@@ -15,6 +15,12 @@ fn every_example_is_valid() {
         }
         let out = common::hoist(&dir, &["config", "-q"], &[]);
         assert!(out.status.success(), "{}: {}", dir.display(), String::from_utf8_lossy(&out.stderr));
+        // The Dockerfile an example builds from parses as the builder reads it.
+        if let Ok(text) = std::fs::read_to_string(dir.join("Dockerfile")) {
+            if let Err(e) = hoist::image::build::parse(&text) {
+                panic!("{}/Dockerfile:{e}", dir.display());
+            }
+        }
         checked += 1;
     }
     assert!(checked > 0, "no examples found under {}", root.display());

@@ -34,6 +34,9 @@ pub fn to_build(
     choice: BuildChoice,
     exists: &dyn Fn(&str) -> bool,
 ) -> Vec<String> {
+    // Services that share an image and an identical `build` section (a worker built like
+    // its web) are built once.
+    let mut seen: Vec<(Option<String>, Option<&crate::project::model::Build>)> = Vec::new();
     order
         .iter()
         .filter(|name| {
@@ -46,6 +49,15 @@ pub fn to_build(
                         || image_name(&project.name, name, service).is_none_or(|image| !exists(&image))
                 }
             }
+        })
+        .filter(|name| {
+            let service = &project.services[*name];
+            let key = (image_name(&project.name, name, service), service.build.as_ref());
+            if seen.contains(&key) {
+                return false;
+            }
+            seen.push(key);
+            true
         })
         .cloned()
         .collect()
