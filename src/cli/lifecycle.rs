@@ -171,11 +171,12 @@ pub fn up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<i32> {
 
 /// Validates the project, pulls what is missing and has the supervisor converge; returns
 /// its paths, the services in start order and, with `--watch`, those of them to watch.
+/// What `up` brought up: the project's paths, the services in start order, and those of
+/// them to watch.
+pub type BroughtUp = (ProjectPaths, Vec<String>, Vec<String>);
+
 /// `None` for a dry run (the plan was printed, nothing done).
-pub fn bring_up(
-    global: &GlobalOptions,
-    args: &UpArgs,
-) -> anyhow::Result<Option<(ProjectPaths, Vec<String>, Vec<String>)>> {
+pub fn bring_up(global: &GlobalOptions, args: &UpArgs) -> anyhow::Result<Option<BroughtUp>> {
     let loaded = global.load()?;
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
