@@ -82,8 +82,9 @@ fn a_multi_stage_build_runs_with_its_user_env_and_workdir_and_is_cached() {
     }
     let project = Project::new("bld", COMPOSE);
     write_context(project.dir.path());
-    let (ok, log) = build(&project, &[]);
+    let (ok, log) = build(&project, &["--build-arg", "UNUSED=1"]);
     assert!(ok, "build failed:\n{log}");
+    assert!(log.contains("build arg UNUSED is not used"), "an unused build arg is named:\n{log}");
     assert!(log.contains(" compiled\n"), "RUN output is shown:\n{log}");
     assert!(!log.contains("CACHED"), "a first build has nothing cached:\n{log}");
     assert_no_build_leftovers(&project);
@@ -172,6 +173,19 @@ fn a_failing_run_prints_its_output_and_code_and_leaves_nothing() {
     assert!(!ok);
     assert!(log.contains("Dockerfile:3: FROB: unknown instruction"), "{log}");
     assert!(!log.contains("#2"), "nothing ran:\n{log}");
+
+    // A --mount option hoist does not know is refused by name, not ignored.
+    std::fs::write(
+        project.dir.path().join("Dockerfile"),
+        "FROM busybox:test\nRUN --mount=type=cache,target=/c,bogus=1 true\n",
+    )
+    .unwrap();
+    let (ok, log) = build(&project, &[]);
+    assert!(!ok);
+    assert!(
+        log.contains("Dockerfile:2: RUN: --mount=type=cache,target=/c,bogus=1: option bogus is not supported"),
+        "{log}"
+    );
 }
 
 #[test]
@@ -281,7 +295,8 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     std::fs::write(dir.join("app.Dockerfile.dockerignore"), "tree.tgz\n").unwrap();
     std::fs::write(
         dir.join("app.Dockerfile"),
-        "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/cache echo run >> /cache/runs; wc -l < /cache/runs > /runs.txt\n\
+        "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/cache,sharing=locked,uid=1000,mode=0700 \\\n  \
+         echo run >> /cache/runs; wc -l < /cache/runs > /runs.txt; stat -c %u:%a /cache > /cache-owner\n\
          RUN --network=none grep -c : /proc/net/dev > /interfaces\n",
     )
     .unwrap();
@@ -291,6 +306,7 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     assert!(ok, "{log}");
     let out = project.ok(&["run", "--rm", "app", "cat", "/opt/tree/sub/file.txt", "/onbuild.txt", "/runs.txt"]);
     assert_eq!(out, "from the archive\nonbuild ran\n1\n");
+    assert_eq!(project.ok(&["run", "--rm", "app", "cat", "/cache-owner"]).trim(), "1000:700");
     let interfaces = project.ok(&["run", "--rm", "app", "cat", "/interfaces"]);
     assert_eq!(interfaces.trim(), "1", "--network=none leaves only loopback");
     // Without the cache the RUN runs again and its cache mount keeps what the first run wrote.

@@ -21,6 +21,7 @@ mod error;
 pub mod ignore;
 mod layer;
 mod metadata;
+mod mounts;
 mod run;
 mod stage;
 mod state;
@@ -114,6 +115,9 @@ pub fn build(
     for note in &file.notes {
         events(BuildEvent::Note(format!("{file_name}: {note}")));
     }
+    for name in unused_args(&file, &options.args) {
+        events(BuildEvent::Note(format!("build arg {name} is not used: {file_name} declares no ARG {name}")));
+    }
     let context_view = view::RootView::directory(&options.context, read_ignore(options)?);
     let cache = cache::Cache::open(store)?;
     let globals = stage::global_args(&file, &options.args, &file_name)?;
@@ -138,6 +142,33 @@ pub fn build(
         stages: String::new(),
     })?;
     state.save(store, &options.tags, &options.labels)
+}
+
+/// The build args Docker passes to RUN without an ARG (proxy settings).
+pub const PROXY_ARGS: &[&str] = &[
+    "HTTP_PROXY",
+    "http_proxy",
+    "HTTPS_PROXY",
+    "https_proxy",
+    "FTP_PROXY",
+    "ftp_proxy",
+    "NO_PROXY",
+    "no_proxy",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+/// Build args given that no ARG of the Dockerfile declares (as Docker warns of them).
+fn unused_args(file: &Dockerfile, given: &BTreeMap<String, String>) -> Vec<String> {
+    let declared: Vec<String> = file
+        .global_args
+        .iter()
+        .chain(file.stages.iter().flat_map(|s| s.instructions.iter()).filter(|i| i.keyword == "ARG"))
+        .filter_map(|i| i.pairs(file.escape).ok())
+        .flatten()
+        .map(|(name, _)| name)
+        .collect();
+    given.keys().filter(|k| !declared.contains(k) && !PROXY_ARGS.contains(&k.as_str())).cloned().collect()
 }
 
 /// The `.dockerignore` beside a custom Dockerfile (`app.Dockerfile.dockerignore`), else the

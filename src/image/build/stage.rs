@@ -169,7 +169,14 @@ pub fn build(cx: &Context, index: usize, built: &[Option<StageState>]) -> Result
         label,
         total: stage.instructions.len() + 1,
         position: 1,
-        args: BTreeMap::new(),
+        // Proxy settings reach RUN without an ARG, as Docker passes them.
+        args: cx
+            .options
+            .args
+            .iter()
+            .filter(|(k, _)| super::PROXY_ARGS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         state: StageState::scratch(),
     };
     run.from(&stage.from, &stage.base)?;

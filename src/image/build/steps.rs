@@ -69,7 +69,12 @@ impl StageRun<'_> {
         if self.cached(step, &step_key) {
             return Ok(());
         }
-        let mounts = mount_flags.iter().map(|m| self.run_mount(instruction, m)).collect::<Result<Vec<_>>>()?;
+        // Held until the step ends: `sharing=locked` cache mounts are one RUN's at a time.
+        let run_mounts = mount_flags
+            .iter()
+            .map(|m| super::mounts::run_mount(self.cx, instruction, m))
+            .collect::<Result<Vec<_>>>()?;
+        let mounts: Vec<Mount> = run_mounts.iter().map(|m| m.mount.clone()).collect();
         let mut env: Vec<String> = self.state.env().to_vec();
         for (name, value) in &self.args {
             if self.state.env_value(name).is_none() {
@@ -137,46 +142,6 @@ impl StageRun<'_> {
                 args.push(script);
                 args
             }
-        }
-    }
-
-    /// A `--mount=type=cache|tmpfs|bind,target=…` flag as a container mount.
-    fn run_mount(&self, instruction: &Instruction, flag: &str) -> Result<Mount> {
-        let mut fields = std::collections::BTreeMap::new();
-        for part in flag.split(',') {
-            let (name, value) = part.split_once('=').unwrap_or((part, "true"));
-            fields.insert(name.to_string(), value.to_string());
-        }
-        let target = fields
-            .get("target")
-            .or_else(|| fields.get("dst"))
-            .or_else(|| fields.get("destination"))
-            .cloned()
-            .ok_or_else(|| self.cx.fail(instruction, format!("--mount={flag}: expected target=PATH")))?;
-        let read_only = fields.get("ro").or_else(|| fields.get("readonly")).is_some_and(|v| v != "false");
-        match fields.get("type").map(String::as_str).unwrap_or("bind") {
-            "cache" => {
-                let id = fields.get("id").cloned().unwrap_or_else(|| target.clone());
-                let source = self.cx.cache.mount_dir(&id)?;
-                Ok(Mount::Volume { source, target, read_only, copy_up: false })
-            }
-            "tmpfs" => Ok(Mount::Tmpfs { target, size: None, mode: None }),
-            "bind" if fields.contains_key("from") => Err(self.cx.fail(
-                instruction,
-                format!("--mount={flag}: a bind mount from a stage or image is not supported yet; COPY --from instead"),
-            )),
-            "bind" => {
-                let source = fields.get("source").or_else(|| fields.get("src")).cloned().unwrap_or_default();
-                let entry = self.cx.context_view.resolve(&source, true).ok_or_else(|| {
-                    self.cx.fail(instruction, format!("--mount={flag}: {source} is not in the build context"))
-                })?;
-                let writable = fields.get("rw").or_else(|| fields.get("readwrite")).is_some_and(|v| v != "false");
-                Ok(Mount::Bind { source: entry.host().to_path_buf(), target, read_only: !writable })
-            }
-            other => Err(self.cx.fail(
-                instruction,
-                format!("--mount={flag}: type={other} is not supported (cache, tmpfs and bind are)"),
-            )),
         }
     }
 
