@@ -174,6 +174,13 @@ fn a_failing_run_prints_its_output_and_code_and_leaves_nothing() {
     assert!(log.contains("Dockerfile:3: FROB: unknown instruction"), "{log}");
     assert!(!log.contains("#2"), "nothing ran:\n{log}");
 
+    // A platform this host cannot run is refused at its FROM.
+    std::fs::write(project.dir.path().join("Dockerfile"), "FROM --platform=linux/s390x busybox:test\nRUN true\n")
+        .unwrap();
+    let (ok, log) = build(&project, &[]);
+    assert!(!ok);
+    assert!(log.contains("Dockerfile:1: FROM: --platform=linux/s390x: this host builds only for"), "{log}");
+
     // A --mount option hoist does not know is refused by name, not ignored.
     std::fs::write(
         project.dir.path().join("Dockerfile"),
@@ -297,7 +304,8 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
         dir.join("app.Dockerfile"),
         "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/cache,sharing=locked,uid=1000,mode=0700 \\\n  \
          echo run >> /cache/runs; wc -l < /cache/runs > /runs.txt; stat -c %u:%a /cache > /cache-owner\n\
-         RUN --network=none grep -c : /proc/net/dev > /interfaces\n",
+         RUN --network=none grep -c : /proc/net/dev > /interfaces\n\
+         COPY tree/s*/*.txt /globbed/\n",
     )
     .unwrap();
     let (ok, log) = build(&project, &["base"]);
@@ -307,6 +315,7 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     let out = project.ok(&["run", "--rm", "app", "cat", "/opt/tree/sub/file.txt", "/onbuild.txt", "/runs.txt"]);
     assert_eq!(out, "from the archive\nonbuild ran\n1\n");
     assert_eq!(project.ok(&["run", "--rm", "app", "cat", "/cache-owner"]).trim(), "1000:700");
+    assert_eq!(project.ok(&["run", "--rm", "app", "cat", "/globbed/file.txt"]), "from the archive\n");
     let interfaces = project.ok(&["run", "--rm", "app", "cat", "/interfaces"]);
     assert_eq!(interfaces.trim(), "1", "--network=none leaves only loopback");
     // Without the cache the RUN runs again and its cache mount keeps what the first run wrote.

@@ -25,11 +25,11 @@ impl Subnet {
         }
     }
 
-    pub fn parse(text: &str) -> Result<Subnet, String> {
-        let (address, prefix) = text.split_once('/').ok_or_else(|| format!("{text:?} is not ADDRESS/PREFIX"))?;
-        let address: Ipv4Addr = address.parse().map_err(|_| format!("{address:?} is not an IPv4 address"))?;
+    pub fn parse(text: &str) -> Result<Subnet, BadSubnet> {
+        let (address, prefix) = text.split_once('/').ok_or_else(|| BadSubnet::Form(text.to_string()))?;
+        let address: Ipv4Addr = address.parse().map_err(|_| BadSubnet::Address(address.to_string()))?;
         let prefix: u8 =
-            prefix.parse().ok().filter(|p| *p <= 30).ok_or_else(|| format!("prefix {prefix:?} must be 0-30"))?;
+            prefix.parse().ok().filter(|p| *p <= 30).ok_or_else(|| BadSubnet::Prefix(prefix.to_string()))?;
         Ok(Subnet::new(address, prefix))
     }
 
@@ -66,9 +66,20 @@ impl std::fmt::Display for Subnet {
     }
 }
 
+/// An IPv4 subnet that is not `ADDRESS/PREFIX` with a prefix of 0 to 30.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadSubnet {
+    #[error("{0:?} is not ADDRESS/PREFIX")]
+    Form(String),
+    #[error("{0:?} is not an IPv4 address")]
+    Address(String),
+    #[error("prefix {0:?} must be 0-30")]
+    Prefix(String),
+}
+
 impl TryFrom<String> for Subnet {
-    type Error = String;
-    fn try_from(text: String) -> Result<Subnet, String> {
+    type Error = BadSubnet;
+    fn try_from(text: String) -> Result<Subnet, BadSubnet> {
         Subnet::parse(&text)
     }
 }

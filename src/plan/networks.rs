@@ -41,7 +41,8 @@ pub fn network(name: &str, network: &Network) -> Result<NetworkPlan, PlanError> 
         ipv6_pool(name, pool, &mut plan)?;
     }
     let Some(pool) = v4.first() else { return Ok(plan) };
-    let parse_subnet = |field: &'static str, text: &str| Subnet::parse(text).map_err(|e| network_error(name, field, e));
+    let parse_subnet =
+        |field: &'static str, text: &str| Subnet::parse(text).map_err(|e| network_error(name, field, e.to_string()));
     let subnet = match &pool.subnet {
         Some(text) => parse_subnet("ipam.config.subnet", text)?,
         None if pool.gateway.is_some() || pool.ip_range.is_some() || !pool.aux_addresses.is_empty() => {
