@@ -139,157 +139,196 @@ pub fn up(
         .collect();
     let all: Vec<String> = plan.services.iter().map(|s| s.name.clone()).collect();
     let actions = reconcile::reconcile(&desired, &all, observed, options);
-    let mut up = UpPlan::default();
-    let service_of = |name: &str| observed.iter().find(|o| o.name == name).map(|o| o.service.clone());
-    let previous_of = |service: &str| previous.and_then(|p| p.services.iter().find(|s| s.name == service));
-
-    // Followers of recreated dependencies (`restart: true`) stop first, dependents first.
-    let recreated: Vec<String> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Recreate { service, .. } => Some(service.clone()),
-            _ => None,
-        })
-        .collect();
-    up.followers = plan.restart_dependents(&recreated);
-    // Followers start again in their place in the order, selected or not.
-    let starting: Vec<&ServicePlan> = plan
-        .services
-        .iter()
-        .filter(|s| chosen.iter().any(|c| c.name == s.name) || up.followers.contains(&s.name))
-        .collect();
-    up.layers = layers(&starting);
-    let all_plans: Vec<&ServicePlan> = plan.services.iter().collect();
-    let stop_rank: HashMap<String, usize> = layers(&all_plans)
+    let stop_rank: HashMap<String, usize> = layers(&plan.services.iter().collect::<Vec<_>>())
         .into_iter()
         .rev()
         .enumerate()
         .flat_map(|(rank, layer)| layer.into_iter().map(move |service| (service, rank + 1)))
         .collect();
-    let mut followers: Vec<&Observed> = observed.iter().filter(|o| up.followers.contains(&o.service)).collect();
-    followers.sort_by_key(|o| stop_rank.get(&o.service).copied().unwrap_or(0));
-    let replaced: BTreeSet<&str> = actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::Recreate { name, .. } | Action::Remove { name } => Some(name.as_str()),
-            _ => None,
-        })
-        .collect();
-    for o in followers.iter().filter(|o| o.running) {
-        let dependency = plan
-            .services
-            .iter()
-            .find(|s| s.name == o.service)
-            .and_then(|s| s.depends_on.iter().find(|d| d.restart && recreated.contains(&d.service)))
-            .map_or_else(|| "a dependency".to_string(), |d| d.service.clone());
-        up.steps.push(step("stop", &o.name, format!("depends on {dependency} (restart: true), which is recreated")));
-        if !replaced.contains(o.name.as_str()) {
-            up.starts.insert(o.name.clone());
-        }
-    }
-
-    // Removals, orphans first (nothing depends on them), then dependents before dependencies.
-    let mut removals: Vec<(&Action, String)> = Vec::new();
-    for action in &actions {
-        let (name, cause) = match action {
-            Action::Recreate { name, service, .. } => {
-                let current = chosen.iter().find(|s| &s.name == service).copied();
-                let cause = match (current, observed.iter().find(|o| &o.name == name)) {
-                    (_, None) => "renamed".to_string(),
-                    (Some(current), Some(_)) => recreate_cause(previous_of(service), current, options),
-                    (None, Some(_)) => "configuration changed".into(),
-                };
-                (name, format!("recreate: {cause}"))
-            }
-            Action::Remove { name } => {
-                let service = service_of(name).unwrap_or_default();
-                let want = chosen.iter().find(|s| s.name == service).map_or(0, |s| s.replicas);
-                let have = observed.iter().filter(|o| o.service == service).count();
-                (name, format!("scale {have} → {want}"))
-            }
-            Action::Orphan { name, remove: true } => (name, "orphan: its service is not in the project".to_string()),
-            Action::Orphan { name, remove: false } => {
-                up.orphans.push(name.clone());
-                up.steps.push(step(
-                    "keep",
-                    name,
-                    "orphan: its service is not in the project (--remove-orphans removes it)",
-                ));
-                continue;
-            }
-            _ => continue,
-        };
-        removals.push((action, format!("{name}\0{cause}")));
-    }
-    removals.sort_by_key(|(action, _)| match action {
-        Action::Recreate { name, .. } | Action::Remove { name } | Action::Orphan { name, .. } => {
-            service_of(name).and_then(|service| stop_rank.get(&service).copied()).unwrap_or(0)
-        }
-        _ => 0,
-    });
-    for (_, text) in removals {
-        let (name, cause) = text.split_once('\0').unwrap_or((&text, ""));
-        up.removals.push(name.to_string());
-        up.steps.push(step("remove", name, cause));
-    }
-
-    // Every new container (its ports bound) before anything starts.
-    for action in &actions {
-        match action {
-            Action::Create { service, index, name } => {
-                up.creates.push((service.clone(), *index, name.clone(), false));
-                up.steps.push(step("create", name, "new"));
-            }
-            Action::Recreate { service, index, name } => {
-                up.creates.push((service.clone(), *index, name.clone(), true));
-                up.steps.push(step("create", name, "recreated"));
-            }
-            Action::Start { name } => {
-                up.starts.insert(name.clone());
-            }
-            _ => {}
-        }
-    }
-
-    // Then layer by layer: wait for each dependency's condition, start.
-    let mut waited: BTreeSet<(String, &'static str)> = BTreeSet::new();
-    let new: BTreeSet<&str> = up.creates.iter().map(|(_, _, name, _)| name.as_str()).collect();
-    for layer in &up.layers {
-        for service in layer {
-            let Some(current) = starting.iter().find(|s| &s.name == service) else { continue };
-            let names: Vec<String> = (1..=current.replicas).map(|i| current.container_name(&plan.project, i)).collect();
-            let starts = names.iter().any(|n| new.contains(n.as_str()) || up.starts.contains(n));
-            let exists = |service: &str| {
-                observed.iter().any(|o| o.service == service) || up.creates.iter().any(|c| c.0 == service)
-            };
-            for dependency in current.depends_on.iter().filter(|d| starts && exists(&d.service)) {
-                let (verb, what) = match dependency.condition {
-                    Condition::ServiceHealthy => ("wait", "healthy"),
-                    Condition::ServiceCompletedSuccessfully => ("wait", "completed successfully"),
-                    Condition::ServiceStarted => continue,
-                };
-                if waited.insert((dependency.service.clone(), what)) {
-                    up.steps.push(step(verb, &dependency.service, format!("{what}, for {service}")));
-                }
-            }
-            for name in names {
-                let running = observed.iter().any(|o| o.name == name && o.running);
-                if new.contains(name.as_str()) || up.starts.contains(&name) {
-                    let cause = if up.followers.contains(service) { "restart after its dependency" } else { "" };
-                    up.steps.push(step("start", &name, cause));
-                } else if running {
-                    up.steps.push(step("keep", &name, "running and up to date"));
-                }
-            }
-        }
-    }
+    let planner = Planner { plan, previous, observed, options, chosen, actions, stop_rank };
+    let mut up = UpPlan::default();
+    planner.followers(&mut up);
+    planner.removals(&mut up);
+    planner.creates(&mut up);
+    planner.starts(&mut up);
     if wait {
-        for service in &chosen {
+        for service in &planner.chosen {
             let what = if service.healthcheck.is_some() { "healthy" } else { "running" };
             up.steps.push(step("wait", &service.name, format!("{what} (--wait)")));
         }
     }
     up
+}
+
+/// What `up` is planned from, shared by its phases.
+struct Planner<'a> {
+    plan: &'a ProjectPlan,
+    previous: Option<&'a ProjectPlan>,
+    observed: &'a [Observed],
+    options: reconcile::Options,
+    chosen: Vec<&'a ServicePlan>,
+    actions: Vec<Action>,
+    /// Stop order: dependents get lower ranks.
+    stop_rank: HashMap<String, usize>,
+}
+
+impl Planner<'_> {
+    fn service_of(&self, container: &str) -> Option<String> {
+        self.observed.iter().find(|o| o.name == container).map(|o| o.service.clone())
+    }
+
+    fn recreated_services(&self) -> Vec<String> {
+        self.actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Recreate { service, .. } => Some(service.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Followers of recreated dependencies (`restart: true`) stop first, dependents first,
+    /// and start again in their place in the order, selected or not.
+    fn followers(&self, up: &mut UpPlan) {
+        let recreated = self.recreated_services();
+        up.followers = self.plan.restart_dependents(&recreated);
+        let starting: Vec<&ServicePlan> = self
+            .plan
+            .services
+            .iter()
+            .filter(|s| self.chosen.iter().any(|c| c.name == s.name) || up.followers.contains(&s.name))
+            .collect();
+        up.layers = layers(&starting);
+        let mut followers: Vec<&Observed> =
+            self.observed.iter().filter(|o| up.followers.contains(&o.service) && o.running).collect();
+        followers.sort_by_key(|o| self.stop_rank.get(&o.service).copied().unwrap_or(0));
+        let replaced: BTreeSet<&str> = self
+            .actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Recreate { name, .. } | Action::Remove { name } => Some(name.as_str()),
+                _ => None,
+            })
+            .collect();
+        for o in followers {
+            let dependency = self
+                .plan
+                .services
+                .iter()
+                .find(|s| s.name == o.service)
+                .and_then(|s| s.depends_on.iter().find(|d| d.restart && recreated.contains(&d.service)))
+                .map_or_else(|| "a dependency".to_string(), |d| d.service.clone());
+            up.steps.push(step(
+                "stop",
+                &o.name,
+                format!("depends on {dependency} (restart: true), which is recreated"),
+            ));
+            if !replaced.contains(o.name.as_str()) {
+                up.starts.insert(o.name.clone());
+            }
+        }
+    }
+
+    /// Why `action` removes a container (`None`: it removes nothing).
+    fn removal_cause(&self, action: &Action) -> Option<(String, String)> {
+        match action {
+            Action::Recreate { name, service, .. } => {
+                let current = self.chosen.iter().find(|s| &s.name == service).copied();
+                let previous = self.previous.and_then(|p| p.services.iter().find(|s| &s.name == service));
+                let cause = match (current, self.observed.iter().find(|o| &o.name == name)) {
+                    (_, None) => "renamed".to_string(),
+                    (Some(current), Some(_)) => recreate_cause(previous, current, self.options),
+                    (None, Some(_)) => "configuration changed".into(),
+                };
+                Some((name.clone(), format!("recreate: {cause}")))
+            }
+            Action::Remove { name } => {
+                let service = self.service_of(name).unwrap_or_default();
+                let want = self.chosen.iter().find(|s| s.name == service).map_or(0, |s| s.replicas);
+                let have = self.observed.iter().filter(|o| o.service == service).count();
+                Some((name.clone(), format!("scale {have} → {want}")))
+            }
+            Action::Orphan { name, remove: true } => {
+                Some((name.clone(), "orphan: its service is not in the project".to_string()))
+            }
+            _ => None,
+        }
+    }
+
+    /// Removals: orphans first (nothing depends on them), then dependents before their
+    /// dependencies. Orphans that stay are reported.
+    fn removals(&self, up: &mut UpPlan) {
+        for action in &self.actions {
+            if let Action::Orphan { name, remove: false } = action {
+                up.orphans.push(name.clone());
+                let cause = "orphan: its service is not in the project (--remove-orphans removes it)";
+                up.steps.push(step("keep", name, cause));
+            }
+        }
+        let mut removals: Vec<(String, String)> = self.actions.iter().filter_map(|a| self.removal_cause(a)).collect();
+        removals.sort_by_key(|(name, _)| {
+            self.service_of(name).and_then(|service| self.stop_rank.get(&service).copied()).unwrap_or(0)
+        });
+        for (name, cause) in removals {
+            up.steps.push(step("remove", &name, cause));
+            up.removals.push(name);
+        }
+    }
+
+    /// Every new container (its ports bound) before anything starts.
+    fn creates(&self, up: &mut UpPlan) {
+        for action in &self.actions {
+            match action {
+                Action::Create { service, index, name } => {
+                    up.creates.push((service.clone(), *index, name.clone(), false));
+                    up.steps.push(step("create", name, "new"));
+                }
+                Action::Recreate { service, index, name } => {
+                    up.creates.push((service.clone(), *index, name.clone(), true));
+                    up.steps.push(step("create", name, "recreated"));
+                }
+                Action::Start { name } => {
+                    up.starts.insert(name.clone());
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// Layer by layer: each dependency's condition waited for (once), then the starts.
+    fn starts(&self, up: &mut UpPlan) {
+        let mut waited: BTreeSet<(String, &'static str)> = BTreeSet::new();
+        let new: BTreeSet<String> = up.creates.iter().map(|(_, _, name, _)| name.clone()).collect();
+        let exists = |service: &str| {
+            self.observed.iter().any(|o| o.service == service) || up.creates.iter().any(|c| c.0 == service)
+        };
+        let mut steps = Vec::new();
+        for service in up.layers.iter().flatten() {
+            let Some(current) = self.plan.services.iter().find(|s| &s.name == service) else { continue };
+            let names: Vec<String> =
+                (1..=current.replicas).map(|i| current.container_name(&self.plan.project, i)).collect();
+            let starts = names.iter().any(|n| new.contains(n) || up.starts.contains(n));
+            for dependency in current.depends_on.iter().filter(|d| starts && exists(&d.service)) {
+                let what = match dependency.condition {
+                    Condition::ServiceHealthy => "healthy",
+                    Condition::ServiceCompletedSuccessfully => "completed successfully",
+                    Condition::ServiceStarted => continue,
+                };
+                if waited.insert((dependency.service.clone(), what)) {
+                    steps.push(step("wait", &dependency.service, format!("{what}, for {service}")));
+                }
+            }
+            for name in names {
+                if new.contains(&name) || up.starts.contains(&name) {
+                    let cause = if up.followers.contains(service) { "restart after its dependency" } else { "" };
+                    steps.push(step("start", &name, cause));
+                } else if self.observed.iter().any(|o| o.name == name && o.running) {
+                    steps.push(step("keep", &name, "running and up to date"));
+                }
+            }
+        }
+        up.steps.extend(steps);
+    }
 }
 
 fn step(verb: &'static str, target: &str, cause: impl Into<String>) -> Step {
