@@ -365,7 +365,7 @@ fn service_plan(
     spec.seccomp = !service.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
     if !service.cap_add.is_empty() || !service.cap_drop.is_empty() || service.privileged {
         let caps = crate::runtime::caps::effective_set(&service.cap_add, &service.cap_drop, service.privileged)
-            .map_err(|e| error(name, "cap_add", e))?;
+            .map_err(|e| error(name, "cap_add", e.to_string()))?;
         spec.capabilities = Some(caps);
     }
     spec.limits = limits(service);

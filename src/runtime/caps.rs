@@ -1,6 +1,7 @@
 //! Linux capabilities of the container process: Docker's default set of 14, adjusted by
 //! `cap_add`/`cap_drop`, or all of them for `privileged`.
 
+use super::error::SetupError;
 use caps::{CapSet, Capability, CapsHashSet};
 
 /// Docker's default capabilities.
@@ -33,7 +34,7 @@ fn canonical(name: &str) -> String {
 
 /// The capability names for a service: the default set with `add` and `drop` applied
 /// (`ALL` works in both, as in Docker).
-pub fn effective_set(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<String>, String> {
+pub fn effective_set(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<String>, SetupError> {
     let mut all: Vec<String> = caps::all().iter().map(|c| c.to_string()).collect();
     all.sort();
     if privileged {
@@ -53,7 +54,7 @@ pub fn effective_set(add: &[String], drop: &[String], privileged: bool) -> Resul
         }
         let name = canonical(name);
         if !all.contains(&name) {
-            return Err(format!("unknown capability {name}"));
+            return Err(SetupError(format!("unknown capability {name}")));
         }
         if !set.contains(&name) {
             set.push(name);
@@ -69,17 +70,17 @@ pub fn within_bounding_set(names: &[String]) -> (Vec<String>, Vec<String>) {
     names.iter().cloned().partition(|name| name.parse::<Capability>().is_ok_and(|cap| bounding.contains(&cap)))
 }
 
-fn parse(names: &[String]) -> Result<CapsHashSet, String> {
-    names.iter().map(|n| n.parse::<Capability>().map_err(|_| format!("unknown capability {n}"))).collect()
+fn parse(names: &[String]) -> Result<CapsHashSet, SetupError> {
+    names.iter().map(|n| n.parse::<Capability>().map_err(|_| SetupError(format!("unknown capability {n}")))).collect()
 }
 
 /// Drops every capability outside `names` from the bounding set (before changing user).
-pub fn limit_bounding(names: &[String]) -> Result<(), String> {
+pub fn limit_bounding(names: &[String]) -> Result<(), SetupError> {
     let keep = parse(names)?;
     for cap in caps::all() {
         if !keep.contains(&cap) {
             caps::drop(None, CapSet::Bounding, cap)
-                .map_err(|e| format!("cannot drop {cap} from the bounding set: {e}"))?;
+                .map_err(|e| SetupError(format!("cannot drop {cap} from the bounding set: {e}")))?;
         }
     }
     Ok(())
@@ -87,13 +88,15 @@ pub fn limit_bounding(names: &[String]) -> Result<(), String> {
 
 /// Sets the permitted and effective sets to `names` (after changing user; a non-root user
 /// keeps none, as in Docker) and clears the inheritable and ambient sets.
-pub fn apply(names: &[String], uid: u32) -> Result<(), String> {
+pub fn apply(names: &[String], uid: u32) -> Result<(), SetupError> {
     let set = if uid == 0 { parse(names)? } else { CapsHashSet::new() };
-    caps::clear(None, CapSet::Ambient).map_err(|e| format!("cannot clear ambient capabilities: {e}"))?;
+    caps::clear(None, CapSet::Ambient).map_err(|e| SetupError(format!("cannot clear ambient capabilities: {e}")))?;
     caps::set(None, CapSet::Inheritable, &CapsHashSet::new())
-        .map_err(|e| format!("cannot set inheritable capabilities: {e}"))?;
-    caps::set(None, CapSet::Effective, &set).map_err(|e| format!("cannot set effective capabilities: {e}"))?;
-    caps::set(None, CapSet::Permitted, &set).map_err(|e| format!("cannot set permitted capabilities: {e}"))?;
+        .map_err(|e| SetupError(format!("cannot set inheritable capabilities: {e}")))?;
+    caps::set(None, CapSet::Effective, &set)
+        .map_err(|e| SetupError(format!("cannot set effective capabilities: {e}")))?;
+    caps::set(None, CapSet::Permitted, &set)
+        .map_err(|e| SetupError(format!("cannot set permitted capabilities: {e}")))?;
     Ok(())
 }
 

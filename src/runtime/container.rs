@@ -2,6 +2,7 @@
 //! stage ready), `start` (the command runs), `wait`, `kill`, `pause`, and `delete`, which is
 //! idempotent and works from the state on disk alone.
 
+use super::error::SetupError;
 use std::ffi::CString;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -201,12 +202,12 @@ pub(super) fn send_message(control: &mut File, message: &impl serde::Serialize) 
 }
 
 /// Reads what [`send_message`] sent.
-pub(super) fn read_message<T: serde::de::DeserializeOwned>(control: &mut File) -> std::result::Result<T, String> {
+pub(super) fn read_message<T: serde::de::DeserializeOwned>(control: &mut File) -> std::result::Result<T, SetupError> {
     let mut len = [0u8; 4];
-    control.read_exact(&mut len).map_err(|e| format!("cannot read the request: {e}"))?;
+    control.read_exact(&mut len).map_err(|e| SetupError(format!("cannot read the request: {e}")))?;
     let mut buf = vec![0u8; u32::from_le_bytes(len) as usize];
-    control.read_exact(&mut buf).map_err(|e| format!("cannot read the request: {e}"))?;
-    serde_json::from_slice(&buf).map_err(|e| format!("invalid request: {e}"))
+    control.read_exact(&mut buf).map_err(|e| SetupError(format!("cannot read the request: {e}")))?;
+    serde_json::from_slice(&buf).map_err(|e| SetupError(format!("invalid request: {e}")))
 }
 
 fn save_spec(dir: &Path, spec: &ContainerSpec) -> Result<()> {

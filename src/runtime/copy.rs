@@ -3,6 +3,7 @@
 //! directory descriptors with O_NOFOLLOW, so a symlink in the image is copied as a symlink
 //! and never followed, whatever it points at.
 
+use super::error::SetupError;
 use std::fs::File;
 use std::os::fd::OwnedFd;
 
@@ -18,9 +19,10 @@ pub fn is_empty(dir: &std::path::Path) -> bool {
 
 /// Copies the contents of directory `from` into directory `to`: files, directories and
 /// symlinks, with modes and ownership. Devices, fifos and sockets are skipped.
-pub fn copy_tree(from: &OwnedFd, to: &OwnedFd) -> Result<(), String> {
+pub fn copy_tree(from: &OwnedFd, to: &OwnedFd) -> Result<(), SetupError> {
     let dir_flags = OFlag::O_DIRECTORY | OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-    let listing = Dir::openat(from, ".", dir_flags, Mode::empty()).map_err(|e| format!("cannot list: {e}"))?;
+    let listing =
+        Dir::openat(from, ".", dir_flags, Mode::empty()).map_err(|e| SetupError(format!("cannot list: {e}")))?;
     let mut names = Vec::new();
     for entry in listing.into_iter().flatten() {
         let name = entry.file_name().to_owned();
@@ -56,7 +58,7 @@ pub fn copy_tree(from: &OwnedFd, to: &OwnedFd) -> Result<(), String> {
                 )
                 .map_err(|e| err("create", e))?;
                 std::io::copy(&mut File::from(source), &mut File::from(target))
-                    .map_err(|e| format!("cannot copy {shown}: {e}"))?;
+                    .map_err(|e| SetupError(format!("cannot copy {shown}: {e}")))?;
             }
             libc::S_IFLNK => {
                 let target = readlinkat(from, name.as_c_str()).map_err(|e| err("read link", e))?;

@@ -50,6 +50,24 @@ pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
 /// `error` with its causes, `: `-separated: how a stage reports it through its status pipe
 /// (the parent only gets text).
+/// A failed step of a container's setup (init and exec stages): what was being done, where,
+/// and why, as the parent reads it from the status pipe.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SetupError(pub String);
+
+impl From<String> for SetupError {
+    fn from(message: String) -> SetupError {
+        SetupError(message)
+    }
+}
+
+impl From<&str> for SetupError {
+    fn from(message: &str) -> SetupError {
+        SetupError(message.to_string())
+    }
+}
+
 pub fn with_causes(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut cause = error.source();

@@ -4,6 +4,7 @@
 //! thus inside the container's pid namespace and root. The stage stays outside, as the
 //! command's parent: it forwards signals to it and exits as the command did.
 
+use super::error::SetupError;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -191,8 +192,9 @@ pub fn main(_state_dir: &Path) -> ! {
     }
 }
 
-fn run(mut control: File) -> std::result::Result<Pid, String> {
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("cannot mark the exec stage non-dumpable: {e}"))?;
+fn run(mut control: File) -> std::result::Result<Pid, SetupError> {
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| SetupError(format!("cannot mark the exec stage non-dumpable: {e}")))?;
     let request: Request = read_message(&mut control)?;
     drop(control);
     if let Some(adjustment) = request.container.oom_score_adj {
@@ -211,25 +213,26 @@ fn run(mut control: File) -> std::result::Result<Pid, String> {
     let mut namespaces = Vec::new();
     for (name, kind) in kinds {
         let path = format!("/proc/{}/ns/{name}", request.pid);
-        let file = File::open(&path).map_err(|e| format!("cannot open {path}: {e}"))?;
+        let file = File::open(&path).map_err(|e| SetupError(format!("cannot open {path}: {e}")))?;
         namespaces.push((path, file, kind));
     }
     // The container's own user namespace, if it has one, is joined last: the others are
     // owned by the host's, whose privileges joining them needs.
     let user_path = format!("/proc/{}/ns/user", request.pid);
-    let user = File::open(&user_path).map_err(|e| format!("cannot open {user_path}: {e}"))?;
-    let own = std::fs::metadata("/proc/self/ns/user").map_err(|e| format!("cannot inspect my user namespace: {e}"))?;
-    let theirs = user.metadata().map_err(|e| format!("cannot inspect {user_path}: {e}"))?;
+    let user = File::open(&user_path).map_err(|e| SetupError(format!("cannot open {user_path}: {e}")))?;
+    let own = std::fs::metadata("/proc/self/ns/user")
+        .map_err(|e| SetupError(format!("cannot inspect my user namespace: {e}")))?;
+    let theirs = user.metadata().map_err(|e| SetupError(format!("cannot inspect {user_path}: {e}")))?;
     // Closed now when not needed: the command's exec closes every descriptor (close_range),
     // and one still owned here would be closed twice if that exec failed.
     let user = ((own.dev(), own.ino()) != (theirs.dev(), theirs.ino())).then_some(user);
     for (path, file, kind) in namespaces {
-        setns(file, kind).map_err(|e| format!("cannot join {path}: {e}"))?;
+        setns(file, kind).map_err(|e| SetupError(format!("cannot join {path}: {e}")))?;
     }
     if let Some(user) = user {
         super::userns::enter(user.into()).map_err(|e| e.to_string())?;
     }
-    std::env::set_current_dir("/").map_err(|e| format!("cannot enter the container's root: {e}"))?;
+    std::env::set_current_dir("/").map_err(|e| SetupError(format!("cannot enter the container's root: {e}")))?;
     let console = if request.process.terminal {
         let (master, terminal) = terminal::open_in_container()?;
         terminal::send_fd(sys::borrow_fd(terminal::CONSOLE_FD), &master)?;
@@ -238,12 +241,13 @@ fn run(mut control: File) -> std::result::Result<Pid, String> {
         None
     };
     let old_mask = reaper::block_signals()?;
-    match sys::fork().map_err(|e| format!("cannot fork the command: {e}"))? {
+    match sys::fork().map_err(|e| SetupError(format!("cannot fork the command: {e}")))? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             reaper::restore_signals(&old_mask)?;
             // The command must not outlive the stage that reports its exit.
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| format!("cannot set pdeathsig: {e}"))?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|e| SetupError(format!("cannot set pdeathsig: {e}")))?;
             if let Some(terminal) = &console {
                 terminal::become_session_leader(terminal)?;
             }

@@ -9,6 +9,7 @@
 //! non-dumpable at once, so the hoist binary behind /proc/1/exe cannot be opened by other
 //! processes (CVE-2019-5736); once the command runs, /proc/1/exe is the command itself.
 
+use super::error::SetupError;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::path::Path;
@@ -56,28 +57,32 @@ pub fn main(state_dir: &Path) -> ! {
 
 /// Sets up the container and execs the command; returns only as the built-in init (with
 /// the command's pid) or with the reason setup failed.
-fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, String> {
-    nix::sys::prctl::set_dumpable(false).map_err(|e| format!("cannot mark the init stage non-dumpable: {e}"))?;
+fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, SetupError> {
+    nix::sys::prctl::set_dumpable(false)
+        .map_err(|e| SetupError(format!("cannot mark the init stage non-dumpable: {e}")))?;
     let spec: ContainerSpec = read_message(&mut control)?;
     // Made first, while this stage is root of the host's user namespace (as writing its
     // maps needs); entered last, once everything that needs the host's privileges is done.
     let userns = spec.id_map().map(|map| super::userns::create(&map)).transpose().map_err(|e| e.to_string())?;
     // The parent moved us into the container's cgroup before sending the spec.
     if spec.cgroup_ns != SharedNamespace::Host {
-        unshare(CloneFlags::CLONE_NEWCGROUP).map_err(|e| format!("cannot create the cgroup namespace: {e}"))?;
+        unshare(CloneFlags::CLONE_NEWCGROUP)
+            .map_err(|e| SetupError(format!("cannot create the cgroup namespace: {e}")))?;
     }
     if let SharedNamespace::Join(path) = &spec.ipc {
-        let ns = File::open(path).map_err(|e| format!("cannot open IPC namespace {}: {e}", path.display()))?;
+        let ns =
+            File::open(path).map_err(|e| SetupError(format!("cannot open IPC namespace {}: {e}", path.display())))?;
         setns(ns, CloneFlags::CLONE_NEWIPC)
-            .map_err(|e| format!("cannot join IPC namespace {}: {e}", path.display()))?;
+            .map_err(|e| SetupError(format!("cannot join IPC namespace {}: {e}", path.display())))?;
     }
     match &spec.network {
         NetworkMode::Join(path) => {
-            let ns = File::open(path).map_err(|e| format!("cannot open network namespace {}: {e}", path.display()))?;
+            let ns = File::open(path)
+                .map_err(|e| SetupError(format!("cannot open network namespace {}: {e}", path.display())))?;
             setns(ns, CloneFlags::CLONE_NEWNET)
-                .map_err(|e| format!("cannot join network namespace {}: {e}", path.display()))?;
+                .map_err(|e| SetupError(format!("cannot join network namespace {}: {e}", path.display())))?;
         }
-        NetworkMode::None => sys::loopback_up().map_err(|e| format!("cannot bring loopback up: {e}"))?,
+        NetworkMode::None => sys::loopback_up().map_err(|e| SetupError(format!("cannot bring loopback up: {e}")))?,
         NetworkMode::Host => {}
     }
     umask(Mode::empty());
@@ -88,10 +93,10 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     // With the host's UTS namespace, its names stay as they are.
     let own_names = spec.uts == SharedNamespace::Own;
     if let Some(name) = spec.hostname.as_ref().filter(|_| own_names) {
-        nix::unistd::sethostname(name).map_err(|e| format!("cannot set hostname {name:?}: {e}"))?;
+        nix::unistd::sethostname(name).map_err(|e| SetupError(format!("cannot set hostname {name:?}: {e}")))?;
     }
     if let Some(name) = spec.domainname.as_ref().filter(|_| own_names) {
-        sys::set_domainname(name).map_err(|e| format!("cannot set domainname {name:?}: {e}"))?;
+        sys::set_domainname(name).map_err(|e| SetupError(format!("cannot set domainname {name:?}: {e}")))?;
     }
     let console = if spec.process.terminal {
         let (master, terminal) = terminal::open_in_container()?;
@@ -105,7 +110,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
     }
     let prepared = process::prepare(&spec.process, &Confinement::of(&spec))?;
 
-    status.write_all(b"R").map_err(|e| format!("cannot report readiness: {e}"))?;
+    status.write_all(b"R").map_err(|e| SetupError(format!("cannot report readiness: {e}")))?;
     let mut go = [0u8; 1];
     match control.read(&mut go) {
         Ok(1) => {}
@@ -120,7 +125,7 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, St
         return Err(process::exec(prepared, STATUS_FD as u32));
     }
     let old_mask = reaper::block_signals()?;
-    match sys::fork().map_err(|e| format!("cannot fork the command: {e}"))? {
+    match sys::fork().map_err(|e| SetupError(format!("cannot fork the command: {e}")))? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             reaper::restore_signals(&old_mask)?;

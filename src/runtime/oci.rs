@@ -81,7 +81,7 @@ fn config(spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<Spec> {
         &read("etc/passwd"),
         &read("etc/group"),
     )
-    .map_err(RuntimeError::Spec)?;
+    .map_err(|e| RuntimeError::Spec(e.0))?;
 
     let mut config = Spec::default();
     config.set_hostname(spec.hostname.clone());
@@ -109,7 +109,7 @@ fn config(spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<Spec> {
             .map_err(spec_error("user"))?,
     );
     let names = match (&spec.capabilities, spec.privileged) {
-        (_, true) => caps::effective_set(&["ALL".into()], &[], true).map_err(RuntimeError::Spec)?,
+        (_, true) => caps::effective_set(&["ALL".into()], &[], true).map_err(|e| RuntimeError::Spec(e.0))?,
         (Some(names), false) => names.clone(),
         (None, false) => caps::DEFAULT.iter().map(|s| s.to_string()).collect(),
     };

@@ -2,6 +2,7 @@
 //! user and groups from the container's /etc/passwd and /etc/group, rlimits, working
 //! directory, capabilities, no_new_privs, environment, and finally seccomp and `execve`.
 
+use super::error::SetupError;
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
 
@@ -66,7 +67,7 @@ fn enter_working_dir(cwd: &str) -> Result<(), RuntimeError> {
 
 /// Switches identity and privileges for `process` (inside the container's root) and
 /// prepares its `execve`.
-pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepared, String> {
+pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepared, SetupError> {
     let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = std::fs::read_to_string("/etc/group").unwrap_or_default();
     let who = users::resolve(process.user.as_deref(), &process.additional_groups, &passwd, &group)?;
@@ -77,13 +78,14 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
 
     caps::limit_bounding(&confinement.capabilities)?;
     let gids: Vec<nix::unistd::Gid> = who.groups.iter().map(|g| nix::unistd::Gid::from_raw(*g)).collect();
-    nix::unistd::setgroups(&gids).map_err(|e| format!("cannot set supplementary groups: {e}"))?;
+    nix::unistd::setgroups(&gids).map_err(|e| SetupError(format!("cannot set supplementary groups: {e}")))?;
     let gid = nix::unistd::Gid::from_raw(who.gid);
-    nix::unistd::setresgid(gid, gid, gid).map_err(|e| format!("cannot switch to group {}: {e}", who.gid))?;
+    nix::unistd::setresgid(gid, gid, gid)
+        .map_err(|e| SetupError(format!("cannot switch to group {}: {e}", who.gid)))?;
     let uid = nix::unistd::Uid::from_raw(who.uid);
-    nix::unistd::setresuid(uid, uid, uid).map_err(|e| format!("cannot switch to user {}: {e}", who.uid))?;
+    nix::unistd::setresuid(uid, uid, uid).map_err(|e| SetupError(format!("cannot switch to user {}: {e}", who.uid)))?;
     caps::apply(&confinement.capabilities, who.uid)?;
-    nix::sys::prctl::set_no_new_privs().map_err(|e| format!("cannot set no_new_privs: {e}"))?;
+    nix::sys::prctl::set_no_new_privs().map_err(|e| SetupError(format!("cannot set no_new_privs: {e}")))?;
     umask(Mode::from_bits_truncate(0o022));
 
     let mut env = process.env.clone();
@@ -112,27 +114,27 @@ pub fn prepare(process: &ProcessSpec, confinement: &Confinement) -> Result<Prepa
 
 /// Closes every descriptor above `keep_up_to`, installs seccomp and execs. Returns only
 /// with the reason it failed.
-pub fn exec(prepared: Prepared, keep_up_to: u32) -> String {
+pub fn exec(prepared: Prepared, keep_up_to: u32) -> SetupError {
     if let Err(e) = sys::close_from(keep_up_to + 1) {
-        return format!("cannot close inherited descriptors: {e}");
+        return SetupError(format!("cannot close inherited descriptors: {e}"));
     }
     if let Err(e) = seccomp::install(&prepared.filters) {
-        return super::error::with_causes(&e);
+        return SetupError(super::error::with_causes(&e));
     }
     let mut argv: Vec<*const libc::c_char> = prepared.c_args.iter().map(|a| a.as_ptr()).collect();
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = prepared.c_env.iter().map(|e| e.as_ptr()).collect();
     envp.push(std::ptr::null());
     sys::exec(&prepared.c_program, &argv, &envp);
-    format!("cannot execute {}: {}", prepared.program.display(), std::io::Error::last_os_error())
+    SetupError(format!("cannot execute {}: {}", prepared.program.display(), std::io::Error::last_os_error()))
 }
 
-fn cstring(s: &str) -> Result<CString, String> {
-    CString::new(s).map_err(|_| format!("{s:?} contains a NUL byte"))
+fn cstring(s: &str) -> Result<CString, SetupError> {
+    CString::new(s).map_err(|_| SetupError(format!("{s:?} contains a NUL byte")))
 }
 
 /// The command's executable: a path as given, or the first match in the container's PATH.
-fn find_program(args: &[String], env: &[String]) -> Result<PathBuf, String> {
+fn find_program(args: &[String], env: &[String]) -> Result<PathBuf, SetupError> {
     let name = args.first().ok_or("the container has no command")?;
     if name.contains('/') {
         return Ok(PathBuf::from(name));
@@ -144,10 +146,10 @@ fn find_program(args: &[String], env: &[String]) -> Result<PathBuf, String> {
             return Ok(candidate);
         }
     }
-    Err(format!("executable file not found in $PATH: {name}"))
+    Err(SetupError(format!("executable file not found in $PATH: {name}")))
 }
 
-fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), String> {
+fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), SetupError> {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     let resource = match name {
         "nofile" => Resource::RLIMIT_NOFILE,
@@ -164,10 +166,10 @@ fn set_rlimit(name: &str, soft: u64, hard: u64) -> Result<(), String> {
         "nice" => Resource::RLIMIT_NICE,
         "rtprio" => Resource::RLIMIT_RTPRIO,
         "sigpending" => Resource::RLIMIT_SIGPENDING,
-        other => return Err(format!("unknown ulimit {other:?}")),
+        other => return Err(SetupError(format!("unknown ulimit {other:?}"))),
     };
     // Raising a hard limit needs CAP_SYS_RESOURCE, which hoist may not have: stay under it.
-    let (_, current_hard) = getrlimit(resource).map_err(|e| format!("cannot read ulimit {name}: {e}"))?;
+    let (_, current_hard) = getrlimit(resource).map_err(|e| SetupError(format!("cannot read ulimit {name}: {e}")))?;
     let hard = hard.min(current_hard);
-    setrlimit(resource, soft.min(hard), hard).map_err(|e| format!("cannot set ulimit {name}: {e}"))
+    setrlimit(resource, soft.min(hard), hard).map_err(|e| SetupError(format!("cannot set ulimit {name}: {e}")))
 }

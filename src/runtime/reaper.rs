@@ -5,6 +5,7 @@
 //! Signals are blocked before the fork and collected with `sigwait`, as tini does: a
 //! blocked signal is queued even for PID 1 of a pid namespace, which would drop it otherwise.
 
+use super::error::SetupError;
 use nix::sys::signal::{kill, sigprocmask, SigSet, SigmaskHow, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
@@ -24,16 +25,17 @@ fn forwarded() -> SigSet {
 }
 
 /// Blocks every signal the reaper handles; returns the previous mask for the child.
-pub fn block_signals() -> Result<SigSet, String> {
+pub fn block_signals() -> Result<SigSet, SetupError> {
     let mut old = SigSet::empty();
     sigprocmask(SigmaskHow::SIG_BLOCK, Some(&forwarded()), Some(&mut old))
-        .map_err(|e| format!("cannot block signals: {e}"))?;
+        .map_err(|e| SetupError(format!("cannot block signals: {e}")))?;
     Ok(old)
 }
 
 /// In the forked child, before exec: the command starts with the mask hoist started with.
-pub fn restore_signals(old: &SigSet) -> Result<(), String> {
-    sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None).map_err(|e| format!("cannot restore signals: {e}"))
+pub fn restore_signals(old: &SigSet) -> Result<(), SetupError> {
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(old), None)
+        .map_err(|e| SetupError(format!("cannot restore signals: {e}")))
 }
 
 /// Forwards signals to `child` and reaps every child that exits, until `child` itself exits;

@@ -35,15 +35,7 @@ const MASKED: &[&str] = &[
 /// Paths the container may read but not write (Docker's list).
 const READ_ONLY: &[&str] = &["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
-/// A failed setup step, reported to the parent through the status pipe.
-#[derive(Debug)]
-pub struct SetupError(pub String);
-
-impl std::fmt::Display for SetupError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
+pub use super::error::SetupError;
 
 pub(super) fn err<E: std::fmt::Display>(what: impl std::fmt::Display) -> impl FnOnce(E) -> SetupError {
     move |e| SetupError(format!("{what}: {e}"))

@@ -1,6 +1,8 @@
 //! Resolving a Compose `user:` (`name`, `uid`, `name:group`, `uid:gid`) and `group_add`
 //! against the container's own /etc/passwd and /etc/group, as Docker does.
 
+use super::error::SetupError;
+
 /// Who the container process runs as.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
@@ -48,7 +50,7 @@ pub fn resolve(
     extra_groups: &[String],
     passwd_text: &str,
     group_text: &str,
-) -> Result<Identity, String> {
+) -> Result<Identity, SetupError> {
     let users = passwd(passwd_text);
     let all_groups = groups(group_text);
     let spec = user.unwrap_or("0");
@@ -58,25 +60,22 @@ pub fn resolve(
     };
     let entry = match user_part.parse::<u32>() {
         Ok(uid) => users.iter().find(|e| e.uid == uid),
-        Err(_) => Some(
-            users
-                .iter()
-                .find(|e| e.name == user_part)
-                .ok_or_else(|| format!("unable to find user {user_part}: no matching entries in /etc/passwd"))?,
-        ),
+        Err(_) => Some(users.iter().find(|e| e.name == user_part).ok_or_else(|| {
+            SetupError(format!("unable to find user {user_part}: no matching entries in /etc/passwd"))
+        })?),
     };
     let uid = match entry {
         Some(e) => e.uid,
         None => user_part.parse().unwrap_or(0),
     };
-    let find_group = |g: &str| -> Result<u32, String> {
+    let find_group = |g: &str| -> Result<u32, SetupError> {
         match g.parse::<u32>() {
             Ok(gid) => Ok(gid),
             Err(_) => all_groups
                 .iter()
                 .find(|(name, _, _)| name == g)
                 .map(|(_, gid, _)| *gid)
-                .ok_or_else(|| format!("unable to find group {g}: no matching entries in /etc/group")),
+                .ok_or_else(|| SetupError(format!("unable to find group {g}: no matching entries in /etc/group"))),
         }
     };
     let gid = match group_part {
@@ -119,7 +118,7 @@ mod tests {
         let numeric = resolve(Some("4242:4343"), &["wheel".into()], PASSWD, GROUP).unwrap();
         assert_eq!((numeric.uid, numeric.gid, numeric.groups), (4242, 4343, vec![4343, 10]));
         assert_eq!(resolve(Some("mysql:app"), &[], PASSWD, GROUP).unwrap().gid, 1000);
-        assert!(resolve(Some("nobody"), &[], PASSWD, GROUP).unwrap_err().contains("unable to find user nobody"));
+        assert!(resolve(Some("nobody"), &[], PASSWD, GROUP).unwrap_err().0.contains("unable to find user nobody"));
         assert!(resolve(Some("app:nogroup"), &[], PASSWD, GROUP).is_err());
     }
 }

@@ -338,6 +338,6 @@ pub fn owner(spec: &str, onto: &RootView) -> Result<(u32, u32), CopyError> {
     let read =
         |path: &str| onto.resolve(path, true).and_then(|e| std::fs::read_to_string(e.host()).ok()).unwrap_or_default();
     let identity = crate::runtime::users::resolve(Some(spec), &[], &read("/etc/passwd"), &read("/etc/group"))
-        .map_err(|why| CopyError::Owner { spec: spec.to_string(), why })?;
+        .map_err(|why| CopyError::Owner { spec: spec.to_string(), why: why.to_string() })?;
     Ok(if spec.contains(':') { (identity.uid, identity.gid) } else { (identity.uid, identity.uid) })
 }
