@@ -168,7 +168,7 @@ async fn supervise(
                 });
                 status.send_modify(|s| {
                     s.state = State::Exited;
-                    s.failure = Some(message);
+                    s.failure = Some(message.to_string());
                 });
                 want_running = false;
                 continue;
@@ -384,7 +384,11 @@ fn open_stdin(daemon: &Daemon, name: &str) -> Result<OwnedFd, SupervisorError> {
 }
 
 /// Creates, connects and starts the container; returns once its command runs.
-async fn start(daemon: &Arc<Daemon>, config: &Arc<Config>, log: &Arc<Mutex<LogWriter>>) -> Result<Running, String> {
+async fn start(
+    daemon: &Arc<Daemon>,
+    config: &Arc<Config>,
+    log: &Arc<Mutex<LogWriter>>,
+) -> Result<Running, SupervisorError> {
     // A one-off's output goes straight to its client; everything else's into the log.
     let (stdio, pipes) = match &config.one_off {
         Some(one_off) => (one_off.stdio.lock().ok().and_then(|mut s| s.take()).unwrap_or_default(), None),
@@ -442,7 +446,7 @@ fn create_and_start(
     config: &Config,
     stdio: Stdio,
     log: &Arc<Mutex<LogWriter>>,
-) -> Result<Started, String> {
+) -> Result<Started, SupervisorError> {
     let service = &config.service;
     let mut spec = service.spec.clone();
     spec.id = config.name.clone();

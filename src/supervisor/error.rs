@@ -34,3 +34,16 @@ pub enum SupervisorError {
     #[error(transparent)]
     Network(#[from] crate::network::NetworkError),
 }
+
+/// A command's failure told in words (`service web cannot start: dependency failed: …`).
+impl From<String> for SupervisorError {
+    fn from(message: String) -> SupervisorError {
+        SupervisorError::Failed(message)
+    }
+}
+
+impl From<&str> for SupervisorError {
+    fn from(message: &str) -> SupervisorError {
+        SupervisorError::Failed(message.to_string())
+    }
+}

@@ -4,6 +4,7 @@
 //! unhealthy; during the start period checks run every `start_interval` and failures do not
 //! count.
 
+use crate::supervisor::error::SupervisorError;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,7 +43,7 @@ pub async fn exec(
     process: ProcessSpec,
     privileged: bool,
     timeout: Duration,
-) -> Result<(i32, String), String> {
+) -> Result<(i32, String), SupervisorError> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     let stdio = Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
     let (daemon, name) = (daemon.clone(), name.to_string());
@@ -98,15 +99,15 @@ pub async fn exec(
     let output = String::from_utf8_lossy(&output).trim_end().to_string();
     match exit {
         Some(exit) => Ok((exit.status(), output)),
-        None => Err(format!("timed out after {timeout:?}")),
+        None => Err(SupervisorError::Failed(format!("timed out after {timeout:?}"))),
     }
 }
 
 /// Runs a post_start or pre_stop hook; an error names the exit status and output.
-pub async fn run_hook(daemon: &Arc<Daemon>, name: &str, hook: HookPlan) -> Result<(), String> {
+pub async fn run_hook(daemon: &Arc<Daemon>, name: &str, hook: HookPlan) -> Result<(), SupervisorError> {
     match exec(daemon, name, hook.process, hook.privileged, Duration::from_secs(60)).await? {
         (0, _) => Ok(()),
-        (code, output) => Err(format!("exit status {code}: {output}")),
+        (code, output) => Err(SupervisorError::Failed(format!("exit status {code}: {output}"))),
     }
 }
 
@@ -140,7 +141,7 @@ pub async fn watch(
         let (passed, output) = match result {
             Ok((0, _)) => (true, None),
             Ok((code, output)) => (false, Some(format!("exit status {code}: {output}"))),
-            Err(e) => (false, Some(e)),
+            Err(e) => (false, Some(e.to_string())),
         };
         let in_start_period = started.elapsed() < check.start_period;
         let next = if passed {

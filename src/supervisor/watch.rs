@@ -9,6 +9,7 @@
 //! looked up for every batch, and a container that (re)starts gets again every file the
 //! watcher synced before (the whole tree for `initial_sync` rules).
 
+use crate::supervisor::error::SupervisorError;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -178,7 +179,11 @@ fn syncs(action: WatchAction) -> bool {
 impl Daemon {
     /// Starts watching `services` (every service with `develop.watch` when empty) for the
     /// project (`client` is `None`) or for an attached client. Checks every rule first.
-    pub(super) fn watch(self: &Arc<Self>, services: &[String], client: Option<u64>) -> Result<Vec<String>, String> {
+    pub(super) fn watch(
+        self: &Arc<Self>,
+        services: &[String],
+        client: Option<u64>,
+    ) -> Result<Vec<String>, SupervisorError> {
         let plan = self.plan().ok_or("nothing is up in this project; run `hoist up` first")?;
         let candidates: Vec<_> = plan
             .services
@@ -188,8 +193,10 @@ impl Daemon {
             .collect();
         for name in services {
             match plan.services.iter().find(|s| &s.name == name) {
-                None => return Err(format!("no such service {name} in the running project")),
-                Some(s) if s.watch.is_empty() => return Err(format!("service {name} has no develop.watch rules")),
+                None => return Err(SupervisorError::Failed(format!("no such service {name} in the running project"))),
+                Some(s) if s.watch.is_empty() => {
+                    return Err(SupervisorError::Failed(format!("service {name} has no develop.watch rules")))
+                }
                 Some(_) => {}
             }
         }
@@ -284,7 +291,7 @@ struct Rule {
 
 /// A watcher's rules with their matchers, and its watches set up at once (a change made once
 /// the caller has its answer is never missed); an error names the service and the path.
-fn prepare(service: &str, plans: &[WatchPlan]) -> Result<(Vec<Rule>, EventSource), String> {
+fn prepare(service: &str, plans: &[WatchPlan]) -> Result<(Vec<Rule>, EventSource), SupervisorError> {
     let mut rules = Vec::new();
     for plan in plans {
         let matcher = Matcher::new(plan).map_err(|e| format!("service {service}: {e}"))?;
@@ -484,7 +491,7 @@ async fn apply(
             let (daemon, service) = (daemon.clone(), service.to_string());
             async move { daemon.restart(vec![service], None).await }
         });
-        match restart.await.unwrap_or_else(|e| Err(e.to_string())) {
+        match restart.await.unwrap_or_else(|e| Err(SupervisorError::Failed(e.to_string()))) {
             Ok(()) => done.push(format!("restarted in {} ms", restarting.elapsed().as_millis())),
             Err(e) => errors.push(format!("restart: {e}")),
         }

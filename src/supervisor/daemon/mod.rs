@@ -198,7 +198,7 @@ impl Daemon {
     }
 
     /// Stops and starts `services` and those following them (`depends_on.restart`).
-    pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<(), String> {
+    pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<(), SupervisorError> {
         let services = self.with_restart_dependents(services);
         self.stop(&services, timeout).await?;
         self.start(&services).await

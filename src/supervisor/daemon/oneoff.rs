@@ -11,9 +11,9 @@ impl Daemon {
         service: ServicePlan,
         name: String,
         options: RunOptions,
-    ) -> Result<Answer, String> {
+    ) -> Result<Answer, SupervisorError> {
         if !crate::runtime::is_valid_name(&name) {
-            return Err(format!("invalid container name {name:?}"));
+            return Err(SupervisorError::Failed(format!("invalid container name {name:?}")));
         }
         let mut inner = self.inner.lock().await;
         // Removed one-offs' tasks have ended: their handles go.
@@ -53,7 +53,7 @@ impl Daemon {
         let failure = handle.status.borrow().failure.clone();
         inner.containers.insert(name.clone(), handle);
         if let Some(failure) = failure {
-            return Err(format!("container {name} failed to start: {failure}"));
+            return Err(SupervisorError::Failed(format!("container {name} failed to start: {failure}")));
         }
         let console_fd = self.consoles.lock().ok().and_then(|c| c.get(&name).map(|fd| fd.as_raw_fd()));
         Ok(Answer { messages: Vec::new(), exit_code: None, console_fd })
@@ -72,7 +72,7 @@ impl Daemon {
     }
 
     /// Waits, without holding the command lock, until container `name` has exited.
-    pub(super) async fn wait_exit(&self, name: &str) -> Result<Answer, String> {
+    pub(super) async fn wait_exit(&self, name: &str) -> Result<Answer, SupervisorError> {
         let mut status = {
             let inner = self.inner.lock().await;
             inner.containers.get(name).ok_or_else(|| format!("no container {name} in this project"))?.status.clone()

@@ -4,7 +4,7 @@ use super::*;
 
 impl Daemon {
     /// Carries out one command of control connection number `connection`.
-    pub(super) async fn handle(self: &Arc<Self>, command: Command, connection: u64) -> Result<Answer, String> {
+    pub(super) async fn handle(self: &Arc<Self>, command: Command, connection: u64) -> Result<Answer, SupervisorError> {
         let done = |_| Answer::default();
         match command {
             Command::Ping => Ok(Answer::default()),
@@ -22,10 +22,8 @@ impl Daemon {
                 .await;
                 Ok(Answer { messages, ..Answer::default() })
             }
-            Command::Attach { container } => self.attach(&container).await.map_err(|e| e.to_string()),
-            Command::Rm { services, stop, volumes, timeout } => {
-                self.rm(&services, stop, volumes, timeout).await.map_err(|e| e.to_string())
-            }
+            Command::Attach { container } => self.attach(&container).await,
+            Command::Rm { services, stop, volumes, timeout } => self.rm(&services, stop, volumes, timeout).await,
             Command::Signal { container, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
                 self.each(|h| h.name == container, |reply| Control::Kill { signal, reply }).await;
@@ -75,7 +73,7 @@ pub(super) async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
                     attached = attach;
                     Response::success(answer)
                 }
-                Err(e) => Response::failure(e),
+                Err(e) => Response::failure(e.to_string()),
             }
         }
     };

@@ -3,7 +3,7 @@
 use super::*;
 
 impl Daemon {
-    pub(super) async fn wait_dependencies(&self, inner: &Inner, service: &ServicePlan) -> Result<(), String> {
+    pub(super) async fn wait_dependencies(&self, inner: &Inner, service: &ServicePlan) -> Result<(), SupervisorError> {
         for dependency in &service.depends_on {
             let handles: Vec<(String, &Handle)> = inner
                 .containers
@@ -13,10 +13,10 @@ impl Daemon {
                 .collect();
             if handles.is_empty() {
                 if dependency.required && self.service(&dependency.service).is_none() {
-                    return Err(format!(
+                    return Err(SupervisorError::Failed(format!(
                         "service {}: depends on {}, which is not part of this project",
                         service.name, dependency.service
-                    ));
+                    )));
                 }
                 continue;
             }
@@ -78,7 +78,7 @@ impl Daemon {
         timeout: Option<u64>,
     ) -> Result<Answer, SupervisorError> {
         if stop {
-            self.stop(services, timeout).await.map_err(SupervisorError::Failed)?;
+            self.stop(services, timeout).await?;
         }
         let mut inner = self.inner.lock().await;
         let stopped: Vec<(String, String)> = {
@@ -122,7 +122,7 @@ impl Daemon {
         Ok(Answer { messages, ..Answer::default() })
     }
 
-    pub(super) async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<(), String> {
+    pub(super) async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<(), SupervisorError> {
         let inner = self.inner.lock().await;
         self.stop_in_order(&inner, services, timeout).await;
         Ok(())
@@ -151,7 +151,7 @@ impl Daemon {
         stopped
     }
 
-    pub(super) async fn start(&self, services: &[String]) -> Result<(), String> {
+    pub(super) async fn start(&self, services: &[String]) -> Result<(), SupervisorError> {
         let inner = self.inner.lock().await;
         let mut order = self.stop_order(&inner, services);
         order.reverse();
@@ -179,7 +179,7 @@ impl Daemon {
         }
     }
 
-    pub(super) async fn down(&self, timeout: Option<u64>, volumes: bool) -> Result<Vec<String>, String> {
+    pub(super) async fn down(&self, timeout: Option<u64>, volumes: bool) -> Result<Vec<String>, SupervisorError> {
         self.stop_watchers();
         let mut inner = self.inner.lock().await;
         let mut messages = Vec::new();
@@ -221,7 +221,7 @@ pub(super) async fn condition_met(
     mut status: tokio::sync::watch::Receiver<crate::supervisor::container::Status>,
     condition: Condition,
     required: bool,
-) -> Result<(), String> {
+) -> Result<(), SupervisorError> {
     let result = status
         .wait_for(|s| {
             s.failure.is_some()
@@ -237,7 +237,7 @@ pub(super) async fn condition_met(
         })
         .await
         .map(|s| s.clone());
-    let Ok(status) = result else { return Err(format!("container {name} went away")) };
+    let Ok(status) = result else { return Err(SupervisorError::Failed(format!("container {name} went away"))) };
     let failed = if let Some(failure) = &status.failure {
         Some(format!("container {name} failed to start: {failure}"))
     } else {
@@ -257,7 +257,7 @@ pub(super) async fn condition_met(
         }
     };
     match failed {
-        Some(message) if required => Err(message),
+        Some(message) if required => Err(SupervisorError::Failed(message)),
         Some(message) => {
             tracing::warn!("{message} (an optional dependency: going on)");
             Ok(())

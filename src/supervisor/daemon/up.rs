@@ -3,7 +3,11 @@
 use super::*;
 
 impl Daemon {
-    pub(super) async fn up(self: &Arc<Self>, plan: ProjectPlan, options: UpOptions) -> Result<Vec<String>, String> {
+    pub(super) async fn up(
+        self: &Arc<Self>,
+        plan: ProjectPlan,
+        options: UpOptions,
+    ) -> Result<Vec<String>, SupervisorError> {
         let mut inner = self.inner.lock().await;
         let mut messages = Vec::new();
         let selected: Vec<&ServicePlan> = plan
@@ -158,7 +162,7 @@ impl Daemon {
         layers: &[Vec<String>],
         pending: &mut BTreeMap<String, Vec<NewContainer>>,
         to_start: &std::collections::BTreeSet<String>,
-    ) -> Result<(), String> {
+    ) -> Result<(), SupervisorError> {
         for layer in layers {
             // Containers this layer starts, with their start count before: the layer is
             // started once each count has grown.
@@ -199,10 +203,10 @@ impl Daemon {
                     })
                     .await;
                     if let Some(failure) = handle.status.borrow().failure.clone() {
-                        return Err(format!(
+                        return Err(SupervisorError::Failed(format!(
                             "service {service}: container {} failed to start: {failure}",
                             handle.name.clone()
-                        ));
+                        )));
                     }
                 }
             }
@@ -248,14 +252,14 @@ impl Daemon {
         self.event(name, &service.name, "create", None);
     }
 
-    pub(super) fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), String> {
+    pub(super) fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), SupervisorError> {
         for volume in &plan.external_volumes {
             let dir = crate::plan::mounts::volume_dir(&self.paths.state_root, volume);
             if !dir.is_dir() {
-                return Err(format!(
+                return Err(SupervisorError::Failed(format!(
                     "external volume {volume} not found (at {}): create it first, e.g. from the project that declares it",
                     dir.display()
-                ));
+                )));
             }
         }
         for volume in &plan.volumes {
@@ -263,7 +267,8 @@ impl Daemon {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
         }
-        crate::supervisor::prepare::prepare_host(plan, &self.paths.state_root).map_err(|e| format!("{e}: {}", e.source))
+        crate::supervisor::prepare::prepare_host(plan, &self.paths.state_root)
+            .map_err(|e| SupervisorError::Failed(crate::runtime::error::with_causes(&e)))
     }
 }
 

@@ -10,7 +10,7 @@ impl Daemon {
         inner: &mut Inner,
         plan: &ProjectPlan,
         selected: &[&ServicePlan],
-    ) -> Result<(), String> {
+    ) -> Result<(), SupervisorError> {
         let used: HashSet<&String> = selected.iter().flat_map(|s| s.networks.iter().map(|a| &a.network)).collect();
         let upstreams =
             dns::upstreams_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
@@ -80,20 +80,24 @@ impl Daemon {
     }
 
     /// Binds a container's published ports, towards the address it will have.
-    pub(super) async fn publish(&self, service: &ServicePlan, name: &str) -> Result<Option<ports::Forwarder>, String> {
+    pub(super) async fn publish(
+        &self,
+        service: &ServicePlan,
+        name: &str,
+    ) -> Result<Option<ports::Forwarder>, SupervisorError> {
         if service.ports.is_empty() {
             return Ok(None);
         }
         let target: Ipv4Addr = match (&service.network_mode, service.networks.first()) {
             (NetworkMode::Networks, Some(first)) => Ipam::new(&self.paths.state_root)
                 .lease(&first.network, name, first.ipv4_address)
-                .map_err(|e| format!("service {}: {e}", service.name))?,
+                .map_err(|e| SupervisorError::Failed(format!("service {}: {e}", service.name)))?,
             (NetworkMode::Host, _) => Ipv4Addr::LOCALHOST,
             _ => {
-                return Err(format!(
+                return Err(SupervisorError::Failed(format!(
                     "service {}: ports: published ports need a network (network_mode is {:?})",
                     service.name, service.network_mode
-                ))
+                )))
             }
         };
         if service.network_mode == NetworkMode::Host {
@@ -120,6 +124,6 @@ impl Daemon {
         ports::publish(&requests, nat, redirect.flatten().as_ref())
             .await
             .map(Some)
-            .map_err(|e| format!("service {}: {e}", service.name))
+            .map_err(|e| SupervisorError::Failed(format!("service {}: {e}", service.name)))
     }
 }
