@@ -360,8 +360,9 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
             None,
         ))
         .err()
-        .expect("a taken port is refused")
-        .to_string();
+        .expect("a taken port is refused");
+    // The message says what; its cause (printed once, in the chain) says why.
+    let err = hoist::runtime::error::with_causes(&err);
     assert!(err.contains(&format!("cannot publish {tcp}/tcp")) && err.contains("in use"), "{err}");
     assert!(std::net::TcpListener::bind(free).is_ok(), "a port of the failed request stayed bound");
 }

@@ -8,7 +8,7 @@ pub enum NetworkError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot {what}: {source}")]
+    #[error("cannot {what}")]
     Bpf {
         what: String,
         #[source]
@@ -18,7 +18,7 @@ pub enum NetworkError {
     Setup(String),
     #[error("network {network}: {message}")]
     Ipam { network: String, message: String },
-    #[error("cannot publish {what}: {source}")]
+    #[error("cannot publish {what}")]
     Publish {
         what: String,
         #[source]

@@ -63,7 +63,8 @@ fn run(state_dir: &Path, mut control: File, status: &mut File) -> Result<Pid, Se
     let spec: ContainerSpec = read_message(&mut control)?;
     // Made first, while this stage is root of the host's user namespace (as writing its
     // maps needs); entered last, once everything that needs the host's privileges is done.
-    let userns = spec.id_map().map(|map| super::userns::create(&map)).transpose().map_err(|e| e.to_string())?;
+    let userns =
+        spec.id_map().map(|map| super::userns::create(&map)).transpose().map_err(|e| super::error::with_causes(&e))?;
     // The parent moved us into the container's cgroup before sending the spec.
     if spec.cgroup_ns != SharedNamespace::Host {
         unshare(CloneFlags::CLONE_NEWCGROUP)

@@ -26,7 +26,7 @@ const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 0x4;
 /// A step of making, mapping or entering a user namespace that failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UsernsError {
-    #[error("{action}: {source}")]
+    #[error("{action}")]
     Io {
         action: String,
         #[source]

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SupervisorError {
-    #[error("{action} {}: {source}", path.display())]
+    #[error("{action} {}", path.display())]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -21,7 +21,7 @@ pub enum SupervisorError {
     Failed(String),
     #[error("no container {0} in this project")]
     NoContainer(String),
-    #[error("cannot create a pipe for the stdin of {container}: {source}")]
+    #[error("cannot create a pipe for the stdin of {container}")]
     StdinPipe {
         container: String,
         #[source]

@@ -56,7 +56,7 @@ pub(super) async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
     let mut down = false;
     let mut attached = false;
     let response = match peer.and_then(|peer| request.map(|request| (peer, request))) {
-        Err(e) => Response::failure(e.to_string()),
+        Err(e) => Response::failure(crate::runtime::error::with_causes(&e)),
         Ok((_, request)) if request.version != VERSION => {
             Response::failure(format!("protocol version {} is not spoken here; expected {VERSION}", request.version))
         }
@@ -73,7 +73,7 @@ pub(super) async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
                     attached = attach;
                     Response::success(answer)
                 }
-                Err(e) => Response::failure(e.to_string()),
+                Err(e) => Response::failure(crate::runtime::error::with_causes(&e)),
             }
         }
     };

@@ -36,7 +36,7 @@ impl Daemon {
                     masquerade: network.masquerade && switched_on("HOIST_MASQUERADE"),
                 };
                 let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default())
-                    .map_err(|e| format!("network {}: {e}", network.name))?;
+                    .map_err(|e| format!("network {}: {}", network.name, crate::runtime::error::with_causes(&e)))?;
                 if let Ok(mut r) = self.record.lock() {
                     if !r.networks.contains(&network.key) {
                         r.networks.push(network.key.clone());
@@ -52,7 +52,7 @@ impl Daemon {
                     .await
                     .map_err(|e| e.to_string())?;
                 crate::network::firewall::apply_dns(&record.bridge, record.gateway, server.address.port())
-                    .map_err(|e| format!("network {}: {e}", network.name))?;
+                    .map_err(|e| format!("network {}: {}", network.name, crate::runtime::error::with_causes(&e)))?;
                 inner.dns.insert(network.key.clone(), server);
             }
             if let Ok(mut shared) = self.shared.lock() {
@@ -71,7 +71,10 @@ impl Daemon {
                 match ConnectRedirect::attach() {
                     Ok(redirect) => Some(Arc::new(redirect)),
                     Err(e) => {
-                        tracing::warn!("host-loopback connections to published ports go through the forwarder: {e}");
+                        tracing::warn!(
+                            "host-loopback connections to published ports go through the forwarder: {}",
+                            crate::runtime::error::with_causes(&e)
+                        );
                         None
                     }
                 }
@@ -89,9 +92,15 @@ impl Daemon {
             return Ok(None);
         }
         let target: Ipv4Addr = match (&service.network_mode, service.networks.first()) {
-            (NetworkMode::Networks, Some(first)) => Ipam::new(&self.paths.state_root)
-                .lease(&first.network, name, first.ipv4_address)
-                .map_err(|e| SupervisorError::Failed(format!("service {}: {e}", service.name)))?,
+            (NetworkMode::Networks, Some(first)) => {
+                Ipam::new(&self.paths.state_root).lease(&first.network, name, first.ipv4_address).map_err(|e| {
+                    SupervisorError::Failed(format!(
+                        "service {}: {}",
+                        service.name,
+                        crate::runtime::error::with_causes(&e)
+                    ))
+                })?
+            }
             (NetworkMode::Host, _) => Ipv4Addr::LOCALHOST,
             _ => {
                 return Err(SupervisorError::Failed(format!(
@@ -121,9 +130,8 @@ impl Daemon {
         let nat = bridge.as_deref().map(|bridge| ports::NatOwner { container: name, bridge });
         // Attached (once) only for a service that publishes TCP: nothing else is redirected.
         let redirect = requests.iter().any(|p| p.protocol == ports::Protocol::Tcp).then(|| self.connect_redirect());
-        ports::publish(&requests, nat, redirect.flatten().as_ref())
-            .await
-            .map(Some)
-            .map_err(|e| SupervisorError::Failed(format!("service {}: {e}", service.name)))
+        ports::publish(&requests, nat, redirect.flatten().as_ref()).await.map(Some).map_err(|e| {
+            SupervisorError::Failed(format!("service {}: {}", service.name, crate::runtime::error::with_causes(&e)))
+        })
     }
 }
