@@ -114,7 +114,7 @@ pub fn options<'a>(project: &Project, name: &str, overrides: &BuildOverrides) ->
         no_cache: build.no_cache || overrides.no_cache,
         pull: build.pull || overrides.pull,
         network: build.network.clone(),
-        extra_hosts: super::spec::extra_hosts(name, &build.extra_hosts)?
+        extra_hosts: super::service_parts::extra_hosts(name, &build.extra_hosts)?
             .into_iter()
             // RUN steps use the host's network: the host is loopback to them.
             .map(

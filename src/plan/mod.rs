@@ -14,6 +14,7 @@ pub mod kernel;
 pub mod mounts;
 pub mod networks;
 pub mod reconcile;
+mod service_parts;
 pub mod spec;
 
 pub use graph::{GraphError, ServiceGraph};
