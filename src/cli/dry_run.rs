@@ -6,31 +6,16 @@ use std::path::PathBuf;
 
 use crate::image::{ImageRecord, Store};
 use crate::plan::converge::{self, Step};
-use crate::plan::reconcile::{self, Observed};
+use crate::plan::reconcile;
 use crate::plan::spec::{self, ProjectPlan};
 use crate::project::Project;
 use crate::roots::Roots;
-use crate::supervisor::records::{ProjectRecord, State};
+use crate::supervisor::records::ProjectRecord;
 use crate::supervisor::ProjectPaths;
 
 /// The state roots as they are (nothing is made when they do not exist).
 fn roots() -> Roots {
     Roots::new(std::env::var_os("HOIST_ROOT").map(PathBuf::from))
-}
-
-fn observed(record: &ProjectRecord) -> Vec<Observed> {
-    record
-        .containers
-        .values()
-        .filter(|c| !c.one_off)
-        .map(|c| Observed {
-            name: c.name.clone(),
-            service: c.service.clone(),
-            index: c.index,
-            hash: c.hash.clone(),
-            running: c.state == State::Running,
-        })
-        .collect()
 }
 
 fn previous_plan(paths: &ProjectPaths) -> Option<ProjectPlan> {
@@ -93,7 +78,7 @@ pub fn up(
         }
     }
     let previous = previous_plan(&paths);
-    let up = converge::up(&plan, previous.as_ref(), order, &observed(&record), options, wait);
+    let up = converge::up(&plan, previous.as_ref(), order, &record.observed(), options, wait);
     steps.extend(up.steps);
     Ok(steps)
 }
@@ -107,7 +92,7 @@ pub fn down(project: &str, volumes: bool) -> anyhow::Result<Vec<Step>> {
         (Some(plan), true) => plan.volumes.clone(),
         _ => Vec::new(),
     };
-    Ok(converge::down(plan.as_ref(), &observed(&record), &record.networks, &volumes))
+    Ok(converge::down(plan.as_ref(), &record.observed(), &record.networks, &volumes))
 }
 
 /// Prints `steps` on stdout.

@@ -104,6 +104,21 @@ pub struct ProjectRecord {
 }
 
 impl ProjectRecord {
+    /// The project's containers (not one-offs) as `plan::converge` observes them.
+    pub fn observed(&self) -> Vec<crate::plan::reconcile::Observed> {
+        self.containers
+            .values()
+            .filter(|c| !c.one_off)
+            .map(|c| crate::plan::reconcile::Observed {
+                name: c.name.clone(),
+                service: c.service.clone(),
+                index: c.index,
+                hash: c.hash.clone(),
+                running: c.state == State::Running,
+            })
+            .collect()
+    }
+
     pub fn load(paths: &ProjectPaths) -> Result<Option<ProjectRecord>, SupervisorError> {
         let path = paths.record();
         match std::fs::read(&path) {

@@ -43,21 +43,7 @@ impl Daemon {
         if let Ok(bytes) = serde_json::to_vec_pretty(&plan) {
             let _ = crate::supervisor::paths::write_atomic(&self.paths.plan(), &bytes);
         }
-        let observed: Vec<Observed> = {
-            let record = self.record.lock().map_err(|_| "poisoned state")?;
-            record
-                .containers
-                .values()
-                .filter(|c| !c.one_off)
-                .map(|c| Observed {
-                    name: c.name.clone(),
-                    service: c.service.clone(),
-                    index: c.index,
-                    hash: c.hash.clone(),
-                    running: c.state == State::Running,
-                })
-                .collect()
-        };
+        let observed: Vec<Observed> = self.record.lock().map_err(|_| "poisoned state")?.observed();
         let reconcile_options = reconcile::Options {
             force_recreate: options.force_recreate,
             no_recreate: options.no_recreate,
