@@ -10,7 +10,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::Signal;
-use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::daemon::Daemon;
@@ -431,8 +430,8 @@ async fn start(
         })
         .map_err(|e| format!("cannot start a thread: {e}"))?;
     if let Some((out_read, err_read)) = pipes {
-        pump(out_read, Stream::Stdout, log.clone());
-        pump(err_read, Stream::Stderr, log.clone());
+        super::logs::pump(out_read, Stream::Stdout, log.clone());
+        super::logs::pump(err_read, Stream::Stderr, log.clone());
     }
     let (pid, signaller, cgroup, addresses) =
         started_rx.await.map_err(|_| "the start thread went away".to_string())??;
@@ -491,7 +490,7 @@ fn create_and_start(
     if let Some(console) = container.take_console() {
         if config.one_off.is_none() && !service.log_discarded {
             let copy = console.try_clone().map_err(|e| format!("cannot duplicate the terminal: {e}"))?;
-            pump_terminal(copy, log.clone(), &config.name);
+            super::logs::pump_terminal(copy, log.clone(), &config.name);
         }
         if let Ok(mut consoles) = daemon.consoles.lock() {
             consoles.insert(config.name.clone(), console);
@@ -542,40 +541,6 @@ fn create_and_start(
     }
     container.start().map_err(|e| fail(&container, e.to_string()))?;
     Ok((container, addresses))
-}
-
-/// Copies a container's output, line by line, into its log.
-/// Copies what a `tty` service writes on its terminal into its log, line by line (the
-/// terminal's `\r\n` as one end of line), on a thread of its own: a pty master is no pipe
-/// for the event loop. Ends with EIO once the container's side is closed.
-fn pump_terminal(master: OwnedFd, log: Arc<Mutex<LogWriter>>, name: &str) {
-    let spawned = std::thread::Builder::new().name(format!("tty-{name}")).spawn(move || {
-        let reader = std::io::BufReader::new(std::fs::File::from(master));
-        for line in std::io::BufRead::lines(reader).map_while(Result::ok) {
-            if let Ok(mut log) = log.lock() {
-                if let Err(e) = log.write(Stream::Stdout, line.trim_end_matches('\r')) {
-                    tracing::warn!("cannot write a log line: {e}");
-                }
-            }
-        }
-    });
-    if let Err(e) = spawned {
-        tracing::warn!("{name}: cannot start reading its terminal: {e}");
-    }
-}
-
-fn pump(read: OwnedFd, stream: Stream, log: Arc<Mutex<LogWriter>>) {
-    tokio::spawn(async move {
-        let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else { return };
-        let mut lines = BufReader::new(pipe).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Ok(mut log) = log.lock() {
-                if let Err(e) = log.write(stream, &line) {
-                    tracing::warn!("cannot write a log line: {e}");
-                }
-            }
-        }
-    });
 }
 
 /// Disconnects an exited container and removes it from the runtime (its lease stays).

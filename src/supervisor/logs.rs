@@ -163,6 +163,44 @@ pub fn remove(path: &Path) {
     }
 }
 
+/// Copies what a `tty` service writes on its terminal into its log, line by line (the
+/// terminal's `\r\n` as one end of line), on a thread of its own: a pty master is no pipe
+/// for the event loop. Ends with EIO once the container's side is closed.
+pub(super) fn pump_terminal(
+    master: std::os::fd::OwnedFd,
+    log: std::sync::Arc<std::sync::Mutex<LogWriter>>,
+    name: &str,
+) {
+    let spawned = std::thread::Builder::new().name(format!("tty-{name}")).spawn(move || {
+        let reader = std::io::BufReader::new(std::fs::File::from(master));
+        for line in std::io::BufRead::lines(reader).map_while(Result::ok) {
+            if let Ok(mut log) = log.lock() {
+                if let Err(e) = log.write(Stream::Stdout, line.trim_end_matches('\r')) {
+                    tracing::warn!("cannot write a log line: {e}");
+                }
+            }
+        }
+    });
+    if let Err(e) = spawned {
+        tracing::warn!("{name}: cannot start reading its terminal: {e}");
+    }
+}
+
+/// Copies a container's stdout or stderr pipe, line by line, into its log.
+pub(super) fn pump(read: std::os::fd::OwnedFd, stream: Stream, log: std::sync::Arc<std::sync::Mutex<LogWriter>>) {
+    tokio::spawn(async move {
+        let Ok(pipe) = tokio::net::unix::pipe::Receiver::from_owned_fd(read) else { return };
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(pipe));
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(mut log) = log.lock() {
+                if let Err(e) = log.write(stream, &line) {
+                    tracing::warn!("cannot write a log line: {e}");
+                }
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
