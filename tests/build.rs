@@ -327,18 +327,6 @@ fn cache_mounts_persist_add_unpacks_archives_and_onbuild_runs_in_the_child() {
     assert!(inspect[0]["Config"].get("OnBuild").is_none(), "a child does not keep its base's triggers");
 }
 
-/// Polls `check` every 100 ms until it holds (`seconds` at most).
-fn eventually(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(seconds);
-    while std::time::Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    false
-}
-
 #[test]
 fn watch_rebuild_builds_the_image_again_and_recreates_the_service() {
     if !common::can_run_as_root("image builds") {
@@ -353,7 +341,7 @@ fn watch_rebuild_builds_the_image_again_and_recreates_the_service() {
     assert_eq!(project.ok(&["exec", "web", "cat", "/www/index.html"]).trim(), "v1");
     std::fs::write(project.dir.path().join("page.txt"), "v2\n").unwrap();
     let rebuilt =
-        eventually(30, || project.hoist(&["exec", "web", "cat", "/www/index.html"]).stdout.starts_with(b"v2"));
+        common::eventually(30, || project.hoist(&["exec", "web", "cat", "/www/index.html"]).stdout.starts_with(b"v2"));
     let log = std::fs::read_to_string(
         common::project::root(project.dir.path()).join("lib/projects").join(&project.name).join("watch.log"),
     )

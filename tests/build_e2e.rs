@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use common::project::Project;
 
@@ -63,17 +62,6 @@ fn app(version: &str) -> String {
     )
 }
 
-fn wait_until(seconds: u64, mut check: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while Instant::now() < deadline {
-        if check() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    false
-}
-
 fn link_or_copy(from: &Path, to: &Path) {
     if std::fs::hard_link(from, to).is_err() {
         std::fs::copy(from, to).unwrap();
@@ -102,7 +90,11 @@ fn a_debian_app_builds_comes_up_with_its_database_and_rebuilds_on_an_edit() {
     let version = |p: &Project| {
         String::from_utf8_lossy(&p.hoist(&["exec", "db", "redis-cli", "get", "version"]).stdout).trim().to_string()
     };
-    assert!(wait_until(30, || version(&project) == "v1"), "the app never reached its database: {}", version(&project));
+    assert!(
+        common::eventually(30, || version(&project) == "v1"),
+        "the app never reached its database: {}",
+        version(&project)
+    );
     assert_eq!(
         project.ok(&["exec", "web", "cat", "/app/built-version"]).trim(),
         "v1",
@@ -112,7 +104,7 @@ fn a_debian_app_builds_comes_up_with_its_database_and_rebuilds_on_an_edit() {
 
     std::fs::write(dir.join("app/app.pl"), app("v2")).unwrap();
     let log_path = common::project::root(&dir).join("lib/projects").join(&project.name).join("watch.log");
-    let rebuilt = wait_until(60, || version(&project) == "v2");
+    let rebuilt = common::eventually(60, || version(&project) == "v2");
     assert!(rebuilt, "the edit was not rebuilt:\n{}", std::fs::read_to_string(&log_path).unwrap_or_default());
     assert_eq!(project.ok(&["exec", "web", "cat", "/app/built-version"]).trim(), "v2");
     assert_ne!(first["Pid"], project.container("web")["Pid"], "the web container was recreated");

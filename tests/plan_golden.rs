@@ -123,3 +123,24 @@ fn the_down_plan_stops_dependents_first_then_removes_networks_and_volumes() {
         converge::down(Some(&base), &containers_of(&base), &["shop_default".to_string()], &["shop_data".to_string()]);
     check("down", &steps);
 }
+
+/// `up --dry-run` and `down --dry-run` through the binary on the quickstart: the plan is
+/// printed and the state root is not even created.
+#[test]
+fn dry_runs_print_the_plan_and_change_nothing() {
+    let root = tempfile::tempdir().unwrap();
+    let state = root.path().join("state");
+    let quickstart = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart");
+    let env = [("HOIST_ROOT", state.to_str().unwrap())];
+    let up = common::hoist(&quickstart, &["up", "--dry-run"], &env);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let printed = String::from_utf8_lossy(&up.stdout);
+    assert!(printed.starts_with("hoist up would:\n"), "{printed}");
+    for step in ["create network quickstart_default", "create         quickstart-db-1  (new)", "wait           db"] {
+        assert!(printed.contains(step), "no {step:?} in:\n{printed}");
+    }
+    let down = common::hoist(&quickstart, &["down", "--dry-run", "-v"], &env);
+    assert!(down.status.success(), "{}", String::from_utf8_lossy(&down.stderr));
+    assert_eq!(String::from_utf8_lossy(&down.stdout), "hoist down would change nothing\n");
+    assert!(!state.exists(), "a dry run made the state root");
+}

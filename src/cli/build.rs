@@ -63,7 +63,7 @@ pub fn run(global: &GlobalOptions, args: &BuildArgs) -> anyhow::Result<()> {
 
 /// `--build-arg` values; `NAME` alone takes the value from the environment (and is left
 /// out when unset, as Docker does).
-pub fn build_args(given: &[String]) -> anyhow::Result<BTreeMap<String, String>> {
+pub fn build_args(given: &[String]) -> anyhow::Result<build::ArgValues> {
     let mut args = BTreeMap::new();
     for arg in given {
         match arg.split_once('=') {

@@ -176,16 +176,14 @@ fn walk_dir(view: &RootView, dir: &Entry, dest: &str, items: &mut Vec<Item>) {
     }
 }
 
-/// Whether `path` starts as a tar archive does (plain, gzip, bzip2, xz or zstd).
+/// Whether `path` is an archive ADD unpacks: a plain tar, or one compressed the way the
+/// unpacker reads (gzip, zstd; told by the same magic numbers as layers).
 fn is_archive(path: &Path) -> bool {
     let mut head = [0u8; 262];
     let Ok(mut file) = std::fs::File::open(path) else { return false };
     let n = file.read(&mut head).unwrap_or(0);
     let head = &head[..n];
-    head.starts_with(&[0x1f, 0x8b])
-        || head.starts_with(b"BZh")
-        || head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0])
-        || head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+    crate::image::manifest::layer_media_type(head) != crate::image::manifest::OCI_LAYER_TAR
         || head.get(257..262) == Some(b"ustar")
 }
 

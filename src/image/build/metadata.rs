@@ -15,9 +15,8 @@ impl StageRun<'_> {
     pub(super) fn metadata_step(&mut self, instruction: &Instruction) -> Result<()> {
         let raw = Self::shown(instruction);
         let (step, started) = self.start(instruction, &raw);
-        let flags: Vec<String> =
-            instruction.flags.iter().map(|(n, v)| format!("--{n}={}", v.as_deref().unwrap_or(""))).collect();
-        let step_key = key(&self.state.key, &[&instruction.keyword, &flags.join(" "), &raw, &self.args_text()]);
+        let flags = Self::flags_text(instruction);
+        let step_key = key(&self.state.key, &[&instruction.keyword, &flags, &raw, &self.args_text()]);
         if self.cached(step, &step_key) {
             return Ok(());
         }

@@ -43,6 +43,9 @@ use crate::image::{ImageRecord, Reference, Store};
 use crate::runtime::Runtime;
 use error::Result;
 
+/// Build-arg and ARG values by name.
+pub type ArgValues = BTreeMap<String, String>;
+
 /// Where the Dockerfile comes from.
 #[derive(Debug, Clone)]
 pub enum DockerfileSource {
@@ -58,7 +61,7 @@ pub struct BuildOptions<'a> {
     pub context: PathBuf,
     pub dockerfile: DockerfileSource,
     /// `build.args` and `--build-arg`.
-    pub args: BTreeMap<String, String>,
+    pub args: ArgValues,
     pub target: Option<String>,
     pub labels: BTreeMap<String, String>,
     /// The image's names (the first is the main one).

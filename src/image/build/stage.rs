@@ -81,11 +81,7 @@ fn platform_args() -> Vec<(String, String)> {
 
 /// The values of the ARGs before the first FROM: a build arg, else the default (which may
 /// use the ARGs before it).
-pub fn global_args(
-    file: &Dockerfile,
-    given: &BTreeMap<String, String>,
-    file_name: &str,
-) -> Result<BTreeMap<String, String>> {
+pub fn global_args(file: &Dockerfile, given: &BTreeMap<String, String>, file_name: &str) -> Result<super::ArgValues> {
     let mut values: BTreeMap<String, String> = platform_args().into_iter().collect();
     for instruction in &file.global_args {
         let pairs =

@@ -16,7 +16,8 @@ use super::{words, BuildEvent};
 use crate::runtime::Mount;
 
 impl StageRun<'_> {
-    fn flags_text(instruction: &Instruction) -> String {
+    /// The instruction's flags as written (`--from=build --chown=app`), for cache keys.
+    pub(super) fn flags_text(instruction: &Instruction) -> String {
         instruction
             .flags
             .iter()
