@@ -12,10 +12,10 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::Signal;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::daemon::Daemon;
 use super::error::SupervisorError;
+use super::host::Host;
 use super::logs::{LogWriter, Stream};
-use super::records::{Health, State};
+use super::records::{Health, State, Status};
 use super::restart::{backoff, should_restart, STABLE_RUN};
 use super::{health, teardown};
 use crate::network::links::{self, EndpointSpec};
@@ -24,18 +24,6 @@ use crate::plan::spec::{NetworkMode as PlanNetworkMode, ServicePlan};
 use crate::runtime::cgroup::Cgroup;
 use crate::runtime::SharedNamespace;
 use crate::runtime::{Exit, NetworkMode, Stdio};
-
-/// What dependents and `up` watch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Status {
-    pub state: State,
-    pub health: Option<Health>,
-    pub exit_code: Option<i32>,
-    /// Times the container has been started.
-    pub starts: u32,
-    /// Why the last start failed.
-    pub failure: Option<String>,
-}
 
 pub enum Control {
     Start(oneshot::Sender<()>),
@@ -87,13 +75,13 @@ pub struct OneOff {
 }
 
 /// Starts supervising a container; it is started at once.
-pub fn spawn(daemon: Arc<Daemon>, config: Config, forwarder: Option<crate::network::ports::Forwarder>) -> Handle {
+pub fn spawn(host: Arc<Host>, config: Config, forwarder: Option<crate::network::ports::Forwarder>) -> Handle {
     let (control_tx, control_rx) = mpsc::channel(8);
     let initial = Status { state: State::Created, health: None, exit_code: None, starts: 0, failure: None };
     let (status_tx, status_rx) = watch::channel(initial);
     let (name, service) = (config.name.clone(), config.service.name.clone());
     let redirects = forwarder.as_ref().and_then(crate::network::ports::Forwarder::redirects);
-    tokio::spawn(supervise(daemon, config, redirects, control_rx, status_tx));
+    tokio::spawn(supervise(host, config, redirects, control_rx, status_tx));
     Handle { name, service, control: control_tx, status: status_rx, forwarder }
 }
 
@@ -112,25 +100,23 @@ struct Running {
 /// Runs, restarts and stops one container; its published TCP ports are redirected to it
 /// while it runs (`redirects`).
 async fn supervise(
-    daemon: Arc<Daemon>,
+    host: Arc<Host>,
     config: Config,
     redirects: Option<Arc<crate::network::ports::Redirects>>,
     mut control: mpsc::Receiver<Control>,
     status: watch::Sender<Status>,
 ) {
     let config = Arc::new(config);
-    let log = match LogWriter::open(
-        &daemon.paths.log(&config.name),
-        config.service.log_max_size,
-        config.service.log_max_files,
-    ) {
-        Ok(writer) => Arc::new(Mutex::new(writer)),
-        Err(e) => {
-            let message = format!("cannot open the log of {}: {e}", config.name);
-            status.send_modify(|s| s.failure = Some(message));
-            return;
-        }
-    };
+    let log =
+        match LogWriter::open(&host.paths.log(&config.name), config.service.log_max_size, config.service.log_max_files)
+        {
+            Ok(writer) => Arc::new(Mutex::new(writer)),
+            Err(e) => {
+                let message = format!("cannot open the log of {}: {e}", config.name);
+                status.send_modify(|s| s.failure = Some(message));
+                return;
+            }
+        };
     let mut want_running = !config.created_only;
     let mut consecutive = 0u32;
     let mut restarts = 0u32;
@@ -144,7 +130,7 @@ async fn supervise(
                     let _ = reply.send(());
                 }
                 Some(Control::Remove { reply, .. }) => {
-                    finish(&daemon, &config);
+                    finish(&host, &config);
                     let _ = reply.send(());
                     return;
                 }
@@ -156,11 +142,11 @@ async fn supervise(
             }
             continue;
         }
-        let mut running = match start(&daemon, &config, &log).await {
+        let mut running = match start(&host, &config, &log).await {
             Ok(running) => running,
             Err(message) => {
                 tracing::warn!("{}: {message}", config.name);
-                daemon.update(&config.name, |r| {
+                host.update(&config.name, |r| {
                     r.state = State::Exited;
                     r.exit_code = None;
                     r.pid = None;
@@ -180,7 +166,7 @@ async fn supervise(
             s.failure = None;
             s.health = config.service.healthcheck.as_ref().map(|_| Health::Starting);
         });
-        daemon.update(&config.name, |r| {
+        host.update(&config.name, |r| {
             r.state = State::Running;
             r.pid = Some(running.pid);
             r.started_at = Some(SystemTime::now());
@@ -190,18 +176,18 @@ async fn supervise(
             r.health = config.service.healthcheck.as_ref().map(|_| Health::Starting);
             r.addresses = running.addresses.iter().cloned().collect();
         });
-        daemon.event(&config.name, &config.service.name, "start", None);
+        host.event(&config.name, &config.service.name, "start", None);
         if let Some(redirects) = &redirects {
             redirects.enable();
         }
         for hook in &config.service.post_start {
-            if let Err(e) = health::run_hook(&daemon, &config.name, hook.clone()).await {
+            if let Err(e) = health::run_hook(&host, &config.name, hook.clone()).await {
                 tracing::warn!("{}: post_start hook failed: {e}", config.name);
             }
         }
         if let Some(check) = config.service.healthcheck.clone() {
             running.health = Some(tokio::spawn(health::watch(
-                daemon.clone(),
+                host.clone(),
                 config.name.clone(),
                 config.service.name.clone(),
                 check,
@@ -220,23 +206,23 @@ async fn supervise(
                 command = control.recv() => match command {
                     None => {
                         stopped_by_user = true;
-                        break stop(&daemon, &config, &mut running, Duration::from_secs(10)).await;
+                        break stop(&host, &config, &mut running, Duration::from_secs(10)).await;
                     }
                     Some(Control::Start(reply)) => { let _ = reply.send(()); }
                     Some(Control::Stop { grace, reply }) => {
                         stopped_by_user = true;
                         pending = Some((reply, false));
-                        break stop(&daemon, &config, &mut running, grace).await;
+                        break stop(&host, &config, &mut running, grace).await;
                     }
                     Some(Control::Remove { grace, reply }) => {
                         stopped_by_user = true;
                         pending = Some((reply, true));
-                        break stop(&daemon, &config, &mut running, grace).await;
+                        break stop(&host, &config, &mut running, grace).await;
                     }
                     Some(Control::Kill { signal, reply }) => {
                         stopped_by_user = true;
                         let _ = running.signaller.send(signal);
-                        daemon.event(&config.name, &config.service.name, "kill", None);
+                        host.event(&config.name, &config.service.name, "kill", None);
                         let _ = reply.send(());
                     }
                     Some(Control::Pause { paused, reply }) => {
@@ -244,9 +230,9 @@ async fn supervise(
                             tracing::warn!("{}: cannot {} : {e}", config.name, if paused { "pause" } else { "unpause" });
                         }
                         let state = if paused { State::Paused } else { State::Running };
-                        daemon.update(&config.name, |r| r.state = state);
+                        host.update(&config.name, |r| r.state = state);
                         status.send_modify(|s| s.state = state);
-                        daemon.event(&config.name, &config.service.name, if paused { "pause" } else { "unpause" }, None);
+                        host.event(&config.name, &config.service.name, if paused { "pause" } else { "unpause" }, None);
                         let _ = reply.send(());
                     }
                 }
@@ -260,8 +246,8 @@ async fn supervise(
         if let Some(redirects) = &redirects {
             redirects.disable();
         }
-        cleanup(&daemon, &config, &running);
-        daemon.update(&config.name, |r| {
+        cleanup(&host, &config, &running);
+        host.update(&config.name, |r| {
             r.state = State::Exited;
             r.pid = None;
             r.finished_at = Some(SystemTime::now());
@@ -274,11 +260,11 @@ async fn supervise(
             s.exit_code = Some(code);
             s.health = None;
         });
-        daemon.event(&config.name, &config.service.name, "die", Some(code));
+        host.event(&config.name, &config.service.name, "die", Some(code));
         let (reply, removed) = pending.take().map_or((None, false), |(reply, remove)| (Some(reply), remove));
         let removed = removed || config.one_off.as_ref().is_some_and(|o| o.remove);
         if removed {
-            finish(&daemon, &config);
+            finish(&host, &config);
         }
         if let Some(reply) = reply {
             let _ = reply.send(());
@@ -300,7 +286,7 @@ async fn supervise(
         let delay = config.service.restart_delay.unwrap_or_else(|| backoff(consecutive));
         consecutive += 1;
         restarts += 1;
-        daemon.update(&config.name, |r| {
+        host.update(&config.name, |r| {
             r.state = State::Restarting;
             r.restarts = restarts;
         });
@@ -308,18 +294,18 @@ async fn supervise(
         tracing::info!("{}: exited with {code}; restart {restarts} in {delay:?}", config.name);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {
-                daemon.event(&config.name, &config.service.name, "restart", None);
+                host.event(&config.name, &config.service.name, "restart", None);
             }
             command = control.recv() => match command {
                 None => return,
                 Some(Control::Start(reply)) => { let _ = reply.send(()); }
                 Some(Control::Remove { reply, .. }) => {
-                    finish(&daemon, &config);
+                    finish(&host, &config);
                     let _ = reply.send(());
                     return;
                 }
                 Some(Control::Stop { reply, .. }) | Some(Control::Kill { reply, .. }) => {
-                    daemon.update(&config.name, |r| { r.state = State::Exited; r.stopped_by_user = true; });
+                    host.update(&config.name, |r| { r.state = State::Exited; r.stopped_by_user = true; });
                     status.send_modify(|s| s.state = State::Exited);
                     want_running = false;
                     let _ = reply.send(());
@@ -331,9 +317,9 @@ async fn supervise(
 }
 
 /// Stops a running container: pre_stop hooks, the stop signal, SIGKILL after `grace`.
-async fn stop(daemon: &Arc<Daemon>, config: &Config, running: &mut Running, grace: Duration) -> Option<Exit> {
+async fn stop(host: &Arc<Host>, config: &Config, running: &mut Running, grace: Duration) -> Option<Exit> {
     for hook in &config.service.pre_stop {
-        if let Err(e) = health::run_hook(daemon, &config.name, hook.clone()).await {
+        if let Err(e) = health::run_hook(host, &config.name, hook.clone()).await {
             tracing::warn!("{}: pre_stop hook failed: {e}", config.name);
         }
     }
@@ -342,12 +328,12 @@ async fn stop(daemon: &Arc<Daemon>, config: &Config, running: &mut Running, grac
     // without a handler is dropped, and the grace period would pass for nothing.
     if crate::runtime::procfs::catches_signal(running.pid, signal as i32) == Some(false) {
         tracing::info!("{}: PID 1 has no handler for {signal}: killed at once", config.name);
-        daemon.event(&config.name, &config.service.name, "kill", None);
+        host.event(&config.name, &config.service.name, "kill", None);
         let _ = running.signaller.send(Signal::SIGKILL);
         return (&mut running.exit)
             .await
             .ok()
-            .inspect(|_| daemon.event(&config.name, &config.service.name, "stop", None));
+            .inspect(|_| host.event(&config.name, &config.service.name, "stop", None));
     }
     let _ = running.signaller.send(signal);
     // A frozen container cannot act on its signal.
@@ -359,7 +345,7 @@ async fn stop(daemon: &Arc<Daemon>, config: &Config, running: &mut Running, grac
             (&mut running.exit).await.ok()
         }
     }
-    .inspect(|_| daemon.event(&config.name, &config.service.name, "stop", None))
+    .inspect(|_| host.event(&config.name, &config.service.name, "stop", None))
 }
 
 pub fn parse_signal(name: &str) -> Option<Signal> {
@@ -373,10 +359,10 @@ pub fn parse_signal(name: &str) -> Option<Signal> {
 
 /// A `stdin_open` container's stdin: a pipe whose write end the supervisor keeps (so the
 /// command never reads end-of-file) for `attach`.
-fn open_stdin(daemon: &Daemon, name: &str) -> Result<OwnedFd, SupervisorError> {
+fn open_stdin(host: &Host, name: &str) -> Result<OwnedFd, SupervisorError> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|source| SupervisorError::StdinPipe { container: name.to_string(), source })?;
-    if let Ok(mut inputs) = daemon.inputs.lock() {
+    if let Ok(mut inputs) = host.inputs.lock() {
         inputs.insert(name.to_string(), write);
     }
     Ok(read)
@@ -384,7 +370,7 @@ fn open_stdin(daemon: &Daemon, name: &str) -> Result<OwnedFd, SupervisorError> {
 
 /// Creates, connects and starts the container; returns once its command runs.
 async fn start(
-    daemon: &Arc<Daemon>,
+    host: &Arc<Host>,
     config: &Arc<Config>,
     log: &Arc<Mutex<LogWriter>>,
 ) -> Result<Running, SupervisorError> {
@@ -400,21 +386,21 @@ async fn start(
             let (err_read, err_write) =
                 nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| format!("cannot create a pipe: {e}"))?;
             let stdin = if config.service.stdin_open {
-                Some(open_stdin(daemon, &config.name).map_err(|e| e.to_string())?)
+                Some(open_stdin(host, &config.name).map_err(|e| e.to_string())?)
             } else {
                 None
             };
             (Stdio { stdin, stdout: Some(out_write), stderr: Some(err_write) }, Some((out_read, err_read)))
         }
     };
-    let (daemon2, config2, log2) = (daemon.clone(), config.clone(), log.clone());
+    let (host2, config2, log2) = (host.clone(), config.clone(), log.clone());
     let (exit_tx, exit_rx) = oneshot::channel();
     let (started_tx, started_rx) = oneshot::channel();
     // Create, attach and start on a blocking thread, which then waits for the exit.
     std::thread::Builder::new()
         .name(format!("wait-{}", config.name))
         .spawn(move || {
-            let created = create_and_start(&daemon2, &config2, stdio, &log2);
+            let created = create_and_start(&host2, &config2, stdio, &log2);
             match created {
                 Ok((mut container, addresses)) => {
                     let started = (container.pid(), container.signaller(), container.cgroup().clone(), addresses);
@@ -441,7 +427,7 @@ async fn start(
 type Started = (crate::runtime::Container, Vec<(String, Ipv4Addr)>);
 
 fn create_and_start(
-    daemon: &Daemon,
+    host: &Host,
     config: &Config,
     stdio: Stdio,
     log: &Arc<Mutex<LogWriter>>,
@@ -449,7 +435,7 @@ fn create_and_start(
     let service = &config.service;
     let mut spec = service.spec.clone();
     spec.id = config.name.clone();
-    spec.writable_layer = Some(daemon.paths.layer(&config.name));
+    spec.writable_layer = Some(host.paths.layer(&config.name));
     spec.process.terminal = match &config.one_off {
         Some(one_off) => one_off.terminal,
         None => service.tty,
@@ -457,14 +443,14 @@ fn create_and_start(
     if spec.hostname.is_none() && spec.uts == SharedNamespace::Own {
         spec.hostname = Some(config.name.clone());
     }
-    let networks = daemon.networks_of(service);
-    spec.ipc = shared_namespace(daemon, &service.ipc, "ipc").map_err(|e| e.to_string())?;
-    spec.pid = shared_namespace(daemon, &service.pid, "pid").map_err(|e| e.to_string())?;
+    let networks = host.networks_of(service);
+    spec.ipc = shared_namespace(host, &service.ipc, "ipc").map_err(|e| e.to_string())?;
+    spec.pid = shared_namespace(host, &service.pid, "pid").map_err(|e| e.to_string())?;
     spec.network = match &service.network_mode {
         PlanNetworkMode::Networks | PlanNetworkMode::None => NetworkMode::None,
         PlanNetworkMode::Host => NetworkMode::Host,
         PlanNetworkMode::Service(other) => {
-            let pid = daemon
+            let pid = host
                 .first_pid_of(other)
                 .ok_or_else(|| format!("network_mode service:{other}: {other} is not running"))?;
             NetworkMode::Join(format!("/proc/{pid}/ns/net").into())
@@ -485,19 +471,19 @@ fn create_and_start(
         }
     }
     // A leftover of a crash with the same name goes first.
-    let _ = daemon.runtime.delete(&config.name);
-    let mut container = daemon.runtime.create(&spec, stdio).map_err(|e| e.to_string())?;
+    let _ = host.runtime.delete(&config.name);
+    let mut container = host.runtime.create(&spec, stdio).map_err(|e| e.to_string())?;
     if let Some(console) = container.take_console() {
         if config.one_off.is_none() && !service.log_discarded {
             let copy = console.try_clone().map_err(|e| format!("cannot duplicate the terminal: {e}"))?;
             super::logs::pump_terminal(copy, log.clone(), &config.name);
         }
-        if let Ok(mut consoles) = daemon.consoles.lock() {
+        if let Ok(mut consoles) = host.consoles.lock() {
             consoles.insert(config.name.clone(), console);
         }
     }
     let fail = |container: &crate::runtime::Container, message: String| {
-        let _ = daemon.runtime.delete(container.id());
+        let _ = host.runtime.delete(container.id());
         message
     };
     let mut addresses = Vec::new();
@@ -518,74 +504,69 @@ fn create_and_start(
                     || (i == 0 && !service.networks.iter().any(|a| a.default_route)),
             };
             let address =
-                links::attach(&daemon.paths.state_root, &endpoint).map_err(|e| fail(&container, e.to_string()))?;
+                links::attach(&host.paths.state_root, &endpoint).map_err(|e| fail(&container, e.to_string()))?;
             let mut names = vec![service.name.clone(), config.name.clone()];
             names.extend(attachment.aliases.iter().cloned());
-            daemon.names.add(&network.key, &names, address);
-            let lease6 = crate::network::ipam::Ipam::new(&daemon.paths.state_root)
+            host.names.add(&network.key, &names, address);
+            let lease6 = crate::network::ipam::Ipam::new(&host.paths.state_root)
                 .get(&network.key)
                 .ok()
                 .flatten()
                 .and_then(|record| record.leases6.get(&config.name).copied());
             if let Some(address6) = lease6 {
-                daemon.names.add_ipv6(&network.key, address, address6);
+                host.names.add_ipv6(&network.key, address, address6);
             }
             for (target, alias) in &service.links {
-                for target_address in daemon.addresses_of(target, &network.key) {
-                    daemon.names.add_private(&network.key, address, alias, target_address);
+                for target_address in host.addresses_of(target, &network.key) {
+                    host.names.add_private(&network.key, address, alias, target_address);
                 }
             }
             addresses.push((network.key.clone(), address));
         }
-        daemon.names.set_memberships(&addresses);
+        host.names.set_memberships(&addresses);
     }
     container.start().map_err(|e| fail(&container, e.to_string()))?;
     Ok((container, addresses))
 }
 
 /// Disconnects an exited container and removes it from the runtime (its lease stays).
-fn cleanup(daemon: &Daemon, config: &Config, running: &Running) {
-    if let Ok(mut consoles) = daemon.consoles.lock() {
+fn cleanup(host: &Host, config: &Config, running: &Running) {
+    if let Ok(mut consoles) = host.consoles.lock() {
         consoles.remove(&config.name);
     }
-    if let Ok(mut inputs) = daemon.inputs.lock() {
+    if let Ok(mut inputs) = host.inputs.lock() {
         inputs.remove(&config.name);
     }
     for (network, address) in &running.addresses {
-        daemon.names.remove_address(network, *address);
+        host.names.remove_address(network, *address);
         if let Err(e) = links::detach(network, &config.name) {
             tracing::warn!("{}: cannot disconnect from {network}: {e}", config.name);
         }
     }
-    if let Err(e) = daemon.runtime.delete(&config.name) {
+    if let Err(e) = host.runtime.delete(&config.name) {
         tracing::warn!("{}: cannot delete: {e}", config.name);
     }
 }
 
 /// Forgets a removed container: its leases and its record.
-fn finish(daemon: &Daemon, config: &Config) {
-    teardown::remove_container(&daemon.paths, &daemon.runtime, &config.name);
+fn finish(host: &Host, config: &Config) {
+    teardown::remove_container(&host.paths, &host.runtime, &config.name);
     for attachment in &config.service.networks {
-        let _ = crate::network::ipam::Ipam::new(&daemon.paths.state_root).release(&attachment.network, &config.name);
+        let _ = crate::network::ipam::Ipam::new(&host.paths.state_root).release(&attachment.network, &config.name);
     }
-    daemon.forget(&config.name);
-    daemon.event(&config.name, &config.service.name, "destroy", None);
+    host.forget(&config.name);
+    host.event(&config.name, &config.service.name, "destroy", None);
 }
 
 /// A service's `ipc`/`pid` (`kind`) as the runtime takes it: another service's is the
 /// namespace of its first running container.
-fn shared_namespace(
-    daemon: &Daemon,
-    plan: &NamespacePlan,
-    kind: &'static str,
-) -> Result<SharedNamespace, SupervisorError> {
+fn shared_namespace(host: &Host, plan: &NamespacePlan, kind: &'static str) -> Result<SharedNamespace, SupervisorError> {
     Ok(match plan {
         NamespacePlan::Own => SharedNamespace::Own,
         NamespacePlan::Host => SharedNamespace::Host,
         NamespacePlan::Service(other) => {
-            let pid = daemon
-                .first_pid_of(other)
-                .ok_or_else(|| SupervisorError::NotRunning { kind, service: other.clone() })?;
+            let pid =
+                host.first_pid_of(other).ok_or_else(|| SupervisorError::NotRunning { kind, service: other.clone() })?;
             SharedNamespace::Join(format!("/proc/{pid}/ns/{kind}").into())
         }
     })

@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 use tokio::sync::watch;
 
-use super::container::Status;
-use super::daemon::Daemon;
+use super::host::Host;
 use super::records::Health;
+use super::records::Status;
 use crate::plan::spec::HealthPlan;
 use crate::plan::spec::HookPlan;
 use crate::runtime::{ExecProcess, ProcessSpec, Stdio};
@@ -38,7 +38,7 @@ impl Drop for Collected {
 /// Runs `process` in container `name`; its exit status and (the start of) its output, or
 /// why it could not run. Killed after `timeout`.
 pub async fn exec(
-    daemon: &Arc<Daemon>,
+    host: &Arc<Host>,
     name: &str,
     process: ProcessSpec,
     privileged: bool,
@@ -46,12 +46,12 @@ pub async fn exec(
 ) -> Result<(i32, String), SupervisorError> {
     let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| e.to_string())?;
     let stdio = Stdio { stdin: None, stdout: Some(write.try_clone().map_err(|e| e.to_string())?), stderr: Some(write) };
-    let (daemon, name) = (daemon.clone(), name.to_string());
+    let (host, name) = (host.clone(), name.to_string());
     // Starting is short but blocking (a fork, and the stage's report); the write ends are
     // gone with `stdio` when it returns, so the pipe ends with the command's output. The
     // guard is made there too: if this check is abandoned meanwhile, it is dropped there.
     let mut child = tokio::task::spawn_blocking(move || {
-        daemon.runtime.exec_with(&name, |_| process, stdio, privileged).map(Collected)
+        host.runtime.exec_with(&name, |_| process, stdio, privileged).map(Collected)
     })
     .await
     .map_err(|e| e.to_string())?
@@ -104,26 +104,20 @@ pub async fn exec(
 }
 
 /// Runs a post_start or pre_stop hook; an error names the exit status and output.
-pub async fn run_hook(daemon: &Arc<Daemon>, name: &str, hook: HookPlan) -> Result<(), SupervisorError> {
-    match exec(daemon, name, hook.process, hook.privileged, Duration::from_secs(60)).await? {
+pub async fn run_hook(host: &Arc<Host>, name: &str, hook: HookPlan) -> Result<(), SupervisorError> {
+    match exec(host, name, hook.process, hook.privileged, Duration::from_secs(60)).await? {
         (0, _) => Ok(()),
         (code, output) => Err(SupervisorError::Failed(format!("exit status {code}: {output}"))),
     }
 }
 
 /// Checks the container's health until the task is aborted (when the container exits).
-pub async fn watch(
-    daemon: Arc<Daemon>,
-    name: String,
-    service: String,
-    check: HealthPlan,
-    status: watch::Sender<Status>,
-) {
+pub async fn watch(host: Arc<Host>, name: String, service: String, check: HealthPlan, status: watch::Sender<Status>) {
     let started = Instant::now();
     let mut failures = 0u32;
     let mut current = Health::Starting;
-    let process = |daemon: &Daemon| {
-        let spec = daemon.spec_of(&service);
+    let process = |host: &Host| {
+        let spec = host.spec_of(&service);
         ProcessSpec {
             args: check.args.clone(),
             ..spec.map(|s| s.process).unwrap_or_else(|| ProcessSpec::new(check.args.clone()))
@@ -137,7 +131,7 @@ pub async fn watch(
             check.interval
         };
         tokio::time::sleep(pause).await;
-        let result = exec(&daemon, &name, process(&daemon), false, check.timeout).await;
+        let result = exec(&host, &name, process(&host), false, check.timeout).await;
         let (passed, output) = match result {
             Ok((0, _)) => (true, None),
             Ok((code, output)) => (false, Some(format!("exit status {code}: {output}"))),
@@ -160,7 +154,7 @@ pub async fn watch(
         if !passed {
             tracing::debug!("{name}: health check failed: {output:?}");
         }
-        daemon.update(&name, |r| {
+        host.update(&name, |r| {
             r.health = Some(next);
             if output.is_some() {
                 r.health_output = output.clone();
@@ -169,7 +163,7 @@ pub async fn watch(
         if next != current {
             current = next;
             status.send_modify(|s| s.health = Some(next));
-            daemon.event(&name, &service, &format!("health_status: {next}"), None);
+            host.event(&name, &service, &format!("health_status: {next}"), None);
         }
     }
 }

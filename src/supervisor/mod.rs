@@ -10,6 +10,7 @@ pub mod error;
 pub mod events;
 pub mod exec;
 mod health;
+pub mod host;
 mod intake;
 pub mod logs;
 pub mod paths;

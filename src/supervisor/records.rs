@@ -1,7 +1,8 @@
 //! The project record on disk: which networks the project made, and every container with
 //! its service, config hash, state, health, exit code, addresses and published ports. The
 //! supervisor rewrites it on every change; `ps`, `port`, `logs` and a `down` after a crash
-//! read it without the supervisor.
+//! read it without the supervisor. Also the live [`Status`] of a supervised container, which
+//! its task, its health checks and `up` watch.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -157,4 +158,16 @@ pub fn layer_users(roots: &crate::roots::Roots) -> Vec<(String, Vec<std::path::P
         }
     }
     users
+}
+
+/// What dependents and `up` watch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Status {
+    pub state: State,
+    pub health: Option<Health>,
+    pub exit_code: Option<i32>,
+    /// Times the container has been started.
+    pub starts: u32,
+    /// Why the last start failed.
+    pub failure: Option<String>,
 }

@@ -18,8 +18,8 @@ use std::time::{Instant, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use super::daemon::Daemon;
 use super::health;
+use super::host::Host;
 use crate::plan::spec::WatchPlan;
 use crate::project::model::WatchAction;
 use crate::runtime::container_fs::ContainerFs;
@@ -176,15 +176,16 @@ fn syncs(action: WatchAction) -> bool {
     matches!(action, WatchAction::Sync | WatchAction::SyncRestart | WatchAction::SyncExec)
 }
 
-impl Daemon {
+impl Watchers {
     /// Starts watching `services` (every service with `develop.watch` when empty) for the
     /// project (`client` is `None`) or for an attached client. Checks every rule first.
-    pub(super) fn watch(
-        self: &Arc<Self>,
+    pub fn watch(
+        &self,
+        host: &Arc<Host>,
         services: &[String],
         client: Option<u64>,
     ) -> Result<Vec<String>, SupervisorError> {
-        let plan = self.plan().ok_or("nothing is up in this project; run `hoist up` first")?;
+        let plan = host.plan().ok_or("nothing is up in this project; run `hoist up` first")?;
         let candidates: Vec<_> = plan
             .services
             .iter()
@@ -204,7 +205,7 @@ impl Daemon {
             return Err("none of the project's services has develop.watch rules".into());
         }
         let mut messages = Vec::new();
-        let Ok(mut watchers) = self.watchers.services.lock() else { return Err("poisoned watcher table".into()) };
+        let Ok(mut watchers) = self.services.lock() else { return Err("poisoned watcher table".into()) };
         // A watcher that ended (it could not watch) is started afresh.
         watchers.retain(|_, watching| !watching.task.is_finished());
         // Every new watcher is set up (rules checked, paths watched) before any starts.
@@ -213,7 +214,7 @@ impl Daemon {
             prepared.push((service, prepare(&service.name, &service.watch)?));
         }
         for (service, (rules, source)) in prepared {
-            let task = tokio::spawn(run(self.clone(), service.name.clone(), rules, source));
+            let task = tokio::spawn(run(host.clone(), service.name.clone(), rules, source));
             messages.push(format!("Watching {} ({} rules)", service.name, service.watch.len()));
             let watching = Watching { rules: service.watch.clone(), owners: Owners::default(), task };
             watchers.insert(service.name.clone(), watching);
@@ -229,8 +230,8 @@ impl Daemon {
     }
 
     /// An attached client went away: watchers nobody keeps any more stop.
-    pub(super) fn release_watchers(&self, client: u64) {
-        let Ok(mut watchers) = self.watchers.services.lock() else { return };
+    pub fn release(&self, client: u64) {
+        let Ok(mut watchers) = self.services.lock() else { return };
         watchers.retain(|service, watching| {
             watching.owners.clients.remove(&client);
             let kept = watching.owners.project || !watching.owners.clients.is_empty();
@@ -244,9 +245,9 @@ impl Daemon {
 
     /// After `up`: watchers whose rules changed start over with the new ones (their owners
     /// kept); those of services gone or without rules stop.
-    pub(super) fn refresh_watchers(self: &Arc<Self>) {
-        let Some(plan) = self.plan() else { return };
-        let Ok(mut watchers) = self.watchers.services.lock() else { return };
+    pub fn refresh(&self, host: &Arc<Host>) {
+        let Some(plan) = host.plan() else { return };
+        let Ok(mut watchers) = self.services.lock() else { return };
         watchers.retain(|service, watching| {
             let rules = plan.services.iter().find(|s| &s.name == service).map(|s| s.watch.clone()).unwrap_or_default();
             if rules == watching.rules {
@@ -258,7 +259,7 @@ impl Daemon {
             }
             match prepare(service, &rules) {
                 Ok((prepared, source)) => {
-                    watching.task = tokio::spawn(run(self.clone(), service.clone(), prepared, source));
+                    watching.task = tokio::spawn(run(host.clone(), service.clone(), prepared, source));
                     watching.rules = rules;
                     true
                 }
@@ -271,8 +272,8 @@ impl Daemon {
     }
 
     /// Stops every watcher (`down`).
-    pub(super) fn stop_watchers(&self) {
-        if let Ok(mut watchers) = self.watchers.services.lock() {
+    pub fn stop_all(&self) {
+        if let Ok(mut watchers) = self.services.lock() {
             for watching in watchers.values() {
                 watching.task.abort();
             }
@@ -303,26 +304,26 @@ fn prepare(service: &str, plans: &[WatchPlan]) -> Result<(Vec<Rule>, EventSource
 }
 
 /// The watcher of one service, until aborted.
-async fn run(daemon: Arc<Daemon>, service: String, mut rules: Vec<Rule>, mut source: EventSource) {
-    let log = daemon.paths.watch_log();
-    let mut starts = daemon.starts.subscribe();
+async fn run(host: Arc<Host>, service: String, mut rules: Vec<Rule>, mut source: EventSource) {
+    let log = host.paths.watch_log();
+    let mut starts = host.starts.subscribe();
     // Containers by name and the PID they were last brought up to date at.
     let mut current: BTreeMap<String, i32> = BTreeMap::new();
     // File copies block; other tasks keep this runtime's other worker.
-    tokio::task::block_in_place(|| catch_up(&daemon, &service, &mut rules, &mut current, &log));
+    tokio::task::block_in_place(|| catch_up(&host, &service, &mut rules, &mut current, &log));
     let watching = format!("watching {}", describe(&rules));
     append(&log, &WatchLine::new(&service, "watch", 0, None, watching, Vec::new()));
     loop {
         tokio::select! {
             batch = source.next_batch() => match batch {
-                Some(batch) => apply(&daemon, &service, &mut rules, &mut current, batch, &log).await,
+                Some(batch) => apply(&host, &service, &mut rules, &mut current, batch, &log).await,
                 None => return,
             },
             changed = starts.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                tokio::task::block_in_place(|| catch_up(&daemon, &service, &mut rules, &mut current, &log));
+                tokio::task::block_in_place(|| catch_up(&host, &service, &mut rules, &mut current, &log));
             }
         }
     }
@@ -354,8 +355,8 @@ fn sync_into(name: &str, pid: i32, rule: &Rule, target: &str, paths: &BTreeSet<P
 
 /// Brings containers that started since they were last synced up to date: what the watcher
 /// synced before, the whole tree for `initial_sync` rules.
-fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BTreeMap<String, i32>, log: &Path) {
-    let running = daemon.running_of(service);
+fn catch_up(host: &Host, service: &str, rules: &mut [Rule], current: &mut BTreeMap<String, i32>, log: &Path) {
+    let running = host.running_of(service);
     current.retain(|name, _| running.iter().any(|(n, _)| n == name));
     for (name, pid) in running {
         if current.get(&name) == Some(&pid) {
@@ -386,7 +387,7 @@ fn catch_up(daemon: &Daemon, service: &str, rules: &mut [Rule], current: &mut BT
 
 /// Applies one batch: syncs, then at most one restart and one exec per container.
 async fn apply(
-    daemon: &Arc<Daemon>,
+    host: &Arc<Host>,
     service: &str,
     rules: &mut [Rule],
     current: &mut BTreeMap<String, i32>,
@@ -422,10 +423,10 @@ async fn apply(
     }
     // A container (re)started since the last look gets the earlier files first; `current`
     // then holds every running container.
-    tokio::task::block_in_place(|| catch_up(daemon, service, rules, current, log));
+    tokio::task::block_in_place(|| catch_up(host, service, rules, current, log));
     let files: BTreeSet<&PathBuf> = triggered.iter().flat_map(|(_, p)| p).collect();
     let files = files.len();
-    let containers = daemon.running_of(service);
+    let containers = host.running_of(service);
     let mut report = Report::default();
     let mut errors: Vec<String> = Vec::new();
     let mut restart = false;
@@ -474,7 +475,7 @@ async fn apply(
     }
     if rebuild {
         let rebuilding = Instant::now();
-        let (paths, name) = (daemon.paths.clone(), service.to_string());
+        let (paths, name) = (host.paths.clone(), service.to_string());
         let rebuilt = tokio::task::spawn_blocking(move || super::rebuild::rebuild(&paths, &name)).await;
         match rebuilt {
             Ok(Ok(())) => done.push(format!("rebuilt and recreated in {} ms", rebuilding.elapsed().as_millis())),
@@ -488,8 +489,8 @@ async fn apply(
         let restarting = Instant::now();
         // In a task of its own: a watcher stopped meanwhile must not leave the service stopped.
         let restart = tokio::spawn({
-            let (daemon, service) = (daemon.clone(), service.to_string());
-            async move { daemon.restart(vec![service], None).await }
+            let (host, service) = (host.clone(), service.to_string());
+            async move { host.restart(vec![service]).await }
         });
         match restart.await.unwrap_or_else(|e| Err(SupervisorError::Failed(e.to_string()))) {
             Ok(()) => done.push(format!("restarted in {} ms", restarting.elapsed().as_millis())),
@@ -498,9 +499,9 @@ async fn apply(
     }
     for exec in execs {
         let command = exec.process.args.join(" ");
-        for (name, _) in daemon.running_of(service) {
+        for (name, _) in host.running_of(service) {
             let timeout = std::time::Duration::from_secs(60);
-            match health::exec(daemon, &name, exec.process.clone(), exec.privileged, timeout).await {
+            match health::exec(host, &name, exec.process.clone(), exec.privileged, timeout).await {
                 Ok((0, _)) => done.push(format!("ran `{command}` in {name}")),
                 Ok((code, output)) => errors.push(format!("`{command}` in {name} exited with {code}: {output}")),
                 Err(e) => errors.push(format!("`{command}` in {name}: {e}")),

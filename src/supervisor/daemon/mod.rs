@@ -19,7 +19,7 @@ use stopping::{condition_met, wait_for};
 
 use std::collections::{BTreeMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,15 +28,17 @@ use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
 
-use super::container::{self, Control, Handle, Status};
+use super::container::{self, Control, Handle};
 use super::error::SupervisorError;
+use super::host::{Host, RestartRequest};
 use super::paths::ProjectPaths;
 use super::protocol::{Answer, Command, Request, Response, RunOptions, UpOptions, VERSION};
-use super::records::{ContainerRecord, Health, ProjectRecord, State};
-use super::{events, teardown};
+use super::records::{ContainerRecord, Health, ProjectRecord, State, Status};
+use super::teardown;
+use super::watch::Watchers;
 use crate::network::connect_redirect::ConnectRedirect;
-use crate::network::dns::{self, DnsServer, NameTable};
-use crate::network::ipam::{Ipam, NetworkRecord, Pool};
+use crate::network::dns::{self, DnsServer};
+use crate::network::ipam::{Ipam, Pool};
 use crate::network::links::{self, NetworkSpec};
 use crate::network::ports::{self, Publish};
 use crate::plan::converge;
@@ -44,27 +46,16 @@ use crate::plan::reconcile::{self, Observed};
 use crate::plan::spec::{NetworkMode, ProjectPlan, ServicePlan};
 use crate::project::model::Condition;
 use crate::roots::Roots;
-use crate::runtime::{ContainerSpec, Runtime, Stdio};
+use crate::runtime::{Runtime, Stdio};
 
 pub struct Daemon {
-    pub paths: ProjectPaths,
-    pub runtime: Runtime,
-    pub names: NameTable,
-    record: Mutex<ProjectRecord>,
+    /// What container tasks, health checks and watchers share with the daemon.
+    pub host: Arc<Host>,
     /// What is running: serialized by the command lock.
     inner: tokio::sync::Mutex<Inner>,
-    /// Read by container tasks without the command lock.
-    shared: Mutex<Shared>,
     shutdown: tokio::sync::Notify,
-    /// The pty masters of one-off containers run with a terminal, by container name: held
-    /// here while the container runs, for the client to copy.
-    pub consoles: Mutex<BTreeMap<String, OwnedFd>>,
-    /// The write end of each `stdin_open` container's stdin (not a tty), for `attach`.
-    pub inputs: Mutex<BTreeMap<String, OwnedFd>>,
     /// Watch mode's watchers, by service.
-    pub(super) watchers: super::watch::Watchers,
-    /// Counts container starts: watchers bring (re)started containers up to date.
-    pub(super) starts: tokio::sync::watch::Sender<u64>,
+    watchers: Watchers,
     /// Numbers the control connections (watchers' attached owners).
     connections: std::sync::atomic::AtomicU64,
     /// Sends host-loopback connections to published TCP ports straight to the containers;
@@ -76,12 +67,6 @@ pub struct Daemon {
 struct Inner {
     containers: BTreeMap<String, Handle>,
     dns: BTreeMap<String, DnsServer>,
-}
-
-#[derive(Default)]
-struct Shared {
-    plan: Option<ProjectPlan>,
-    networks: BTreeMap<String, NetworkRecord>,
 }
 
 /// Runs the supervisor of `project` until `down`; the entry point of `hoist __supervise`.
@@ -111,21 +96,17 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             ..ProjectRecord::default()
         };
         record.save(&paths)?;
+        let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
+        let runtime = Runtime::new(&paths.state_root, binary);
         let daemon = Arc::new(Daemon {
-            runtime: Runtime::new(&paths.state_root, binary),
-            paths: paths.clone(),
-            names: NameTable::default(),
-            record: Mutex::new(record),
+            host: Arc::new(Host::new(paths.clone(), runtime, record, restarts)),
             inner: tokio::sync::Mutex::new(Inner::default()),
-            shared: Mutex::new(Shared::default()),
             shutdown: tokio::sync::Notify::new(),
-            consoles: Mutex::new(BTreeMap::new()),
-            inputs: Mutex::new(BTreeMap::new()),
-            watchers: super::watch::Watchers::default(),
-            starts: tokio::sync::watch::Sender::new(0),
+            watchers: Watchers::default(),
             connections: std::sync::atomic::AtomicU64::new(0),
             connect_redirect: std::sync::OnceLock::new(),
         });
+        tokio::spawn(take_restart_requests(daemon.clone(), restart_requests));
         let socket = paths.socket();
         std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
             action: "cannot create",
@@ -164,69 +145,11 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
 }
 
 impl Daemon {
-    // ---- state shared with container tasks ----
-
-    /// Changes a container's record and saves the project record.
-    pub fn update(&self, name: &str, change: impl FnOnce(&mut ContainerRecord)) {
-        let Ok(mut record) = self.record.lock() else { return };
-        if let Some(container) = record.containers.get_mut(name) {
-            change(container);
-        }
-        if let Err(e) = record.save(&self.paths) {
-            tracing::warn!("{e}");
-        }
-    }
-
-    pub fn forget(&self, name: &str) {
-        let Ok(mut record) = self.record.lock() else { return };
-        record.containers.remove(name);
-        if let Err(e) = record.save(&self.paths) {
-            tracing::warn!("{e}");
-        }
-    }
-
-    pub fn event(&self, container: &str, service: &str, action: &str, exit_code: Option<i32>) {
-        events::append(&self.paths.events(), container, service, action, exit_code);
-        if action == "start" {
-            self.starts.send_modify(|n| *n += 1);
-        }
-    }
-
-    /// The plan the project was last brought up with.
-    pub fn plan(&self) -> Option<ProjectPlan> {
-        self.shared.lock().ok()?.plan.clone()
-    }
-
     /// Stops and starts `services` and those following them (`depends_on.restart`).
     pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<(), SupervisorError> {
         let services = self.with_restart_dependents(services);
         self.stop(&services, timeout).await?;
         self.start(&services).await
-    }
-
-    /// The network records of a service's attachments, in order.
-    pub fn networks_of(&self, service: &ServicePlan) -> Vec<NetworkRecord> {
-        let Ok(shared) = self.shared.lock() else { return Vec::new() };
-        service.networks.iter().filter_map(|a| shared.networks.get(&a.network).cloned()).collect()
-    }
-
-    pub fn spec_of(&self, service: &str) -> Option<ContainerSpec> {
-        let shared = self.shared.lock().ok()?;
-        shared.plan.as_ref()?.services.iter().find(|s| s.name == service).map(|s| s.spec.clone())
-    }
-
-    /// The running containers of `service` (one-offs are not the service's), by replica
-    /// index: name and PID 1.
-    pub fn running_of(&self, service: &str) -> Vec<(String, i32)> {
-        let Ok(record) = self.record.lock() else { return Vec::new() };
-        let mut running: Vec<_> = record
-            .containers
-            .values()
-            .filter(|c| c.service == service && !c.one_off && c.state == State::Running)
-            .filter_map(|c| c.pid.map(|pid| (c.index, c.name.clone(), pid)))
-            .collect();
-        running.sort();
-        running.into_iter().map(|(_, name, pid)| (name, pid)).collect()
     }
 
     /// A line for each running container of `services` (all when empty) whose PID 1 has no
@@ -236,7 +159,7 @@ impl Daemon {
         if matches!(signal, nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP) {
             return Vec::new();
         }
-        let Ok(record) = self.record.lock() else { return Vec::new() };
+        let Ok(record) = self.host.record.lock() else { return Vec::new() };
         record
             .containers
             .values()
@@ -251,33 +174,25 @@ impl Daemon {
             .collect()
     }
 
-    /// PID 1 of the first running container of `service`.
-    pub fn first_pid_of(&self, service: &str) -> Option<i32> {
-        self.running_of(service).first().map(|&(_, pid)| pid)
-    }
-
-    /// Addresses of `service`'s running containers on `network`, as its DNS answers them
-    /// (the network records kept here are snapshots taken before any container joined).
-    pub fn addresses_of(&self, service: &str, network: &str) -> Vec<Ipv4Addr> {
-        self.names.lookup(network, None, service)
-    }
-
-    // ---- commands ----
-
     /// `services` and those following them with `depends_on.restart: true` (all stays all).
     fn with_restart_dependents(&self, mut services: Vec<String>) -> Vec<String> {
         if services.is_empty() {
             return services;
         }
-        if let Some(plan) = self.plan() {
+        if let Some(plan) = self.host.plan() {
             services.extend(plan.restart_dependents(&services));
         }
         services
     }
+}
 
-    fn service(&self, name: &str) -> Option<ServicePlan> {
-        let shared = self.shared.lock().ok()?;
-        shared.plan.as_ref()?.services.iter().find(|s| s.name == name).cloned()
+/// Restarts what watchers ask for, one request at a time, until the daemon ends.
+async fn take_restart_requests(
+    daemon: Arc<Daemon>,
+    mut requests: tokio::sync::mpsc::UnboundedReceiver<RestartRequest>,
+) {
+    while let Some(request) = requests.recv().await {
+        let _ = request.done.send(daemon.restart(request.services, None).await);
     }
 }
 

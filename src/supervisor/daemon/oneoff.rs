@@ -22,7 +22,7 @@ impl Daemon {
         self.create_volumes(&plan)?;
         {
             // The project's plan knows the service, so stop and down order the one-off too.
-            let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
+            let mut shared = self.host.current.lock().map_err(|_| "poisoned state")?;
             let known = shared.plan.get_or_insert_with(|| plan.clone());
             if !known.services.iter().any(|s| s.name == service.name) {
                 known.services.push(service.clone());
@@ -48,14 +48,14 @@ impl Daemon {
             one_off: Some(one_off),
             created_only: false,
         };
-        let handle = container::spawn(self.clone(), config, forwarder);
+        let handle = container::spawn(self.host.clone(), config, forwarder);
         wait_for(&handle, |s| s.starts > 0 || s.failure.is_some() || s.state == State::Exited).await;
         let failure = handle.status.borrow().failure.clone();
         inner.containers.insert(name.clone(), handle);
         if let Some(failure) = failure {
             return Err(SupervisorError::Failed(format!("container {name} failed to start: {failure}")));
         }
-        let console_fd = self.consoles.lock().ok().and_then(|c| c.get(&name).map(|fd| fd.as_raw_fd()));
+        let console_fd = self.host.consoles.lock().ok().and_then(|c| c.get(&name).map(|fd| fd.as_raw_fd()));
         Ok(Answer { messages: Vec::new(), exit_code: None, console_fd })
     }
 
@@ -66,8 +66,8 @@ impl Daemon {
         if !known {
             return Err(SupervisorError::NoContainer(name.to_string()));
         }
-        let console = self.consoles.lock().ok().and_then(|c| c.get(name).map(|fd| fd.as_raw_fd()));
-        let input = self.inputs.lock().ok().and_then(|i| i.get(name).map(|fd| fd.as_raw_fd()));
+        let console = self.host.consoles.lock().ok().and_then(|c| c.get(name).map(|fd| fd.as_raw_fd()));
+        let input = self.host.inputs.lock().ok().and_then(|i| i.get(name).map(|fd| fd.as_raw_fd()));
         Ok(Answer { console_fd: console.or(input), ..Answer::default() })
     }
 

@@ -41,7 +41,7 @@ impl Daemon {
             Command::Run { plan, service, name, options } => self.run(*plan, *service, name, options).await,
             Command::WaitExit { container } => self.wait_exit(&container).await,
             Command::Watch { services, attach } => {
-                self.watch(&services, attach.then_some(connection)).map(Answer::from)
+                self.watchers.watch(&self.host, &services, attach.then_some(connection)).map(Answer::from)
             }
         }
     }
@@ -90,7 +90,7 @@ pub(super) async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         // closes it.
         let mut rest = Vec::new();
         let _ = tokio::io::AsyncReadExt::read_to_end(&mut read, &mut rest).await;
-        daemon.release_watchers(connection);
+        daemon.watchers.release(connection);
     }
 }
 

@@ -12,7 +12,7 @@ impl Daemon {
                 .map(|(n, h)| (n.clone(), h))
                 .collect();
             if handles.is_empty() {
-                if dependency.required && self.service(&dependency.service).is_none() {
+                if dependency.required && self.host.service(&dependency.service).is_none() {
                     return Err(SupervisorError::Failed(format!(
                         "service {}: depends on {}, which is not part of this project",
                         service.name, dependency.service
@@ -40,14 +40,14 @@ impl Daemon {
             }
         } else {
             // Known from the record only (a crashed predecessor's).
-            teardown::remove_container(&self.paths, &self.runtime, name);
-            self.forget(name);
+            teardown::remove_container(&self.host.paths, &self.host.runtime, name);
+            self.host.forget(name);
         }
     }
 
     /// The handles of `services` (all when empty) in stop order: dependents first.
     pub(super) fn stop_order(&self, inner: &Inner, services: &[String]) -> Vec<Vec<String>> {
-        let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
+        let plan = self.host.current.lock().ok().and_then(|s| s.plan.clone());
         let Some(plan) = plan else { return Vec::new() };
         let all: Vec<&ServicePlan> = plan.services.iter().collect();
         let mut order = converge::layers(&all);
@@ -82,7 +82,7 @@ impl Daemon {
         }
         let mut inner = self.inner.lock().await;
         let stopped: Vec<(String, String)> = {
-            let record = self.record.lock().map_err(|_| SupervisorError::Failed("poisoned state".into()))?;
+            let record = self.host.record.lock().map_err(|_| SupervisorError::Failed("poisoned state".into()))?;
             record
                 .containers
                 .values()
@@ -98,6 +98,7 @@ impl Daemon {
         }
         if volumes {
             let left: Vec<String> = self
+                .host
                 .record
                 .lock()
                 .map_err(|_| SupervisorError::Failed("poisoned state".into()))?
@@ -106,8 +107,8 @@ impl Daemon {
                 .map(|c| c.service.clone())
                 .collect();
             for (_, service) in stopped.iter().filter(|(_, service)| !left.contains(service)) {
-                let prefix = format!("{}_{service}_anon", self.paths.project);
-                let dir = self.paths.state_root.join("volumes");
+                let prefix = format!("{}_{service}_anon", self.host.paths.project);
+                let dir = self.host.paths.state_root.join("volumes");
                 for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
                     let name = entry.file_name().to_string_lossy().into_owned();
                     if name.starts_with(&prefix) && std::fs::remove_dir_all(entry.path()).is_ok() {
@@ -137,7 +138,7 @@ impl Daemon {
             for name in layer {
                 let Some(handle) = inner.containers.get(&name) else { continue };
                 let grace =
-                    self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                    self.host.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Stop { grace, reply }).await.is_ok() {
                     waits.push((name, done));
@@ -180,7 +181,7 @@ impl Daemon {
     }
 
     pub(super) async fn down(&self, timeout: Option<u64>, volumes: bool) -> Result<Vec<String>, SupervisorError> {
-        self.stop_watchers();
+        self.watchers.stop_all();
         let mut inner = self.inner.lock().await;
         let mut messages = Vec::new();
         for layer in self.stop_order(&inner, &[]) {
@@ -188,7 +189,7 @@ impl Daemon {
             for name in layer {
                 let Some(handle) = inner.containers.remove(&name) else { continue };
                 let grace =
-                    self.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                    self.host.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Remove { grace, reply }).await.is_ok() {
                     waits.push((name, done, handle));
@@ -203,9 +204,9 @@ impl Daemon {
         for (_, server) in std::mem::take(&mut inner.dns) {
             server.close().await;
         }
-        let record = self.record.lock().map_err(|_| "poisoned state")?.clone();
-        let plan = self.shared.lock().ok().and_then(|s| s.plan.clone());
-        messages.extend(teardown::everything(&self.paths, &record, plan.as_ref(), volumes));
+        let record = self.host.record.lock().map_err(|_| "poisoned state")?.clone();
+        let plan = self.host.current.lock().ok().and_then(|s| s.plan.clone());
+        messages.extend(teardown::everything(&self.host.paths, &record, plan.as_ref(), volumes));
         Ok(messages)
     }
 }
@@ -218,7 +219,7 @@ pub(super) async fn wait_for(handle: &Handle, done: impl Fn(&Status) -> bool) {
 /// Waits until container `name` meets `condition`; an error says why it never will.
 pub(super) async fn condition_met(
     name: &str,
-    mut status: tokio::sync::watch::Receiver<crate::supervisor::container::Status>,
+    mut status: tokio::sync::watch::Receiver<Status>,
     condition: Condition,
     required: bool,
 ) -> Result<(), SupervisorError> {

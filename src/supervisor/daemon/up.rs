@@ -19,7 +19,7 @@ impl Daemon {
         self.create_volumes(&plan)?;
         let previous: Option<ProjectPlan>;
         {
-            let mut shared = self.shared.lock().map_err(|_| "poisoned state")?;
+            let mut shared = self.host.current.lock().map_err(|_| "poisoned state")?;
             // Merge: services not named in this `up` keep their plan.
             previous = shared.plan.clone();
             let mut merged = shared.plan.take().unwrap_or_else(|| ProjectPlan { services: Vec::new(), ..plan.clone() });
@@ -36,14 +36,14 @@ impl Daemon {
             merged.services.retain(|s| all.contains(&s.name));
             shared.plan = Some(merged);
         }
-        self.refresh_watchers();
-        if let Ok(mut record) = self.record.lock() {
+        self.watchers.refresh(&self.host);
+        if let Ok(mut record) = self.host.record.lock() {
             record.config_files = options.config_files.clone();
         }
         if let Ok(bytes) = serde_json::to_vec_pretty(&plan) {
-            let _ = crate::supervisor::paths::write_atomic(&self.paths.plan(), &bytes);
+            let _ = crate::supervisor::paths::write_atomic(&self.host.paths.plan(), &bytes);
         }
-        let observed: Vec<Observed> = self.record.lock().map_err(|_| "poisoned state")?.observed();
+        let observed: Vec<Observed> = self.host.record.lock().map_err(|_| "poisoned state")?.observed();
         let reconcile_options = reconcile::Options {
             force_recreate: options.force_recreate,
             no_recreate: options.no_recreate,
@@ -67,7 +67,7 @@ impl Daemon {
         let recreated: HashSet<&String> = converge.creates.iter().filter(|c| c.3).map(|c| &c.2).collect();
         for name in &converge.removals {
             let grace = service_of(name)
-                .and_then(|service| self.service(&service))
+                .and_then(|service| self.host.service(&service))
                 .map(|s| s.stop_grace_period)
                 .unwrap_or(Duration::from_secs(10));
             self.remove(&mut inner, name, grace).await;
@@ -89,7 +89,7 @@ impl Daemon {
                 Ok(forwarder) => forwarder,
                 Err(e) => {
                     for (name, ..) in &created {
-                        self.forget(name);
+                        self.host.forget(name);
                     }
                     return Err(e);
                 }
@@ -116,7 +116,7 @@ impl Daemon {
         // or `start` starts them (they were left without a task, so nothing could).
         for (name, _, service, forwarder) in pending.into_values().flatten() {
             let config = container::Config { name: name.clone(), service, one_off: None, created_only: true };
-            let handle = container::spawn(self.clone(), config, forwarder);
+            let handle = container::spawn(self.host.clone(), config, forwarder);
             inner.containers.insert(name, handle);
         }
         started?;
@@ -158,7 +158,7 @@ impl Daemon {
                 self.wait_dependencies(inner, plan_of).await?;
                 for (name, _, service_plan, forwarder) in pending.remove(service).unwrap_or_default() {
                     let handle = container::spawn(
-                        self.clone(),
+                        self.host.clone(),
                         container::Config {
                             name: name.clone(),
                             service: service_plan,
@@ -229,18 +229,18 @@ impl Daemon {
             created_at: Some(std::time::SystemTime::now()),
             image: service.image.clone(),
             command: service.spec.process.args.clone(),
-            labels: compose_labels(&self.paths.project, service, index, one_off),
+            labels: compose_labels(&self.host.paths.project, service, index, one_off),
         };
-        if let Ok(mut r) = self.record.lock() {
+        if let Ok(mut r) = self.host.record.lock() {
             r.containers.insert(name.to_string(), record);
-            let _ = r.save(&self.paths);
+            let _ = r.save(&self.host.paths);
         }
-        self.event(name, &service.name, "create", None);
+        self.host.event(name, &service.name, "create", None);
     }
 
     pub(super) fn create_volumes(&self, plan: &ProjectPlan) -> Result<(), SupervisorError> {
         for volume in &plan.external_volumes {
-            let dir = crate::plan::mounts::volume_dir(&self.paths.state_root, volume);
+            let dir = crate::plan::mounts::volume_dir(&self.host.paths.state_root, volume);
             if !dir.is_dir() {
                 return Err(SupervisorError::Failed(format!(
                     "external volume {volume} not found (at {}): create it first, e.g. from the project that declares it",
@@ -249,11 +249,11 @@ impl Daemon {
             }
         }
         for volume in &plan.volumes {
-            let dir = crate::plan::mounts::volume_dir(&self.paths.state_root, volume);
+            let dir = crate::plan::mounts::volume_dir(&self.host.paths.state_root, volume);
             std::fs::create_dir_all(&dir)
                 .map_err(|e| format!("volume {volume}: cannot create {}: {e}", dir.display()))?;
         }
-        crate::supervisor::prepare::prepare_host(plan, &self.paths.state_root)
+        crate::supervisor::prepare::prepare_host(plan, &self.host.paths.state_root)
             .map_err(|e| SupervisorError::Failed(crate::runtime::error::with_causes(&e)))
     }
 }

@@ -16,7 +16,7 @@ impl Daemon {
             dns::upstreams_from_resolv_conf(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default());
         for network in plan.networks.iter().filter(|n| used.contains(&n.key)) {
             let record = if network.external {
-                Ipam::new(&self.paths.state_root)
+                Ipam::new(&self.host.paths.state_root)
                     .get(&network.key)
                     .map_err(|e| e.to_string())?
                     .ok_or_else(|| format!("network {}: external network {} not found; create it first (e.g. from the project that declares it)", network.name, network.key))?
@@ -35,12 +35,12 @@ impl Daemon {
                     internal: network.internal,
                     masquerade: network.masquerade && switched_on("HOIST_MASQUERADE"),
                 };
-                let record = links::ensure_network(&self.paths.state_root, &spec, Pool::default())
+                let record = links::ensure_network(&self.host.paths.state_root, &spec, Pool::default())
                     .map_err(|e| format!("network {}: {}", network.name, crate::runtime::error::with_causes(&e)))?;
-                if let Ok(mut r) = self.record.lock() {
+                if let Ok(mut r) = self.host.record.lock() {
                     if !r.networks.contains(&network.key) {
                         r.networks.push(network.key.clone());
-                        let _ = r.save(&self.paths);
+                        let _ = r.save(&self.host.paths);
                     }
                 }
                 record
@@ -48,14 +48,14 @@ impl Daemon {
             if !inner.dns.contains_key(&network.key) && !network.external {
                 // Any free port of the gateway: the network's table sends port 53 there.
                 let bind = SocketAddr::from((record.gateway, 0));
-                let server = dns::serve(bind, &network.key, self.names.clone(), upstreams.clone())
+                let server = dns::serve(bind, &network.key, self.host.names.clone(), upstreams.clone())
                     .await
                     .map_err(|e| e.to_string())?;
                 crate::network::firewall::apply_dns(&record.bridge, record.gateway, server.address.port())
                     .map_err(|e| format!("network {}: {}", network.name, crate::runtime::error::with_causes(&e)))?;
                 inner.dns.insert(network.key.clone(), server);
             }
-            if let Ok(mut shared) = self.shared.lock() {
+            if let Ok(mut shared) = self.host.current.lock() {
                 shared.networks.insert(network.key.clone(), record);
             }
         }
@@ -93,7 +93,7 @@ impl Daemon {
         }
         let target: Ipv4Addr = match (&service.network_mode, service.networks.first()) {
             (NetworkMode::Networks, Some(first)) => {
-                Ipam::new(&self.paths.state_root).lease(&first.network, name, first.ipv4_address).map_err(|e| {
+                Ipam::new(&self.host.paths.state_root).lease(&first.network, name, first.ipv4_address).map_err(|e| {
                     SupervisorError::Failed(format!(
                         "service {}: {}",
                         service.name,
@@ -124,7 +124,7 @@ impl Daemon {
             })
             .collect();
         let bridge = service.networks.first().and_then(|first| {
-            let shared = self.shared.lock().ok()?;
+            let shared = self.host.current.lock().ok()?;
             shared.networks.get(&first.network).map(|record| record.bridge.clone())
         });
         let nat = bridge.as_deref().map(|bridge| ports::NatOwner { container: name, bridge });

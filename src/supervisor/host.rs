@@ -1,0 +1,153 @@
+//! What container tasks, health checks and watchers may see and do of their project: its
+//! paths, runtime, DNS name table, record and events, the plan it was brought up with, and a
+//! way to ask the daemon for a restart. A narrow handle, so that they never hold the daemon
+//! (its command lock, socket, watchers) and the supervisor's modules import each other in
+//! one direction: daemon → container → health → host.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::sync::Mutex;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::error::SupervisorError;
+use super::events;
+use super::paths::ProjectPaths;
+use super::records::{ContainerRecord, ProjectRecord, State};
+use crate::network::dns::NameTable;
+use crate::network::ipam::NetworkRecord;
+use crate::plan::spec::{ProjectPlan, ServicePlan};
+use crate::runtime::{ContainerSpec, Runtime};
+
+/// A restart a watcher asks of the daemon (which owns stopping and starting): the services,
+/// and where the outcome goes.
+pub struct RestartRequest {
+    pub services: Vec<String>,
+    pub done: oneshot::Sender<Result<(), SupervisorError>>,
+}
+
+/// What the daemon last brought up, read by container tasks without its command lock.
+#[derive(Default)]
+pub struct Current {
+    pub plan: Option<ProjectPlan>,
+    pub networks: BTreeMap<String, NetworkRecord>,
+}
+
+pub struct Host {
+    pub paths: ProjectPaths,
+    pub runtime: Runtime,
+    pub names: NameTable,
+    pub record: Mutex<ProjectRecord>,
+    pub current: Mutex<Current>,
+    /// The pty masters of one-off containers run with a terminal, by container name: held
+    /// here while the container runs, for the client to copy.
+    pub consoles: Mutex<BTreeMap<String, OwnedFd>>,
+    /// The write end of each `stdin_open` container's stdin (not a tty), for `attach`.
+    pub inputs: Mutex<BTreeMap<String, OwnedFd>>,
+    /// Counts container starts: watchers bring (re)started containers up to date.
+    pub starts: tokio::sync::watch::Sender<u64>,
+    restarts: mpsc::UnboundedSender<RestartRequest>,
+}
+
+impl Host {
+    /// A handle for a project whose daemon takes restart requests from `restarts`.
+    pub fn new(
+        paths: ProjectPaths,
+        runtime: Runtime,
+        record: ProjectRecord,
+        restarts: mpsc::UnboundedSender<RestartRequest>,
+    ) -> Host {
+        Host {
+            paths,
+            runtime,
+            names: NameTable::default(),
+            record: Mutex::new(record),
+            current: Mutex::new(Current::default()),
+            consoles: Mutex::new(BTreeMap::new()),
+            inputs: Mutex::new(BTreeMap::new()),
+            starts: tokio::sync::watch::Sender::new(0),
+            restarts,
+        }
+    }
+
+    /// Changes a container's record and saves the project record.
+    pub fn update(&self, name: &str, change: impl FnOnce(&mut ContainerRecord)) {
+        let Ok(mut record) = self.record.lock() else { return };
+        if let Some(container) = record.containers.get_mut(name) {
+            change(container);
+        }
+        if let Err(e) = record.save(&self.paths) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    pub fn forget(&self, name: &str) {
+        let Ok(mut record) = self.record.lock() else { return };
+        record.containers.remove(name);
+        if let Err(e) = record.save(&self.paths) {
+            tracing::warn!("{e}");
+        }
+    }
+
+    pub fn event(&self, container: &str, service: &str, action: &str, exit_code: Option<i32>) {
+        events::append(&self.paths.events(), container, service, action, exit_code);
+        if action == "start" {
+            self.starts.send_modify(|n| *n += 1);
+        }
+    }
+
+    /// The plan the project was last brought up with.
+    pub fn plan(&self) -> Option<ProjectPlan> {
+        self.current.lock().ok()?.plan.clone()
+    }
+
+    pub fn service(&self, name: &str) -> Option<ServicePlan> {
+        let current = self.current.lock().ok()?;
+        current.plan.as_ref()?.services.iter().find(|s| s.name == name).cloned()
+    }
+
+    pub fn spec_of(&self, service: &str) -> Option<ContainerSpec> {
+        let current = self.current.lock().ok()?;
+        current.plan.as_ref()?.services.iter().find(|s| s.name == service).map(|s| s.spec.clone())
+    }
+
+    /// The network records of a service's attachments, in order.
+    pub fn networks_of(&self, service: &ServicePlan) -> Vec<NetworkRecord> {
+        let Ok(current) = self.current.lock() else { return Vec::new() };
+        service.networks.iter().filter_map(|a| current.networks.get(&a.network).cloned()).collect()
+    }
+
+    /// The running containers of `service` (one-offs are not the service's), by replica
+    /// index: name and PID 1.
+    pub fn running_of(&self, service: &str) -> Vec<(String, i32)> {
+        let Ok(record) = self.record.lock() else { return Vec::new() };
+        let mut running: Vec<_> = record
+            .containers
+            .values()
+            .filter(|c| c.service == service && !c.one_off && c.state == State::Running)
+            .filter_map(|c| c.pid.map(|pid| (c.index, c.name.clone(), pid)))
+            .collect();
+        running.sort();
+        running.into_iter().map(|(_, name, pid)| (name, pid)).collect()
+    }
+
+    /// PID 1 of the first running container of `service`.
+    pub fn first_pid_of(&self, service: &str) -> Option<i32> {
+        self.running_of(service).first().map(|&(_, pid)| pid)
+    }
+
+    /// Addresses of `service`'s running containers on `network`, as its DNS answers them
+    /// (the network records kept here are snapshots taken before any container joined).
+    pub fn addresses_of(&self, service: &str, network: &str) -> Vec<Ipv4Addr> {
+        self.names.lookup(network, None, service)
+    }
+
+    /// Asks the daemon to restart `services` (with their `depends_on.restart` followers) and
+    /// waits for it.
+    pub async fn restart(&self, services: Vec<String>) -> Result<(), SupervisorError> {
+        let (done, outcome) = oneshot::channel();
+        self.restarts.send(RestartRequest { services, done }).map_err(|_| "the supervisor is shutting down")?;
+        outcome.await.map_err(|_| "the supervisor is shutting down")?
+    }
+}
