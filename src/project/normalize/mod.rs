@@ -5,6 +5,7 @@
 mod blkio;
 pub mod ports;
 mod service;
+mod service_keys;
 pub mod volumes;
 
 use std::collections::BTreeMap;
