@@ -12,6 +12,7 @@ pub mod exec;
 mod health;
 pub mod host;
 mod intake;
+mod launch;
 pub mod logs;
 pub mod paths;
 pub mod prepare;
