@@ -66,7 +66,7 @@ pub(super) fn normalize(name: &str, mut s: raw::Service, ctx: &Context, sink: &m
         label_file: label_file.iter().map(|f| resolve(ctx.working_dir, f)).collect(),
         labels,
         env_file,
-        ports: each(s.ports.take(), "ports", &mut e, |p| ports::parse(p)).into_iter().flatten().collect(),
+        ports: each(s.ports.take(), "ports", &mut e, ports::parse).into_iter().flatten().collect(),
         volumes: each(s.volumes.take(), "volumes", &mut e, |v| volumes::parse(v, ctx.working_dir)),
         networks: networks(s.networks.take(), s.network_mode.is_none()),
         depends_on: depends_on(s.depends_on.take(), &mut e),
