@@ -6,6 +6,7 @@
 pub mod attachments;
 pub mod builds;
 pub mod cgroups;
+mod container_spec;
 pub mod converge;
 pub mod defaults;
 pub mod graph;

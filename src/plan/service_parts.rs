@@ -1,13 +1,15 @@
 //! The parts of a service's plan with rules of their own: resource limits, `extra_hosts`,
-//! the healthcheck over the image's, the restart policy and lifecycle hooks.
+//! the healthcheck over the image's, the restart policy, lifecycle hooks, the network mode,
+//! links, published ports, log rotation and watch rules.
 
 use std::collections::BTreeMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use super::spec::{error, HealthPlan, HookPlan, PlanError, RestartPolicy};
+use super::spec::{error, HealthPlan, HookPlan, NetworkMode, PlanError, PortPlan, RestartPolicy, WatchPlan};
 use crate::image::manifest::ImageHealthcheck;
-use crate::project::model::{Healthcheck, Hook, Service};
+use crate::network::ports::Protocol;
+use crate::project::model::{Healthcheck, Hook, PortConfig, Service};
 use crate::runtime::{Limits, ProcessSpec};
 
 pub(super) fn limits(service: &Service) -> Limits {
@@ -163,4 +165,93 @@ pub(super) fn hook(hook: &Hook, env: &[String], cwd: &str, user: &Option<String>
 
 pub(super) fn restart_policy_of(service: &Service) -> Option<&crate::project::model::RestartPolicy> {
     service.deploy.as_ref().and_then(|d| d.restart_policy.as_ref())
+}
+
+/// How the service's containers are networked: `network_mode`, or their own networks.
+pub(super) fn network_mode(name: &str, service: &Service) -> Result<NetworkMode, PlanError> {
+    Ok(match service.network_mode.as_deref() {
+        None | Some("bridge") | Some("default") => NetworkMode::Networks,
+        Some("none") => NetworkMode::None,
+        Some("host") => NetworkMode::Host,
+        Some(other) => match other.strip_prefix("service:") {
+            Some(target) => NetworkMode::Service(target.to_string()),
+            None => {
+                let message = format!("expected none, host or service:NAME, found {other:?}");
+                return Err(error(name, "network_mode", message));
+            }
+        },
+    })
+}
+
+/// `links` as (service, alias) pairs; a link without an alias is known by the service's name.
+pub(super) fn links(service: &Service) -> Vec<(String, String)> {
+    let pair = |link: &String| match link.split_once(':') {
+        Some((target, alias)) => (target.to_string(), alias.to_string()),
+        None => (link.clone(), link.clone()),
+    };
+    service.links.iter().map(pair).collect()
+}
+
+/// Published ports; one without a host address is published on IPv6 too.
+pub(super) fn ports(name: &str, service: &Service) -> Result<Vec<PortPlan>, PlanError> {
+    let port_plan = |port: &PortConfig| {
+        let protocol = match port.protocol {
+            crate::project::model::Protocol::Tcp => Protocol::Tcp,
+            crate::project::model::Protocol::Udp => Protocol::Udp,
+            crate::project::model::Protocol::Sctp => return Err(error(name, "ports", "sctp ports are not supported")),
+        };
+        let ip: IpAddr = match port.host_ip.as_deref() {
+            None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            Some(text) => {
+                text.parse().map_err(|_| error(name, "ports", format!("expected a host IP address, found {text:?}")))?
+            }
+        };
+        let also_ipv6 = matches!(port.host_ip.as_deref(), None | Some(""));
+        Ok(PortPlan {
+            host: SocketAddr::new(ip, port.published.unwrap_or(0)),
+            target: port.target,
+            protocol,
+            also_ipv6,
+        })
+    };
+    service.ports.iter().map(port_plan).collect()
+}
+
+/// The log's rotation: largest file and how many files (`logging.options`).
+pub(super) fn log_rotation(name: &str, service: &Service) -> Result<(Option<u64>, u32), PlanError> {
+    let logging = service.logging.as_ref();
+    let option = |key: &str| logging.and_then(|l| l.options.get(key));
+    // Docker's `local` driver rotates by default (20 MB × 5); json-file keeps one file.
+    let local = logging.and_then(|l| l.driver.as_deref()) == Some("local");
+    let log_max_size = match option("max-size") {
+        Some(text) => {
+            Some(crate::project::units::parse_byte_size(text).map_err(|e| error(name, "logging.options.max-size", e))?)
+        }
+        None if local => Some(20 << 20),
+        None => None,
+    };
+    let log_max_files = match option("max-file") {
+        Some(text) => text
+            .parse()
+            .map_err(|_| error(name, "logging.options.max-file", format!("expected a number, found {text:?}")))?,
+        None if local => 5,
+        None => 1,
+    };
+    Ok((log_max_size, log_max_files.max(1)))
+}
+
+/// `develop.watch` rules, their `exec` hooks planned like the service's own.
+pub(super) fn watch_plans(service: &Service, hook_plan: impl Fn(&Hook) -> HookPlan) -> Vec<WatchPlan> {
+    let rules = service.develop.iter().flat_map(|d| &d.watch);
+    rules
+        .map(|rule| WatchPlan {
+            action: rule.action,
+            path: rule.path.clone(),
+            target: rule.target.clone(),
+            ignore: rule.ignore.clone(),
+            include: rule.include.clone(),
+            initial_sync: rule.initial_sync,
+            exec: rule.exec.as_ref().map(&hook_plan),
+        })
+        .collect()
 }

@@ -4,22 +4,23 @@
 //! input can still be reported before anything starts, and handed to the supervisor as JSON.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use super::defaults::effective;
+use super::container_spec::container_spec;
 pub use super::service_parts::HOST_GATEWAY;
-use super::service_parts::{extra_hosts, healthcheck, hook, limits, restart_policy, restart_policy_of};
+use super::service_parts::{
+    healthcheck, hook, links, log_rotation, network_mode, ports, restart_policy, restart_policy_of, watch_plans,
+};
 use crate::image::ImageRecord;
 use crate::network::ports::Protocol;
 use crate::network::subnet::Subnet;
 use crate::project::model::WatchAction;
-use crate::project::model::{Condition, Project, Service};
-use crate::runtime::spec::Rlimit;
-use crate::runtime::{ContainerSpec, EtcFiles, Mount, ProcessSpec, RootFs};
+use crate::project::model::{Condition, Hook, Project, Service};
+use crate::runtime::{ContainerSpec, Mount, ProcessSpec, RootFs};
 
 /// The service extension that runs a service on the host's own read-only /usr instead of an
 /// image (`x-hoist: {root: host-usr}`): offline projects and the quickstart need no registry.
@@ -345,132 +346,19 @@ fn service_plan(
     images: &ImageLookup,
     state_root: &Path,
 ) -> Result<ServicePlan, PlanError> {
-    let (root, defaults, mut mounts) = root_of(&project.name, name, service, images, state_root)?;
-    let effective = effective(name, service, &defaults).map_err(|e| error(name, "command", e.to_string()))?;
-    let mut spec = ContainerSpec::new(String::new(), root, effective.args.clone());
-    spec.process.env = effective.env.clone();
-    spec.process.cwd = effective.working_dir.clone();
-    spec.process.user = effective.user.clone();
-    spec.process.additional_groups = service.group_add.clone();
-    spec.process.rlimits = service
-        .ulimits
-        .iter()
-        .map(|(limit, u)| Rlimit { name: limit.clone(), soft: u.soft.max(0) as u64, hard: u.hard.max(0) as u64 })
-        .collect();
-    spec.hostname = service.hostname.clone();
-    spec.domainname = service.domainname.clone();
-    spec.readonly_root = service.read_only;
-    spec.privileged = service.privileged;
-    spec.init = service.init.unwrap_or(false);
-    spec.shm_size = service.shm_size;
-    spec.seccomp = !service.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
-    if !service.cap_add.is_empty() || !service.cap_drop.is_empty() || service.privileged {
-        let caps = crate::runtime::caps::effective_set(&service.cap_add, &service.cap_drop, service.privileged)
-            .map_err(|e| error(name, "cap_add", e.to_string()))?;
-        spec.capabilities = Some(caps);
-    }
-    spec.limits = limits(service);
-    if spec.limits.cpus.is_none() {
-        spec.limits.cpus = super::kernel::cpus_from_quota(name, service)?;
-    }
-    spec.sysctls = super::kernel::sysctls(name, service)?;
-    spec.oom_score_adj = super::kernel::oom_score_adj(name, service)?;
-    if service.uts.as_deref() == Some("host") {
-        spec.uts = crate::runtime::SharedNamespace::Host;
-    }
-    super::kernel::check_platform(name, service)?;
-    spec.devices = super::kernel::devices(name, service)?;
-    (spec.limits.swappiness, spec.limits.oom_kill_disable) = super::kernel::v1_memory_settings(name, service)?;
-    super::cgroups::apply(name, service, &mut spec)?;
-    spec.user_namespace = super::kernel::user_namespace(name, service)?;
-    mounts.extend(super::mounts::service_mounts(project, name, service, state_root)?);
-    spec.mounts = mounts;
-    spec.etc_files = Some(EtcFiles {
-        hosts: extra_hosts(name, &service.extra_hosts)?,
-        nameservers: service.dns.clone(),
-        search: service.dns_search.clone(),
-        options: service.dns_opt.clone(),
-    });
-
-    let network_mode = match service.network_mode.as_deref() {
-        None | Some("bridge") | Some("default") => NetworkMode::Networks,
-        Some("none") => NetworkMode::None,
-        Some("host") => NetworkMode::Host,
-        Some(other) => match other.strip_prefix("service:") {
-            Some(target) => NetworkMode::Service(target.to_string()),
-            None => {
-                return Err(error(
-                    name,
-                    "network_mode",
-                    format!("expected none, host or service:NAME, found {other:?}"),
-                ))
-            }
-        },
-    };
+    let (spec, effective) = container_spec(project, name, service, images, state_root)?;
+    let network_mode = network_mode(name, service)?;
     let networks = match network_mode {
         NetworkMode::Networks => super::attachments::attachments(project, name, service)?,
         _ => Vec::new(),
     };
-    let links = service
-        .links
-        .iter()
-        .map(|link| match link.split_once(':') {
-            Some((target, alias)) => (target.to_string(), alias.to_string()),
-            None => (link.clone(), link.clone()),
-        })
-        .collect();
-    let ports = service
-        .ports
-        .iter()
-        .map(|port| {
-            let protocol = match port.protocol {
-                crate::project::model::Protocol::Tcp => Protocol::Tcp,
-                crate::project::model::Protocol::Udp => Protocol::Udp,
-                crate::project::model::Protocol::Sctp => {
-                    return Err(error(name, "ports", "sctp ports are not supported"))
-                }
-            };
-            let ip: IpAddr = match port.host_ip.as_deref() {
-                None | Some("") => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                Some(text) => text
-                    .parse()
-                    .map_err(|_| error(name, "ports", format!("expected a host IP address, found {text:?}")))?,
-            };
-            let also_ipv6 = matches!(port.host_ip.as_deref(), None | Some(""));
-            Ok(PortPlan {
-                host: SocketAddr::new(ip, port.published.unwrap_or(0)),
-                target: port.target,
-                protocol,
-                also_ipv6,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let replicas = service.replicas();
     if replicas > 1 && service.container_name.is_some() {
-        return Err(error(
-            name,
-            "container_name",
-            format!("a fixed container name cannot be used by {replicas} replicas"),
-        ));
+        let message = format!("a fixed container name cannot be used by {replicas} replicas");
+        return Err(error(name, "container_name", message));
     }
-    let logging = service.logging.as_ref();
-    let option = |key: &str| logging.and_then(|l| l.options.get(key));
-    // Docker's `local` driver rotates by default (20 MB × 5); json-file keeps one file.
-    let local = logging.and_then(|l| l.driver.as_deref()) == Some("local");
-    let log_max_size = match option("max-size") {
-        Some(text) => {
-            Some(crate::project::units::parse_byte_size(text).map_err(|e| error(name, "logging.options.max-size", e))?)
-        }
-        None if local => Some(20 << 20),
-        None => None,
-    };
-    let log_max_files = match option("max-file") {
-        Some(text) => text
-            .parse()
-            .map_err(|_| error(name, "logging.options.max-file", format!("expected a number, found {text:?}")))?,
-        None if local => 5,
-        None => 1,
-    };
+    let (log_max_size, log_max_files) = log_rotation(name, service)?;
+    let hook_plan = |h: &Hook| hook(h, &effective.env, &effective.working_dir, &effective.user);
     Ok(ServicePlan {
         tty: service.tty,
         stdin_open: service.stdin_open,
@@ -488,8 +376,8 @@ fn service_plan(
         spec,
         network_mode,
         networks,
-        links,
-        ports,
+        links: links(service),
+        ports: ports(name, service)?,
         healthcheck: healthcheck(name, service.healthcheck.as_ref(), effective.image_healthcheck.as_ref())?,
         restart: restart_policy(name, service)?,
         depends_on: service
@@ -504,32 +392,11 @@ fn service_plan(
             .collect(),
         stop_signal: effective.stop_signal.clone(),
         stop_grace_period: service.stop_grace_period.map(|d| d.0).unwrap_or(Duration::from_secs(10)),
-        post_start: service
-            .post_start
-            .iter()
-            .map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user))
-            .collect(),
-        pre_stop: service
-            .pre_stop
-            .iter()
-            .map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user))
-            .collect(),
+        post_start: service.post_start.iter().map(hook_plan).collect(),
+        pre_stop: service.pre_stop.iter().map(hook_plan).collect(),
         log_max_size,
-        log_max_files: log_max_files.max(1),
-        watch: service
-            .develop
-            .iter()
-            .flat_map(|d| &d.watch)
-            .map(|rule| WatchPlan {
-                action: rule.action,
-                path: rule.path.clone(),
-                target: rule.target.clone(),
-                ignore: rule.ignore.clone(),
-                include: rule.include.clone(),
-                initial_sync: rule.initial_sync,
-                exec: rule.exec.as_ref().map(|h| hook(h, &effective.env, &effective.working_dir, &effective.user)),
-            })
-            .collect(),
+        log_max_files,
+        watch: watch_plans(service, hook_plan),
     })
 }
 
@@ -542,36 +409,6 @@ fn with_root(config: &str, root: &RootFs) -> String {
         RootFs::Directory(dir) => dir.display().to_string(),
     };
     crate::image::Digest::of(format!("{config}\0{layers}").as_bytes()).hex().to_string()
-}
-
-/// The container root and the image defaults for a service; mounts the root needs.
-fn root_of(
-    project: &str,
-    name: &str,
-    service: &Service,
-    images: &ImageLookup,
-    state_root: &Path,
-) -> Result<(RootFs, crate::image::manifest::ContainerDefaults, Vec<Mount>), PlanError> {
-    let host_usr = service
-        .extensions
-        .get(EXTENSION)
-        .and_then(|x| x.get("root"))
-        .and_then(|r| r.as_str())
-        .map(|root| match root {
-            "host-usr" => Ok(()),
-            other => Err(error(name, "x-hoist.root", format!("expected \"host-usr\", found {other:?}"))),
-        })
-        .transpose()?;
-    if host_usr.is_some() {
-        let skeleton = host_usr_skeleton_path(state_root);
-        let usr = Mount::Bind { source: PathBuf::from("/usr"), target: "/usr".into(), read_only: true };
-        return Ok((RootFs::Overlay { lowers: vec![skeleton] }, Default::default(), vec![usr]));
-    }
-    let Some(image) = super::builds::image_name(project, name, service) else {
-        return Err(error(name, "image", "no image and no build section (set one, or x-hoist: {root: host-usr})"));
-    };
-    let (record, lowers) = images(&image, service.pull_policy.as_deref()).map_err(|e| error(name, "image", e))?;
-    Ok((RootFs::Overlay { lowers }, record.config, Vec::new()))
 }
 
 /// Where the host-usr root lives (made by [`ensure_host_usr_skeleton`]).
