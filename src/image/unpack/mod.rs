@@ -9,9 +9,10 @@
 //! configured number of bytes (`HOIST_MAX_LAYER_SIZE`, see [`Store`](super::store::Store)),
 //! so a decompression bomb stops at the bound instead of filling the disk.
 
+mod entry;
+
 use std::cell::Cell;
 use std::ffi::{OsStr, OsString};
-use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
@@ -19,11 +20,9 @@ use std::path::Path;
 
 use nix::errno::Errno;
 use nix::fcntl::{openat, AtFlags, OFlag};
-use nix::sys::stat::{
-    fchmod, fchmodat, fstatat, mkdirat, mknodat, utimensat, FchmodatFlags, Mode, SFlag, UtimensatFlags,
-};
+use nix::sys::stat::{fstatat, mkdirat, Mode};
 use nix::sys::time::TimeSpec;
-use nix::unistd::{fchown, fchownat, linkat, symlinkat, unlinkat, Gid, Uid, UnlinkatFlags};
+use nix::unistd::{unlinkat, UnlinkatFlags};
 use tar::EntryType;
 
 use super::error::{ImageError, Result};
@@ -204,134 +203,19 @@ fn unpack_bounded(reader: impl Read, dest: &Path) -> Result<Unpacked> {
         plain(&name, &shown)?;
         let parent = open_dir(&root, &parts, &shown)?;
         stats.entries += 1;
-
-        let name_bytes = name.as_bytes();
-        if name_bytes == OPAQUE.as_bytes() {
-            xattr::FileExt::set_xattr(&File::from(parent), "trusted.overlay.opaque", b"y")
-                .map_err(ImageError::io("cannot mark opaque", dest.join(&shown)))?;
-            continue;
-        }
-        if let Some(hidden) = name_bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
-            let hidden = OsStr::from_bytes(hidden);
-            if matches!(hidden.as_bytes(), b"" | b"." | b"..") {
-                return Err(ImageError::UnsafeEntry { entry: shown, why: "a whiteout of no file of its own".into() });
-            }
-            clear(&parent, hidden, false, &shown)?;
-            mknodat(&parent, hidden, SFlag::S_IFCHR, Mode::empty(), 0).map_err(sys_err(&shown, "create a whiteout"))?;
-            continue;
-        }
-
-        let header = entry.header().clone();
-        let mode = Mode::from_bits_truncate(header.mode().unwrap_or(0o644) & 0o7777);
-        let uid = Uid::from_raw(header.uid().unwrap_or(0) as u32);
-        let gid = Gid::from_raw(header.gid().unwrap_or(0) as u32);
-        let mtime = header.mtime().unwrap_or(0) as i64;
-        let xattrs = pax_xattrs(&mut entry);
-        let kind = header.entry_type();
-        match kind {
-            EntryType::Directory => {
-                clear(&parent, &name, true, &shown)?;
-                match mkdirat(&parent, name.as_os_str(), Mode::from_bits_truncate(0o700)) {
-                    Ok(()) | Err(Errno::EEXIST) => {}
-                    Err(e) => return Err(sys_err(&shown, "create")(e)),
-                }
-                let dir =
-                    openat(&parent, name.as_os_str(), dir_flags(), Mode::empty()).map_err(sys_err(&shown, "open"))?;
-                fchown(&dir, Some(uid), Some(gid)).map_err(sys_err(&shown, "chown"))?;
-                fchmod(&dir, mode).map_err(sys_err(&shown, "chmod"))?;
-                set_xattrs(File::from(dir), &xattrs, &shown)?;
-                let mut full = parts.clone();
-                full.push(name);
-                dir_times.push((full, mtime));
-                continue;
-            }
+        let Some(place) = entry::whiteout(Place { parent, parts, name, shown })? else { continue };
+        let meta = entry::Meta::of(&mut entry);
+        match entry.header().entry_type() {
+            EntryType::Directory => dir_times.push(entry::directory(place, &meta)?),
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
-                clear(&parent, &name, false, &shown)?;
-                let fd = openat(
-                    &parent,
-                    name.as_os_str(),
-                    OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-                    Mode::from_bits_truncate(0o600),
-                )
-                .map_err(sys_err(&shown, "create"))?;
-                let mut file = File::from(fd);
-                stats.bytes += std::io::copy(&mut entry, &mut file).map_err(ImageError::io("cannot write", &shown))?;
-                fchown(&file, Some(uid), Some(gid)).map_err(sys_err(&shown, "chown"))?;
-                // After chown, which clears set-id bits.
-                fchmod(&file, mode).map_err(sys_err(&shown, "chmod"))?;
-                let file = set_xattrs(file, &xattrs, &shown)?;
-                let time = TimeSpec::new(mtime, 0);
-                nix::sys::stat::futimens(&file, &time, &time).map_err(sys_err(&shown, "set times"))?;
-                continue;
+                stats.bytes += entry::file(&place, &mut entry, &meta)?;
             }
-            EntryType::Symlink => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| ImageError::UnsafeEntry {
-                        entry: shown.clone(),
-                        why: "a symlink without a target".into(),
-                    })?
-                    .into_owned();
-                clear(&parent, &name, false, &shown)?;
-                // The target is stored as written: it is only ever resolved inside the container's root.
-                symlinkat(OsStr::from_bytes(&target), &parent, name.as_os_str())
-                    .map_err(sys_err(&shown, "create symlink"))?;
-            }
-            EntryType::Link => {
-                let target = entry
-                    .link_name_bytes()
-                    .ok_or_else(|| ImageError::UnsafeEntry {
-                        entry: shown.clone(),
-                        why: "a hard link without a target".into(),
-                    })?
-                    .into_owned();
-                let mut target_parts = components(&target)?;
-                let target_name = target_parts.pop().ok_or_else(|| ImageError::UnsafeEntry {
-                    entry: shown.clone(),
-                    why: "a hard link to the layer root".into(),
-                })?;
-                let target_parent = open_dir(&root, &target_parts, &shown)?;
-                let st =
-                    fstatat(&target_parent, target_name.as_os_str(), AtFlags::AT_SYMLINK_NOFOLLOW).map_err(|_| {
-                        ImageError::UnsafeEntry {
-                            entry: shown.clone(),
-                            why: format!("its target {:?} is not in this layer", String::from_utf8_lossy(&target)),
-                        }
-                    })?;
-                if st.st_mode & libc::S_IFMT == libc::S_IFDIR {
-                    return Err(ImageError::UnsafeEntry { entry: shown, why: "a hard link to a directory".into() });
-                }
-                if (target_parts.as_slice(), &target_name) != (parts.as_slice(), &name) {
-                    clear(&parent, &name, false, &shown)?;
-                    linkat(&target_parent, target_name.as_os_str(), &parent, name.as_os_str(), AtFlags::empty())
-                        .map_err(sys_err(&shown, "create hard link"))?;
-                }
-                continue;
-            }
-            EntryType::Char | EntryType::Block | EntryType::Fifo => {
-                let kind_flag = match kind {
-                    EntryType::Char => SFlag::S_IFCHR,
-                    EntryType::Block => SFlag::S_IFBLK,
-                    _ => SFlag::S_IFIFO,
-                };
-                let dev = nix::sys::stat::makedev(
-                    header.device_major().ok().flatten().unwrap_or(0) as u64,
-                    header.device_minor().ok().flatten().unwrap_or(0) as u64,
-                );
-                clear(&parent, &name, false, &shown)?;
-                mknodat(&parent, name.as_os_str(), kind_flag, mode, dev).map_err(sys_err(&shown, "create node"))?;
-                fchmodat(&parent, name.as_os_str(), mode, FchmodatFlags::NoFollowSymlink)
-                    .map_err(sys_err(&shown, "chmod"))?;
-            }
+            EntryType::Symlink => entry::symlink(&place, &entry, &meta)?,
+            EntryType::Link => entry::hard_link(&root, &place, &entry)?,
+            EntryType::Char | EntryType::Block | EntryType::Fifo => entry::node(&place, entry.header(), &meta)?,
             // PAX and GNU headers are consumed by the tar reader; anything else is skipped.
-            _ => continue,
+            _ => {}
         }
-        // Symlinks and device nodes: owner and times on the entry itself, never its target.
-        fchownat(&parent, name.as_os_str(), Some(uid), Some(gid), AtFlags::AT_SYMLINK_NOFOLLOW)
-            .map_err(sys_err(&shown, "chown"))?;
-        let time = TimeSpec::new(mtime, 0);
-        utimensat(&parent, name.as_os_str(), &time, &time, UtimensatFlags::NoFollowSymlink)
-            .map_err(sys_err(&shown, "set times"))?;
     }
     for (parts, mtime) in dir_times.iter().rev() {
         let dir = open_dir(&root, parts, "")?;
@@ -341,28 +225,14 @@ fn unpack_bounded(reader: impl Read, dest: &Path) -> Result<Unpacked> {
     Ok(stats)
 }
 
-/// Extended attributes recorded in the entry's PAX header (`SCHILY.xattr.NAME`).
-fn pax_xattrs<R: Read>(entry: &mut tar::Entry<R>) -> Vec<(String, Vec<u8>)> {
-    let Ok(Some(extensions)) = entry.pax_extensions() else { return Vec::new() };
-    extensions
-        .flatten()
-        .filter_map(|ext| {
-            let key = ext.key().ok()?;
-            let name = key.strip_prefix("SCHILY.xattr.")?;
-            Some((name.to_string(), ext.value_bytes().to_vec()))
-        })
-        .collect()
-}
-
-fn set_xattrs(file: File, xattrs: &[(String, Vec<u8>)], entry: &str) -> Result<File> {
-    for (name, value) in xattrs {
-        // Only user-visible and capability attributes; overlay's own are never taken from a layer.
-        if name.starts_with("trusted.") {
-            continue;
-        }
-        xattr::FileExt::set_xattr(&file, name, value).map_err(ImageError::io("cannot set xattr on", entry))?;
-    }
-    Ok(file)
+/// Where an entry goes: its parent directory, reached inside the layer, and its name there.
+pub(super) struct Place {
+    parent: OwnedFd,
+    /// The parent's path in the layer, by component.
+    parts: Vec<OsString>,
+    name: OsString,
+    /// The entry's name as the archive has it, for messages.
+    shown: String,
 }
 
 #[cfg(test)]
