@@ -17,7 +17,7 @@ mod wiring;
 use server::{serve, switched_on};
 use stopping::{condition_met, wait_for};
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;

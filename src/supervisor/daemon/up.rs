@@ -9,7 +9,6 @@ impl Daemon {
         options: UpOptions,
     ) -> Result<Vec<String>, SupervisorError> {
         let mut inner = self.inner.lock().await;
-        let mut messages = Vec::new();
         let selected: Vec<&ServicePlan> = plan
             .services
             .iter()
@@ -17,25 +16,7 @@ impl Daemon {
             .collect();
         self.networks(&mut inner, &plan, &selected).await?;
         self.create_volumes(&plan)?;
-        let previous: Option<ProjectPlan>;
-        {
-            let mut shared = self.host.current.lock().map_err(|_| "poisoned state")?;
-            // Merge: services not named in this `up` keep their plan.
-            previous = shared.plan.clone();
-            let mut merged = shared.plan.take().unwrap_or_else(|| ProjectPlan { services: Vec::new(), ..plan.clone() });
-            merged.networks = plan.networks.clone();
-            merged.volumes = plan.volumes.clone();
-            merged.external_volumes = plan.external_volumes.clone();
-            for service in &plan.services {
-                match merged.services.iter_mut().find(|s| s.name == service.name) {
-                    Some(existing) => *existing = service.clone(),
-                    None => merged.services.push(service.clone()),
-                }
-            }
-            let all: HashSet<&String> = plan.services.iter().map(|s| &s.name).collect();
-            merged.services.retain(|s| all.contains(&s.name));
-            shared.plan = Some(merged);
-        }
+        let previous = self.adopt(&plan)?;
         self.watchers.refresh(&self.host);
         if let Ok(mut record) = self.host.record.lock() {
             record.config_files = options.config_files.clone();
@@ -51,12 +32,69 @@ impl Daemon {
         };
         let converge =
             converge::up(&plan, previous.as_ref(), &options.services, &observed, reconcile_options, options.wait);
+        let mut messages = Vec::new();
+        let to_start = self.clear_the_way(&mut inner, &converge, &observed, &mut messages).await;
+        let mut pending = self.create(&selected, &converge, &mut messages).await?;
+        let started = match options.no_start {
+            true => Ok(()),
+            false => {
+                let all: Vec<&ServicePlan> = plan.services.iter().collect();
+                self.start_layers(&mut inner, &all, &converge.layers, &mut pending, &to_start).await
+            }
+        };
+        // Containers of layers never reached stay created, under supervision: a later `up`
+        // or `start` starts them (they were left without a task, so nothing could).
+        for (name, _, service, forwarder) in pending.into_values().flatten() {
+            let config = container::Config { name: name.clone(), service, one_off: None, created_only: true };
+            let handle = container::spawn(self.host.clone(), config, forwarder);
+            inner.containers.insert(name, handle);
+        }
+        started?;
+        if options.wait {
+            let waits = waits_of(&inner, &selected);
+            // Not under the lock: `stop`, `kill` and `down` act while `up --wait` waits.
+            drop(inner);
+            for (name, status, condition) in waits {
+                condition_met(&name, status, condition, true).await?;
+            }
+        }
+        Ok(messages)
+    }
 
-        // Followers of a recreated dependency with `restart: true` stop before it goes
-        // (as in Compose) and start again after it; then removals, dependents first.
+    /// Makes `plan` the current one (services not named in this `up` keep theirs); the one
+    /// it replaces.
+    fn adopt(&self, plan: &ProjectPlan) -> Result<Option<ProjectPlan>, SupervisorError> {
+        let mut current = self.host.current.lock().map_err(|_| "poisoned state")?;
+        let previous = current.plan.clone();
+        let mut merged = current.plan.take().unwrap_or_else(|| ProjectPlan { services: Vec::new(), ..plan.clone() });
+        merged.networks = plan.networks.clone();
+        merged.volumes = plan.volumes.clone();
+        merged.external_volumes = plan.external_volumes.clone();
+        for service in &plan.services {
+            match merged.services.iter_mut().find(|s| s.name == service.name) {
+                Some(existing) => *existing = service.clone(),
+                None => merged.services.push(service.clone()),
+            }
+        }
+        let all: HashSet<&String> = plan.services.iter().map(|s| &s.name).collect();
+        merged.services.retain(|s| all.contains(&s.name));
+        current.plan = Some(merged);
+        Ok(previous)
+    }
+
+    /// Followers of a recreated dependency with `restart: true` stop before it goes (as in
+    /// Compose) and start again after it; then removals, dependents first. The existing
+    /// containers to start.
+    async fn clear_the_way(
+        &self,
+        inner: &mut Inner,
+        converge: &converge::UpPlan,
+        observed: &[Observed],
+        messages: &mut Vec<String>,
+    ) -> BTreeSet<String> {
         let mut to_start = converge.starts.clone();
         if !converge.followers.is_empty() {
-            for name in self.stop_in_order(&inner, &converge.followers, None).await {
+            for name in self.stop_in_order(inner, &converge.followers, None).await {
                 if converge.starts.contains(&name) {
                     messages.push(format!("Container {name} Restarted"));
                     to_start.insert(name);
@@ -70,7 +108,7 @@ impl Daemon {
                 .and_then(|service| self.host.service(&service))
                 .map(|s| s.stop_grace_period)
                 .unwrap_or(Duration::from_secs(10));
-            self.remove(&mut inner, name, grace).await;
+            self.remove(inner, name, grace).await;
             if !recreated.contains(name) {
                 messages.push(format!("Container {name} Removed"));
             }
@@ -78,8 +116,17 @@ impl Daemon {
         for name in &converge.orphans {
             messages.push(format!("Found orphan container {name}; remove it with --remove-orphans"));
         }
-        // Every new container's ports are bound before anything starts, so a taken port
-        // stops the whole `up`.
+        to_start
+    }
+
+    /// Registers the new containers, by service. Every new container's ports are bound
+    /// before anything starts, so a taken port stops the whole `up`.
+    async fn create(
+        &self,
+        selected: &[&ServicePlan],
+        converge: &converge::UpPlan,
+        messages: &mut Vec<String>,
+    ) -> Result<BTreeMap<String, Vec<NewContainer>>, SupervisorError> {
         let mut created: Vec<NewContainer> = Vec::new();
         for (service, index, name, recreated) in &converge.creates {
             let (index, verb) = (*index, if *recreated { "Recreated" } else { "Created" });
@@ -104,38 +151,7 @@ impl Daemon {
         for entry in created {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
         }
-
-        let started = match options.no_start {
-            true => Ok(()),
-            false => {
-                let all: Vec<&ServicePlan> = plan.services.iter().collect();
-                self.start_layers(&mut inner, &all, &converge.layers, &mut pending, &to_start).await
-            }
-        };
-        // Containers of layers never reached stay created, under supervision: a later `up`
-        // or `start` starts them (they were left without a task, so nothing could).
-        for (name, _, service, forwarder) in pending.into_values().flatten() {
-            let config = container::Config { name: name.clone(), service, one_off: None, created_only: true };
-            let handle = container::spawn(self.host.clone(), config, forwarder);
-            inner.containers.insert(name, handle);
-        }
-        started?;
-        if options.wait {
-            let mut waits = Vec::new();
-            for service in &selected {
-                let condition =
-                    if service.healthcheck.is_some() { Condition::ServiceHealthy } else { Condition::ServiceStarted };
-                for handle in inner.containers.values().filter(|h| h.service == service.name) {
-                    waits.push((handle.name.clone(), handle.status.clone(), condition));
-                }
-            }
-            // Not under the lock: `stop`, `kill` and `down` act while `up --wait` waits.
-            drop(inner);
-            for (name, status, condition) in waits {
-                condition_met(&name, status, condition, true).await?;
-            }
-        }
-        Ok(messages)
+        Ok(pending)
     }
 
     /// Starts `selected` layer by layer; a layer's services wait for their dependencies'
@@ -147,7 +163,7 @@ impl Daemon {
         services: &[&ServicePlan],
         layers: &[Vec<String>],
         pending: &mut BTreeMap<String, Vec<NewContainer>>,
-        to_start: &std::collections::BTreeSet<String>,
+        to_start: &BTreeSet<String>,
     ) -> Result<(), SupervisorError> {
         for layer in layers {
             // Containers this layer starts, with their start count before: the layer is
@@ -276,4 +292,21 @@ pub(super) fn compose_labels(
         labels.insert(format!("com.docker.compose.{key}"), value);
     }
     labels
+}
+
+/// What `up --wait` waits for: each selected service's containers healthy (or started,
+/// without a healthcheck).
+fn waits_of(
+    inner: &Inner,
+    selected: &[&ServicePlan],
+) -> Vec<(String, tokio::sync::watch::Receiver<Status>, Condition)> {
+    let mut waits = Vec::new();
+    for service in selected {
+        let condition =
+            if service.healthcheck.is_some() { Condition::ServiceHealthy } else { Condition::ServiceStarted };
+        for handle in inner.containers.values().filter(|h| h.service == service.name) {
+            waits.push((handle.name.clone(), handle.status.clone(), condition));
+        }
+    }
+    waits
 }
