@@ -4,6 +4,8 @@
 //! stderr (pidfd_getfd), or hands back a pty, and with `--rm` removes the container as
 //! soon as it exits, whether or not this process is still there to see it.
 
+use std::path::Path;
+
 use anyhow::{bail, Context as _};
 use nix::sys::signal::Signal;
 
@@ -12,10 +14,11 @@ use super::lifecycle::{converge, plan, start_supervisor};
 use super::GlobalOptions;
 use crate::plan::spec::RestartPolicy;
 use crate::plan::ServiceGraph;
+use crate::project::model::Service;
 use crate::project::normalize::{ports, volumes};
 use crate::project::raw::ServiceVolume;
-use crate::supervisor::client;
 use crate::supervisor::protocol::{Command, RunOptions, UpOptions};
+use crate::supervisor::{client, ProjectPaths};
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
@@ -69,40 +72,7 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
     }
     let base = project.working_dir.clone();
     let service = project.services.get_mut(&args.service).with_context(|| format!("no service {:?}", args.service))?;
-    if !args.command.is_empty() {
-        service.command = Some(args.command.clone());
-    }
-    if let Some(entrypoint) = &args.entrypoint {
-        service.entrypoint =
-            Some(shlex::split(entrypoint).with_context(|| format!("--entrypoint {entrypoint:?}: unbalanced quotes"))?);
-    }
-    for entry in &args.process.env {
-        match entry.split_once('=') {
-            Some((key, value)) => service.environment.insert(key.to_string(), value.to_string()),
-            None => std::env::var(entry).ok().and_then(|value| service.environment.insert(entry.clone(), value)),
-        };
-    }
-    if args.process.user.is_some() {
-        service.user = args.process.user.clone();
-    }
-    if args.process.workdir.is_some() {
-        service.working_dir = args.process.workdir.clone();
-    }
-    if !args.service_ports {
-        service.ports.clear();
-    }
-    for spec in &args.publish {
-        service.ports.extend(ports::parse_short(spec).map_err(|e| anyhow::anyhow!("--publish {spec}: {e}"))?);
-    }
-    for spec in &args.volume {
-        let mount = volumes::parse(ServiceVolume::Short(spec.clone()), &base)
-            .map_err(|e| anyhow::anyhow!("--volume {spec}: {e}"))?;
-        service.volumes.push(mount);
-    }
-    service.depends_on.clear();
-    service.scale = Some(1);
-    service.container_name = None;
-    service.healthcheck = None;
+    overrides(service, args, &base)?;
     let mut plan = plan(&project, std::slice::from_ref(&args.service), args.pull.as_deref())?;
     let mut one_off = plan.services.pop().context("the one-off's plan is empty")?;
     one_off.restart = RestartPolicy::No;
@@ -135,10 +105,59 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         println!("{name}");
         return Ok(0);
     }
-    let console = match (with_terminal, response.answer.console_fd) {
+    let status = attach(&paths, &name, with_terminal, response.answer.console_fd);
+    relay.finish(std::time::Duration::from_millis(500));
+    status
+}
+
+/// The command line's changes to the service as the one-off runs it: command, entrypoint,
+/// environment, user, working directory, ports, volumes; no dependencies, healthcheck, fixed
+/// name or replicas.
+fn overrides(service: &mut Service, args: &RunArgs, base: &Path) -> anyhow::Result<()> {
+    if !args.command.is_empty() {
+        service.command = Some(args.command.clone());
+    }
+    if let Some(entrypoint) = &args.entrypoint {
+        service.entrypoint =
+            Some(shlex::split(entrypoint).with_context(|| format!("--entrypoint {entrypoint:?}: unbalanced quotes"))?);
+    }
+    for entry in &args.process.env {
+        match entry.split_once('=') {
+            Some((key, value)) => service.environment.insert(key.to_string(), value.to_string()),
+            None => std::env::var(entry).ok().and_then(|value| service.environment.insert(entry.clone(), value)),
+        };
+    }
+    if args.process.user.is_some() {
+        service.user = args.process.user.clone();
+    }
+    if args.process.workdir.is_some() {
+        service.working_dir = args.process.workdir.clone();
+    }
+    if !args.service_ports {
+        service.ports.clear();
+    }
+    for spec in &args.publish {
+        service.ports.extend(ports::parse_short(spec).map_err(|e| anyhow::anyhow!("--publish {spec}: {e}"))?);
+    }
+    for spec in &args.volume {
+        let mount = volumes::parse(ServiceVolume::Short(spec.clone()), base)
+            .map_err(|e| anyhow::anyhow!("--volume {spec}: {e}"))?;
+        service.volumes.push(mount);
+    }
+    service.depends_on.clear();
+    service.scale = Some(1);
+    service.container_name = None;
+    service.healthcheck = None;
+    Ok(())
+}
+
+/// Relays the one-off's terminal (or waits, with its stdio already its own) until it exits,
+/// forwarding signals; its exit code.
+fn attach(paths: &ProjectPaths, name: &str, with_terminal: bool, console_fd: Option<i32>) -> anyhow::Result<i32> {
+    let console = match (with_terminal, console_fd) {
         (false, _) => None,
         (true, Some(fd)) => {
-            let crate::supervisor::client::Liveness::Running { pid: supervisor } = client::liveness(&paths) else {
+            let crate::supervisor::client::Liveness::Running { pid: supervisor } = client::liveness(paths) else {
                 bail!("the supervisor of project {} went away", paths.project)
             };
             Some(crate::runtime::copy_fd_of_process(supervisor, fd).context("cannot take the one-off's terminal")?)
@@ -146,21 +165,19 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
         (true, None) => bail!("the supervisor gave {name} no terminal"),
     };
     let wait = {
-        let (paths, name) = (paths.clone(), name.clone());
+        let (paths, name) = (paths.clone(), name.to_string());
         move || -> anyhow::Result<i32> {
             let response = client::request(&paths, Command::WaitExit { container: name })?;
             Ok(response.answer.exit_code.unwrap_or(0))
         }
     };
     let forward = |signal: Signal| {
-        let command = Command::Signal { container: name.clone(), signal: signal.as_str().to_string() };
-        if let Err(e) = client::request(&paths, command) {
+        let command = Command::Signal { container: name.to_string(), signal: signal.as_str().to_string() };
+        if let Err(e) = client::request(paths, command) {
             tracing::warn!("cannot forward {signal}: {e}");
         }
     };
-    let status = relay_until_exit(console, wait, forward);
-    relay.finish(std::time::Duration::from_millis(500));
-    status
+    relay_until_exit(console, wait, forward)
 }
 
 /// Six hex digits, enough to tell one-offs apart.

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use oci_spec::runtime::{
-    Capability, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType, LinuxPidsBuilder,
-    LinuxResourcesBuilder, Mount as OciMount, MountBuilder, PosixRlimit, PosixRlimitBuilder, PosixRlimitType,
-    RootBuilder, Spec, UserBuilder,
+    Capability, Linux, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxMemoryBuilder, LinuxNamespaceType,
+    LinuxPidsBuilder, LinuxResourcesBuilder, Mount as OciMount, MountBuilder, PosixRlimit, PosixRlimitBuilder,
+    PosixRlimitType, Process, RootBuilder, Spec, UserBuilder,
 };
 
 use super::error::{Result, RuntimeError};
@@ -89,8 +89,16 @@ fn config(spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<Spec> {
     config.set_root(Some(
         RootBuilder::default().path(root).readonly(spec.readonly_root).build().map_err(spec_error("root"))?,
     ));
+    config.set_process(Some(process(spec, &who, config.process().clone().unwrap_or_default())?));
+    etc_files::write(spec, dir)?;
+    config.set_mounts(Some(mounts(spec, dir, config.mounts().clone().unwrap_or_default())?));
+    config.set_linux(Some(linux(spec, config.linux().clone().unwrap_or_default())?));
+    Ok(config)
+}
 
-    let mut process = config.process().clone().unwrap_or_default();
+/// The process over the default spec's: arguments, environment (with HOME), user and
+/// groups, capabilities, rlimits, never gaining privileges.
+fn process(spec: &ContainerSpec, who: &users::Identity, mut process: Process) -> Result<Process> {
     let mut env = spec.process.env.clone();
     if !env.iter().any(|e| e.starts_with("HOME=")) {
         env.push(format!("HOME={}", who.home));
@@ -129,10 +137,12 @@ fn config(spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<Spec> {
             .map_err(spec_error("capabilities"))?,
     ));
     process.set_rlimits(Some(spec.process.rlimits.iter().map(rlimit).collect::<Result<Vec<_>>>()?));
-    config.set_process(Some(process));
+    Ok(process)
+}
 
-    etc_files::write(spec, dir)?;
-    let mut mounts: Vec<OciMount> = config.mounts().clone().unwrap_or_default();
+/// The default spec's mounts (/dev/shm sized by `shm_size`), the /etc files, the
+/// container's own mounts.
+fn mounts(spec: &ContainerSpec, dir: &Path, mut mounts: Vec<OciMount>) -> Result<Vec<OciMount>> {
     for m in &mut mounts {
         if m.destination() == Path::new("/dev/shm") {
             let size = spec.shm_size.unwrap_or(64 << 20);
@@ -142,9 +152,12 @@ fn config(spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<Spec> {
     for m in etc_files::mounts(spec, dir).iter().chain(&spec.mounts) {
         mounts.push(oci_mount(m)?);
     }
-    config.set_mounts(Some(mounts));
+    Ok(mounts)
+}
 
-    let mut linux = config.linux().clone().unwrap_or_default();
+/// Namespaces (the network's by `network`), resource limits, and no masked paths when
+/// privileged.
+fn linux(spec: &ContainerSpec, mut linux: Linux) -> Result<Linux> {
     let mut namespaces = linux.namespaces().clone().unwrap_or_default();
     match &spec.network {
         NetworkMode::None => {}
@@ -182,8 +195,7 @@ fn config(spec: &ContainerSpec, dir: &Path, root: &Path) -> Result<Spec> {
         linux.set_masked_paths(None);
         linux.set_readonly_paths(None);
     }
-    config.set_linux(Some(linux));
-    Ok(config)
+    Ok(linux)
 }
 
 fn rlimit(limit: &super::spec::Rlimit) -> Result<PosixRlimit> {
