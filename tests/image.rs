@@ -266,10 +266,10 @@ fn picks_the_host_platform_from_an_index() {
 
     let w = world();
     let image = pull(&w.store, &reference(&registry, "test/multi:1"), &PullOptions::default()).unwrap();
-    assert_eq!(image.platform.architecture, "amd64");
+    assert_eq!(image.platform.architecture().to_string(), "amd64");
     assert_eq!(image.config.cmd.as_deref(), Some(&["echo".to_string(), "amd64".to_string()][..]));
     let mut options = PullOptions::default();
-    options.platform.architecture = "s390x".into();
+    options.platform.set_architecture("s390x".into());
     let err = pull(&w.store, &reference(&registry, "test/multi:1"), &options).unwrap_err().to_string();
     assert!(err.contains("no manifest for platform linux/s390x") && err.contains("linux/amd64"), "{err}");
 }

@@ -57,7 +57,7 @@ fn plan_of(compose: &str, services: &[&str]) -> ProjectPlan {
         manifest: None,
         layers: Vec::new(),
         size: 0,
-        platform: hoist::image::manifest::Platform::host(),
+        platform: hoist::image::manifest::host_platform(),
         config: hoist::image::manifest::ContainerDefaults { cmd: Some(vec!["sh".into()]), ..Default::default() },
     };
     let lookup = |_: &str, _: Option<&str>| Ok((image.clone(), vec![Path::new("/layers/busybox").to_path_buf()]));

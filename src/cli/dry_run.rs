@@ -30,7 +30,7 @@ fn placeholder() -> ImageRecord {
         manifest: None,
         layers: Vec::new(),
         size: 0,
-        platform: crate::image::manifest::Platform::host(),
+        platform: crate::image::manifest::host_platform(),
         config: crate::image::manifest::ContainerDefaults {
             cmd: Some(vec!["(the image's command)".into()]),
             ..Default::default()

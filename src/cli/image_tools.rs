@@ -39,7 +39,7 @@ pub fn inspect(store: &Store, images: &[String]) -> anyhow::Result<()> {
             "Os": config.os,
             "Size": record.size,
             "Config": config.config,
-            "RootFS": {"Type": "layers", "Layers": config.rootfs.diff_ids},
+            "RootFS": {"Type": "layers", "Layers": config.rootfs.diff_ids()},
             "History": config.history,
             "Manifest": record.manifest.map(|m| m.to_string()),
         }));

@@ -10,7 +10,10 @@ use serde::Deserialize;
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::import::{image_from_manifest, unpack_all};
-use super::manifest::{select_platform, Descriptor, ImageConfigFile, Manifest, ManifestOrIndex, Platform};
+use super::manifest::{
+    digest_of, host_platform, parse_document, platform_of, platform_text, select_platform, Descriptor, Document,
+    ImageConfigFile, ImageIndex, Manifest,
+};
 use super::reference::Reference;
 use super::store::{ImageRecord, Store};
 use super::unpack;
@@ -90,10 +93,11 @@ fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
         let config_bytes = store.read_blob(&config_digest)?;
         let config: ImageConfigFile = serde_json::from_slice(&config_bytes)
             .map_err(|e| ImageError::format(format!("{} in the archive", entry.config), e))?;
-        if config.rootfs.diff_ids.len() != entry.layers.len() {
+        let diff_ids = config.diff_ids()?;
+        if diff_ids.len() != entry.layers.len() {
             return Err(ImageError::format(
                 &entry.config,
-                format!("{} diff_ids for {} layers", config.rootfs.diff_ids.len(), entry.layers.len()),
+                format!("{} diff_ids for {} layers", diff_ids.len(), entry.layers.len()),
             ));
         }
         let mut blobs = Vec::new();
@@ -108,18 +112,18 @@ fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
         }
         // A manifest of the stored blobs, so that the image can be saved, pushed or built
         // on as a pulled one can.
-        let manifest = super::manifest::oci_manifest((&config_digest, config_bytes.len() as u64), &described);
+        let manifest = super::manifest::oci_manifest((&config_digest, config_bytes.len() as u64), &described)?;
         let (manifest_digest, _) = store.write_blob(manifest.as_slice(), None, "manifest")?;
-        let pairs: Vec<(&Digest, &Digest)> = blobs.iter().zip(config.rootfs.diff_ids.iter()).collect();
+        let pairs: Vec<(&Digest, &Digest)> = blobs.iter().zip(diff_ids.iter()).collect();
         unpack_all(store, &pairs)?;
         let references =
             entry.repo_tags.unwrap_or_default().iter().map(|tag| Reference::parse(tag)).collect::<Result<Vec<_>>>()?;
         let image = ImageRecord {
             id: config_digest,
             manifest: Some(manifest_digest),
-            layers: config.rootfs.diff_ids.clone(),
+            layers: diff_ids,
             size,
-            platform: Platform { architecture: config.architecture.clone(), os: config.os.clone(), variant: None },
+            platform: platform_of(&config.os, &config.architecture),
             config: config.config,
         };
         store.save_image(&image, &references)?;
@@ -129,57 +133,57 @@ fn load_docker_archive(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
 }
 
 fn read_layout_blob(store: &Store, dir: &Path, descriptor: &Descriptor) -> Result<Vec<u8>> {
-    let path = dir.join("blobs/sha256").join(descriptor.digest.hex());
-    store_file(store, &path, Some(&descriptor.digest))?;
-    store.read_blob(&descriptor.digest)
+    let digest = digest_of(descriptor)?;
+    let path = dir.join("blobs/sha256").join(digest.hex());
+    store_file(store, &path, Some(&digest))?;
+    store.read_blob(&digest)
 }
 
 /// The names an OCI layout gives a manifest: containerd's full name, or a `ref.name` that
 /// is a whole reference (a bare tag names no repository).
 fn layout_references(descriptor: &Descriptor) -> Vec<Reference> {
-    let full = descriptor.annotations.get("io.containerd.image.name");
-    let short = descriptor.annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains([':', '/']));
+    let Some(annotations) = descriptor.annotations() else { return Vec::new() };
+    let full = annotations.get("io.containerd.image.name");
+    let short = annotations.get("org.opencontainers.image.ref.name").filter(|n| n.contains([':', '/']));
     full.or(short).and_then(|name| Reference::parse(name).ok()).into_iter().collect()
 }
 
 fn load_oci_layout(store: &Store, dir: &Path) -> Result<Vec<Loaded>> {
     let index_path = dir.join("index.json");
     let text = std::fs::read(&index_path).map_err(ImageError::io("cannot read", &index_path))?;
-    let index: ManifestOrIndex =
-        serde_json::from_slice(&text).map_err(|e| ImageError::format(index_path.display(), e))?;
+    let index: ImageIndex = serde_json::from_slice(&text).map_err(|e| ImageError::format(index_path.display(), e))?;
     let mut loaded = Vec::new();
-    for top in index.manifests.unwrap_or_default() {
-        let references = layout_references(&top);
+    for top in index.manifests() {
+        let references = layout_references(top);
         let mut descriptor = top.clone();
         let mut bytes = read_layout_blob(store, dir, &descriptor)?;
-        let parsed: ManifestOrIndex =
-            serde_json::from_slice(&bytes).map_err(|e| ImageError::format(descriptor.digest.to_string(), e))?;
-        if let Some(manifests) = parsed.manifests {
-            let host = Platform::host();
-            descriptor = select_platform(&manifests, &host)
+        if let Document::Index(index) = parse_document(&bytes, descriptor.digest().as_ref())? {
+            let host = host_platform();
+            descriptor = select_platform(index.manifests(), &host)
                 .ok_or_else(|| ImageError::NoPlatform {
                     reference: dir.display().to_string(),
-                    platform: host.to_string(),
-                    available: platforms(&manifests),
+                    platform: platform_text(&host),
+                    available: platforms(index.manifests()),
                 })?
                 .clone();
             bytes = read_layout_blob(store, dir, &descriptor)?;
         }
         let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| ImageError::format(descriptor.digest.to_string(), e))?;
-        read_layout_blob(store, dir, &manifest.config)?;
-        for layer in &manifest.layers {
-            let path = dir.join("blobs/sha256").join(layer.digest.hex());
-            store_file(store, &path, Some(&layer.digest))?;
+            serde_json::from_slice(&bytes).map_err(|e| ImageError::format(descriptor.digest(), e))?;
+        read_layout_blob(store, dir, manifest.config())?;
+        for layer in manifest.layers() {
+            let digest = digest_of(layer)?;
+            let path = dir.join("blobs/sha256").join(digest.hex());
+            store_file(store, &path, Some(&digest))?;
         }
-        let image = image_from_manifest(store, &manifest, Some(descriptor.digest.clone()), &references)?;
+        let image = image_from_manifest(store, &manifest, Some(digest_of(&descriptor)?), &references)?;
         loaded.push(Loaded { image, references });
     }
     Ok(loaded)
 }
 
 pub fn platforms(manifests: &[Descriptor]) -> String {
-    let names: Vec<String> = manifests.iter().filter_map(|d| d.platform.as_ref().map(|p| p.to_string())).collect();
+    let names: Vec<String> = manifests.iter().filter_map(|d| d.platform().as_ref().map(platform_text)).collect();
     if names.is_empty() {
         "none".into()
     } else {

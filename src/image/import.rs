@@ -4,7 +4,7 @@
 
 use super::digest::Digest;
 use super::error::{ImageError, Result};
-use super::manifest::{ImageConfigFile, Manifest, Platform};
+use super::manifest::{digest_of, platform_of, ImageConfigFile, Manifest};
 use super::reference::Reference;
 use super::store::{ImageRecord, Store};
 
@@ -15,24 +15,26 @@ pub fn image_from_manifest(
     manifest_digest: Option<Digest>,
     references: &[Reference],
 ) -> Result<ImageRecord> {
-    let config_bytes = store.read_blob(&manifest.config.digest)?;
+    let config_digest = digest_of(manifest.config())?;
+    let config_bytes = store.read_blob(&config_digest)?;
     let config: ImageConfigFile = serde_json::from_slice(&config_bytes)
-        .map_err(|e| ImageError::format(format!("image config {}", manifest.config.digest), e))?;
-    if config.rootfs.diff_ids.len() != manifest.layers.len() {
+        .map_err(|e| ImageError::format(format!("image config {config_digest}"), e))?;
+    let diff_ids = config.diff_ids()?;
+    let blobs = manifest.layers().iter().map(digest_of).collect::<Result<Vec<_>>>()?;
+    if diff_ids.len() != blobs.len() {
         return Err(ImageError::format(
-            format!("image config {}", manifest.config.digest),
-            format!("{} diff_ids for {} layers in the manifest", config.rootfs.diff_ids.len(), manifest.layers.len()),
+            format!("image config {config_digest}"),
+            format!("{} diff_ids for {} layers in the manifest", diff_ids.len(), blobs.len()),
         ));
     }
-    let pairs: Vec<(&Digest, &Digest)> =
-        manifest.layers.iter().map(|l| &l.digest).zip(config.rootfs.diff_ids.iter()).collect();
+    let pairs: Vec<(&Digest, &Digest)> = blobs.iter().zip(diff_ids.iter()).collect();
     unpack_all(store, &pairs)?;
     let record = ImageRecord {
-        id: manifest.config.digest.clone(),
+        id: config_digest,
         manifest: manifest_digest,
-        layers: config.rootfs.diff_ids.clone(),
-        size: manifest.layers.iter().map(|l| l.size).sum(),
-        platform: Platform { architecture: config.architecture.clone(), os: config.os.clone(), variant: None },
+        layers: diff_ids,
+        size: manifest.layers().iter().map(|l| l.size()).sum(),
+        platform: platform_of(&config.os, &config.architecture),
         config: config.config,
     };
     store.save_image(&record, references)?;

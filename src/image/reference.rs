@@ -1,5 +1,10 @@
 //! Image references, parsed and normalized as Docker does: `mysql` is
 //! `docker.io/library/mysql:latest`, `host:5000/team/app@sha256:…` keeps its registry and digest.
+//!
+//! The value is oci-spec's `distribution::Reference`; the parsing is hoist's own because
+//! oci-spec's grammar refuses bracketed IPv6 registries (`[::1]:5000/app`, which Docker
+//! takes) and accepts digests other than sha256, which the store cannot keep, and because a
+//! refusal here says which part is wrong.
 
 use super::digest::Digest;
 use super::error::ImageError;
@@ -7,14 +12,7 @@ use super::error::ImageError;
 pub const DEFAULT_REGISTRY: &str = "docker.io";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Reference {
-    /// `docker.io`, `ghcr.io`, `127.0.0.1:5000`…
-    pub registry: String,
-    /// `library/mysql`, `team/app`.
-    pub repository: String,
-    pub tag: Option<String>,
-    pub digest: Option<Digest>,
-}
+pub struct Reference(oci_spec::distribution::Reference);
 
 impl Reference {
     pub fn parse(text: &str) -> Result<Reference, ImageError> {
@@ -62,24 +60,53 @@ impl Reference {
         if !repository.split('/').all(component_ok) {
             return Err(bad("the repository must be lowercase letters, digits and separators"));
         }
-        let tag = if tag.is_none() && digest.is_none() { Some("latest".to_string()) } else { tag };
-        Ok(Reference { registry, repository, tag, digest })
+        Ok(Reference(match (tag, digest) {
+            (Some(tag), Some(digest)) => {
+                oci_spec::distribution::Reference::with_tag_and_digest(registry, repository, tag, digest.to_string())
+            }
+            (None, Some(digest)) => {
+                oci_spec::distribution::Reference::with_digest(registry, repository, digest.to_string())
+            }
+            (tag, None) => oci_spec::distribution::Reference::with_tag(
+                registry,
+                repository,
+                tag.unwrap_or_else(|| "latest".into()),
+            ),
+        }))
+    }
+
+    /// `docker.io`, `ghcr.io`, `127.0.0.1:5000`…
+    pub fn registry(&self) -> &str {
+        self.0.registry()
+    }
+
+    /// `library/mysql`, `team/app`.
+    pub fn repository(&self) -> &str {
+        self.0.repository()
+    }
+
+    pub fn tag(&self) -> Option<&str> {
+        self.0.tag()
+    }
+
+    /// The sha256 digest, if the reference pins one (checked when parsed).
+    pub fn digest(&self) -> Option<Digest> {
+        self.0.digest().and_then(|digest| Digest::parse(digest).ok())
     }
 
     /// The registry host to talk to (Docker Hub's API lives at registry-1.docker.io).
     pub fn api_host(&self) -> &str {
-        if self.registry == DEFAULT_REGISTRY {
-            "registry-1.docker.io"
-        } else {
-            &self.registry
+        match self.registry() {
+            DEFAULT_REGISTRY => "registry-1.docker.io",
+            registry => registry,
         }
     }
 
     /// A tag or digest to ask the registry for.
     pub fn manifest_ref(&self) -> String {
-        match (&self.digest, &self.tag) {
+        match (self.0.digest(), self.tag()) {
             (Some(digest), _) => digest.to_string(),
-            (None, Some(tag)) => tag.clone(),
+            (None, Some(tag)) => tag.to_string(),
             (None, None) => "latest".into(),
         }
     }
@@ -87,9 +114,10 @@ impl Reference {
     /// Whether plain HTTP is allowed: only for the local machine, as Docker does. The host
     /// is parsed as an address (`127.evil.example` is a name, not loopback).
     pub fn is_local(&self) -> bool {
-        let host = match self.registry.strip_prefix('[') {
+        let registry = self.registry();
+        let host = match registry.strip_prefix('[') {
             Some(bracketed) => bracketed.split_once(']').map_or("", |(address, _)| address),
-            None => self.registry.rsplit_once(':').map_or(self.registry.as_str(), |(host, _)| host),
+            None => registry.rsplit_once(':').map_or(registry, |(host, _)| host),
         };
         host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|address| address.is_loopback())
     }
@@ -97,14 +125,7 @@ impl Reference {
 
 impl std::fmt::Display for Reference {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.registry, self.repository)?;
-        if let Some(tag) = &self.tag {
-            write!(f, ":{tag}")?;
-        }
-        if let Some(digest) = &self.digest {
-            write!(f, "@{digest}")?;
-        }
-        Ok(())
+        self.0.fmt(f)
     }
 }
 
@@ -127,7 +148,7 @@ mod tests {
         }
         let digest = format!("sha256:{}", "a".repeat(64));
         let r = Reference::parse(&format!("host:5000/repo@{digest}")).unwrap();
-        assert_eq!((r.registry.as_str(), r.repository.as_str(), r.tag.as_deref()), ("host:5000", "repo", None));
+        assert_eq!((r.registry(), r.repository(), r.tag()), ("host:5000", "repo", None));
         assert_eq!(r.manifest_ref(), digest);
         assert!(Reference::parse("127.0.0.1:5000/x").unwrap().is_local());
         assert!(!Reference::parse("example.com/x").unwrap().is_local());

@@ -13,7 +13,10 @@ use super::auth::{self, Challenge, Credentials};
 use super::digest::Digest;
 use super::error::{ImageError, Result};
 use super::import::image_from_manifest;
-use super::manifest::{select_platform, Descriptor, Manifest, ManifestOrIndex, Platform, ACCEPTED};
+use super::manifest::{
+    digest_of, host_platform, parse_document, platform_text, select_platform, Descriptor, Document, Manifest, Platform,
+    ACCEPTED,
+};
 use super::reference::Reference;
 use super::store::{ImageRecord, Store};
 
@@ -46,7 +49,7 @@ pub struct PullOptions<'a> {
 impl Default for PullOptions<'_> {
     fn default() -> Self {
         PullOptions {
-            platform: Platform::host(),
+            platform: host_platform(),
             insecure_registries: Vec::new(),
             credentials: None,
             progress: &|_| {},
@@ -74,12 +77,12 @@ enum Failure {
 
 impl Session<'_> {
     fn registry_error(&self, message: impl Into<String>) -> ImageError {
-        ImageError::Registry { registry: self.reference.registry.clone(), message: message.into() }
+        ImageError::Registry { registry: self.reference.registry().to_string(), message: message.into() }
     }
 
     /// GETs `path` (below `/v2/<repository>/`), answering an auth challenge once.
     fn get(&self, path: &str, accept: &str) -> std::result::Result<ureq::http::Response<ureq::Body>, Failure> {
-        let url = format!("{}/v2/{}/{path}", self.base, self.reference.repository);
+        let url = format!("{}/v2/{}/{path}", self.base, self.reference.repository());
         for round in 0..2 {
             let mut request = self.agent.get(&url).header("Accept", accept);
             if let Some(value) = self.authorization.lock().map(|a| a.clone()).unwrap_or(None) {
@@ -104,7 +107,7 @@ impl Session<'_> {
                 401 | 403 => {
                     return Err(Failure::Fatal(self.registry_error(format!(
                         "access to {} denied ({status}){}",
-                        self.reference.repository,
+                        self.reference.repository(),
                         if self.credentials.is_none() { "; no credentials found in ~/.docker/config.json" } else { "" }
                     ))))
                 }
@@ -125,7 +128,7 @@ impl Session<'_> {
                 .map(Credentials::basic_header)
                 .ok_or_else(|| self.registry_error("asks for a password; none found in ~/.docker/config.json")),
             Some(Challenge::Bearer { realm, service, scope }) => {
-                let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", self.reference.repository));
+                let scope = scope.unwrap_or_else(|| format!("repository:{}:pull", self.reference.repository()));
                 let mut request = self.agent.get(&realm).query("scope", &scope);
                 if let Some(service) = &service {
                     request = request.query("service", service);
@@ -203,7 +206,7 @@ impl Session<'_> {
         if let Some(expected) = expected {
             if &digest != expected {
                 return Err(ImageError::DigestMismatch {
-                    what: format!("manifest {}@{expected}", self.reference.repository),
+                    what: format!("manifest {}@{expected}", self.reference.repository()),
                     expected: expected.to_string(),
                     actual: digest.to_string(),
                 });
@@ -214,12 +217,12 @@ impl Session<'_> {
 
     /// Downloads a blob into the store (verified), unless it is there already.
     fn blob(&self, store: &Store, descriptor: &Descriptor, options: &PullOptions) -> Result<()> {
-        let digest = &descriptor.digest;
+        let digest = &digest_of(descriptor)?;
         if store.has_blob(digest) {
             (options.progress)(Progress::Done { digest: digest.clone(), cached: true });
             return Ok(());
         }
-        (options.progress)(Progress::Start { digest: digest.clone(), total: descriptor.size });
+        (options.progress)(Progress::Start { digest: digest.clone(), total: descriptor.size() });
         let on_retry = |attempt: u32, error: &str| {
             (options.progress)(Progress::Retry { digest: digest.clone(), attempt, error: error.to_string() })
         };
@@ -261,7 +264,7 @@ pub fn pull(store: &Store, reference: &Reference, options: &PullOptions) -> Resu
 /// Downloads the manifest and every blob of `reference` for the wanted platform into the
 /// store (verified), without unpacking; returns the manifest and its digest.
 pub fn fetch(store: &Store, reference: &Reference, options: &PullOptions) -> Result<(Manifest, Digest)> {
-    let plain_http = reference.is_local() || options.insecure_registries.iter().any(|r| r == &reference.registry);
+    let plain_http = reference.is_local() || options.insecure_registries.iter().any(|r| r == reference.registry());
     let scheme = if plain_http { "http" } else { "https" };
     let mut config = ureq::Agent::config_builder()
         .http_status_as_error(false)
@@ -271,7 +274,7 @@ pub fn fetch(store: &Store, reference: &Reference, options: &PullOptions) -> Res
         // Loopback traffic never goes through a proxy.
         config = config.proxy(None);
     }
-    let credentials = options.credentials.clone().or_else(|| auth::credentials_for(&reference.registry));
+    let credentials = options.credentials.clone().or_else(|| auth::credentials_for(reference.registry()));
     let session = Session {
         agent: config.build().new_agent(),
         base: format!("{scheme}://{}", reference.api_host()),
@@ -280,26 +283,26 @@ pub fn fetch(store: &Store, reference: &Reference, options: &PullOptions) -> Res
         authorization: Mutex::new(None),
     };
 
-    let (bytes, digest) = session.manifest(&reference.manifest_ref(), reference.digest.as_ref(), options.attempts)?;
-    let parsed: ManifestOrIndex =
-        serde_json::from_slice(&bytes).map_err(|e| ImageError::format(format!("manifest of {reference}"), e))?;
-    let (manifest_bytes, manifest_digest) = match parsed.manifests {
-        Some(manifests) => {
-            let chosen = select_platform(&manifests, &options.platform).ok_or_else(|| ImageError::NoPlatform {
+    let (bytes, digest) = session.manifest(&reference.manifest_ref(), reference.digest().as_ref(), options.attempts)?;
+    let (manifest_bytes, manifest_digest) = match parse_document(&bytes, &format!("manifest of {reference}"))? {
+        Document::Index(index) => {
+            let manifests = index.manifests();
+            let chosen = select_platform(manifests, &options.platform).ok_or_else(|| ImageError::NoPlatform {
                 reference: reference.to_string(),
-                platform: options.platform.to_string(),
-                available: super::archive::platforms(&manifests),
+                platform: platform_text(&options.platform),
+                available: super::archive::platforms(manifests),
             })?;
-            session.manifest(&chosen.digest.to_string(), Some(&chosen.digest), options.attempts)?
+            let chosen = digest_of(chosen)?;
+            session.manifest(&chosen.to_string(), Some(&chosen), options.attempts)?
         }
-        None => (bytes, digest),
+        Document::Manifest(_) => (bytes, digest),
     };
     let manifest: Manifest = serde_json::from_slice(&manifest_bytes)
         .map_err(|e| ImageError::format(format!("manifest of {reference}"), e))?;
     store.write_blob(manifest_bytes.as_slice(), Some(&manifest_digest), "manifest")?;
 
-    let mut wanted: Vec<&Descriptor> = vec![&manifest.config];
-    wanted.extend(manifest.layers.iter());
+    let mut wanted: Vec<&Descriptor> = vec![manifest.config()];
+    wanted.extend(manifest.layers().iter());
     let queue = Mutex::new(wanted.into_iter());
     let first_error: Mutex<Option<ImageError>> = Mutex::new(None);
     std::thread::scope(|scope| {

@@ -35,10 +35,10 @@ pub fn save(store: &Store, items: &[SaveItem], out: impl Write) -> Result<()> {
         let manifest: Manifest = serde_json::from_slice(&store.read_blob(manifest_digest)?)
             .map_err(|e| ImageError::format(format!("manifest {manifest_digest}"), e))?;
         let mut layers = Vec::new();
-        for (blob, diff_id) in manifest.layers.iter().zip(&item.image.layers) {
+        for (blob, diff_id) in manifest.layers().iter().zip(&item.image.layers) {
             let name = format!("{}/layer.tar", diff_id.hex());
             if written.insert(name.clone()) {
-                append_layer(store, &mut builder, &blob.digest, diff_id, &name)?;
+                append_layer(store, &mut builder, &super::manifest::digest_of(blob)?, diff_id, &name)?;
             }
             layers.push(name);
         }

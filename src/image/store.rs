@@ -388,7 +388,7 @@ impl Store {
                 used_blobs.insert(manifest.hex().to_string());
                 if let Ok(bytes) = self.read_blob(manifest) {
                     if let Ok(m) = serde_json::from_slice::<super::manifest::Manifest>(&bytes) {
-                        used_blobs.extend(m.layers.iter().map(|l| l.digest.hex().to_string()));
+                        used_blobs.extend(m.layers().iter().map(|l| l.digest().digest().to_string()));
                     }
                 }
             }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use super::spec::{error, PlanError};
 use crate::image::build::{BuildOptions, DockerfileSource};
-use crate::image::manifest::Platform;
+use crate::image::manifest::{host_platform, is_host_platform, platform_text};
 use crate::image::Reference;
 use crate::project::model::{Project, Service};
 
@@ -86,10 +86,9 @@ pub fn options<'a>(project: &Project, name: &str, overrides: &BuildOverrides) ->
     if !context.is_dir() {
         return Err(error(name, "build.context", format!("{} is not a directory", context.display())));
     }
-    let host = Platform::host();
-    let host_name = format!("{}/{}", host.os, host.architecture);
-    if let Some(other) = build.platforms.iter().find(|p| **p != host_name && **p != host.to_string()) {
-        return Err(error(name, "build.platforms", format!("{other}: this host builds only for {host_name}")));
+    if let Some(other) = build.platforms.iter().find(|p| !is_host_platform(p)) {
+        let host = platform_text(&host_platform());
+        return Err(error(name, "build.platforms", format!("{other}: this host builds only for {host}")));
     }
     let dockerfile = match (&build.dockerfile_inline, &build.dockerfile) {
         (Some(text), _) => DockerfileSource::Inline(text.clone()),

@@ -12,7 +12,7 @@ use super::error::{BuildError, Result};
 use super::state::StageState;
 use super::view::RootView;
 use super::{words, BuildEvent, BuildOptions};
-use crate::image::manifest::Platform;
+use crate::image::manifest::{host_platform, is_host_platform, platform_text};
 use crate::image::{Reference, Store};
 use crate::runtime::Runtime;
 
@@ -43,7 +43,7 @@ impl Context<'_> {
 
     /// What RUN containers are named after: the image's name (`proj-web`), else `hoist`.
     pub fn container_name(&self) -> String {
-        let repository = self.options.tags.first().map(|t| t.repository.clone()).unwrap_or_default();
+        let repository = self.options.tags.first().map(|t| t.repository().to_string()).unwrap_or_default();
         let last = repository.rsplit('/').next().unwrap_or("");
         let name: String = last.chars().filter(|c| c.is_ascii_alphanumeric() || "_.-".contains(*c)).take(40).collect();
         if name.is_empty() || !name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric()) {
@@ -67,13 +67,13 @@ impl Context<'_> {
 
 /// The automatic platform ARGs BuildKit defines.
 fn platform_args() -> Vec<(String, String)> {
-    let host = Platform::host();
-    let platform = format!("{}/{}", host.os, host.architecture);
+    let host = host_platform();
+    let platform = platform_text(&host);
     let mut args = Vec::new();
     for prefix in ["TARGET", "BUILD"] {
         args.push((format!("{prefix}PLATFORM"), platform.clone()));
-        args.push((format!("{prefix}OS"), host.os.clone()));
-        args.push((format!("{prefix}ARCH"), host.architecture.clone()));
+        args.push((format!("{prefix}OS"), host.os().to_string()));
+        args.push((format!("{prefix}ARCH"), host.architecture().to_string()));
         args.push((format!("{prefix}VARIANT"), String::new()));
     }
     args
@@ -239,11 +239,8 @@ impl StageRun<'_> {
             let wanted =
                 words::expand(value.as_deref().unwrap_or(""), self.cx.file.escape, &|n| globals.get(n).cloned())
                     .map_err(|e| self.cx.fail(from, e))?;
-            let host = Platform::host();
-            if flag == "platform"
-                && wanted != format!("{}/{}", host.os, host.architecture)
-                && wanted != host.to_string()
-            {
+            if flag == "platform" && !is_host_platform(&wanted) {
+                let host = platform_text(&host_platform());
                 return Err(self.cx.fail(from, format!("--platform={wanted}: this host builds only for {host}")));
             }
         }

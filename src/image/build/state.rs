@@ -10,7 +10,9 @@ use serde::{Deserialize, Serialize};
 use super::error::Result;
 use super::layer::Layer;
 use crate::image::digest::Digest;
-use crate::image::manifest::{self, ContainerDefaults, History, ImageConfigFile, Manifest, Platform, RootFsDiffs};
+use crate::image::manifest::{
+    self, digest_of, host_platform, ContainerDefaults, History, ImageConfigFile, Manifest, Platform, RootFs,
+};
 use crate::image::{ImageError, ImageRecord, Reference, Store};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,7 +35,7 @@ impl StageState {
                 ..Default::default()
             },
             history: Vec::new(),
-            platform: Platform::host(),
+            platform: host_platform(),
             key: Digest::of(b"scratch"),
         }
     }
@@ -50,16 +52,18 @@ impl StageState {
         let config: ImageConfigFile = serde_json::from_slice(&store.read_blob(&image.id)?)
             .map_err(|e| ImageError::format(format!("image config {}", image.id), e))?;
         let layers = manifest
-            .layers
+            .layers()
             .iter()
             .zip(&image.layers)
-            .map(|(blob, diff_id)| Layer {
-                diff_id: diff_id.clone(),
-                blob: blob.digest.clone(),
-                size: blob.size,
-                media_type: blob.media_type.clone(),
+            .map(|(blob, diff_id)| {
+                Ok(Layer {
+                    diff_id: diff_id.clone(),
+                    blob: digest_of(blob)?,
+                    size: blob.size(),
+                    media_type: blob.media_type().to_string(),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>>>()?;
         let mut defaults = image.config.clone();
         if defaults.env.is_none() {
             defaults.env = Some(vec![crate::runtime::spec::DEFAULT_PATH.into()]);
@@ -99,12 +103,12 @@ impl StageState {
 
     /// Records a step in the history (`empty_layer` when it made no layer).
     pub fn record(&mut self, created_by: String, empty_layer: bool) {
-        self.history.push(History {
-            created: Some(now_rfc3339()),
-            created_by: Some(created_by),
-            comment: Some("buildkit.dockerfile.v0".into()),
-            empty_layer,
-        });
+        let mut history = History::default();
+        history.set_created(Some(now_rfc3339()));
+        history.set_created_by(Some(created_by));
+        history.set_comment(Some("buildkit.dockerfile.v0".into()));
+        history.set_empty_layer(empty_layer.then_some(true));
+        self.history.push(history);
     }
 
     /// Saves the state as an image in `store` under `tags`, with `labels` added.
@@ -113,22 +117,21 @@ impl StageState {
         if !labels.is_empty() {
             config.labels.get_or_insert_with(BTreeMap::new).extend(labels.clone());
         }
+        let mut rootfs = RootFs::default();
+        rootfs.set_diff_ids(self.layers.iter().map(|l| l.diff_id.to_string()).collect());
         let file = ImageConfigFile {
-            created: self.history.last().and_then(|h| h.created.clone()),
-            architecture: self.platform.architecture.clone(),
-            os: self.platform.os.clone(),
+            created: self.history.last().and_then(|h| h.created().clone()),
+            architecture: self.platform.architecture().to_string(),
+            os: self.platform.os().to_string(),
             config: config.clone(),
-            rootfs: RootFsDiffs {
-                kind: "layers".into(),
-                diff_ids: self.layers.iter().map(|l| l.diff_id.clone()).collect(),
-            },
+            rootfs,
             history: self.history.clone(),
         };
         let bytes = serde_json::to_vec(&file).map_err(|e| ImageError::format("image config", e))?;
         let (id, config_size) = store.write_blob(bytes.as_slice(), None, "image config")?;
         let layers: Vec<(Digest, u64, String)> =
             self.layers.iter().map(|l| (l.blob.clone(), l.size, l.media_type.clone())).collect();
-        let manifest = manifest::oci_manifest((&id, config_size), &layers);
+        let manifest = manifest::oci_manifest((&id, config_size), &layers)?;
         let (manifest_digest, _) = store.write_blob(manifest.as_slice(), None, "manifest")?;
         let record = ImageRecord {
             id,
