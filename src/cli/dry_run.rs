@@ -52,7 +52,7 @@ pub fn up(
     let mut steps = Vec::new();
     for name in crate::plan::builds::to_build(project, order, build, &exists) {
         let image = crate::plan::builds::image_name(&project.name, &name, &project.services[&name]).unwrap_or_default();
-        steps.push(Step { verb: "build", target: image, cause: format!("service {name}") });
+        steps.push(converge::step("build", &image, format!("service {name}")));
     }
     let missing = std::cell::RefCell::new(Vec::new());
     let lookup = |image: &str, _policy: Option<&str>| match store.as_ref().and_then(|s| s.resolve(image).ok()) {
@@ -69,18 +69,17 @@ pub fn up(
     let built: Vec<String> = steps.iter().map(|s| s.target.clone()).collect();
     let mut pulls: Vec<String> = missing.into_inner().into_iter().filter(|i| !built.contains(i)).collect();
     pulls.dedup();
-    steps.extend(pulls.into_iter().map(|image| Step { verb: "pull", target: image, cause: "not in the store".into() }));
+    steps.extend(pulls.iter().map(|image| converge::step("pull", image, "not in the store")));
     let paths = ProjectPaths::new(&roots, &project.name);
     let record = ProjectRecord::load(&paths)?.unwrap_or_default();
     for network in &plan.networks {
         if !record.networks.contains(&network.key) {
-            steps.push(Step { verb: "create network", target: network.key.clone(), cause: String::new() });
+            steps.push(converge::step("create network", &network.key, ""));
         }
     }
     let previous = previous_plan(&paths);
     let up = converge::up(&plan, previous.as_ref(), order, &record.observed(), options, wait);
-    steps.extend(up.steps);
-    Ok(steps)
+    Ok(converge::prepend(steps, up.steps, &plan))
 }
 
 /// The steps of `down` (with `-v`, the volumes too).

@@ -14,13 +14,15 @@ use super::reconcile::{self, Action, Desired, Observed};
 use super::spec::{NamespacePlan, NetworkMode, ProjectPlan, ServicePlan};
 use crate::project::model::Condition;
 
-/// One step and why it happens.
+/// One step, why it happens, and the earlier steps it needs done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Step {
     pub verb: &'static str,
     /// A container, or a service for waits.
     pub target: String,
     pub cause: String,
+    /// Indices of the earlier steps this one depends on.
+    pub after: Vec<usize>,
 }
 
 /// What `up` does, in order, and the parts the supervisor executes.
@@ -157,6 +159,7 @@ pub fn up(
             up.steps.push(step("wait", &service.name, format!("{what} (--wait)")));
         }
     }
+    link(&mut up.steps, plan, observed);
     up
 }
 
@@ -331,8 +334,81 @@ impl Planner<'_> {
     }
 }
 
-fn step(verb: &'static str, target: &str, cause: impl Into<String>) -> Step {
-    Step { verb, target: target.to_string(), cause: cause.into() }
+pub fn step(verb: &'static str, target: &str, cause: impl Into<String>) -> Step {
+    Step { verb, target: target.to_string(), cause: cause.into(), after: Vec::new() }
+}
+
+/// `prefix` (images built or pulled, networks created) before `steps`: the indices of
+/// `steps` move past it, and each container is created after its image and its networks.
+pub fn prepend(prefix: Vec<Step>, steps: Vec<Step>, plan: &ProjectPlan) -> Vec<Step> {
+    let shift = prefix.len();
+    let mut all = prefix;
+    for mut step in steps {
+        step.after.iter_mut().for_each(|j| *j += shift);
+        let service = plan.services.iter().find(|s| {
+            step.verb == "create" && (1..=s.replicas).any(|i| s.container_name(&plan.project, i) == step.target)
+        });
+        if let Some(service) = service {
+            let needed = |s: &Step| match s.verb {
+                "create network" => service.networks.iter().any(|a| a.network == s.target),
+                _ => s.target == service.image,
+            };
+            let before: Vec<usize> =
+                all[..shift].iter().enumerate().filter(|(_, s)| needed(s)).map(|(j, _)| j).collect();
+            step.after.splice(0..0, before);
+        }
+        all.push(step);
+    }
+    all
+}
+
+/// Fills each step's `after`: a container is removed after it stopped and after the
+/// containers that need it stopped, created after its predecessor is removed, started after
+/// it is created (or stopped, for a follower), after the waits for its dependencies and their
+/// starts; a wait follows its service's starts; networks and volumes go after every removal.
+fn link(steps: &mut [Step], plan: &ProjectPlan, observed: &[Observed]) {
+    let names: BTreeSet<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+    let service_of = |container: &str| -> Option<&ServicePlan> {
+        let by_record = observed.iter().find(|o| o.name == container).map(|o| o.service.as_str());
+        let by_name = |s: &&ServicePlan| (1..=s.replicas).any(|i| s.container_name(&plan.project, i) == container);
+        match by_record {
+            Some(service) => plan.services.iter().find(|s| s.name == service),
+            None => plan.services.iter().find(by_name),
+        }
+    };
+    let needs_of = |service: Option<&ServicePlan>| service.map(|s| needs(s, &names)).unwrap_or_default();
+    for i in 0..steps.len() {
+        let (earlier, rest) = steps.split_at_mut(i);
+        let step = &mut rest[0];
+        let of = |verbs: &[&str], matches: &dyn Fn(&Step) -> bool| -> Vec<usize> {
+            earlier.iter().enumerate().filter(|(_, s)| verbs.contains(&s.verb) && matches(s)).map(|(j, _)| j).collect()
+        };
+        let same = |s: &Step| s.target == step.target;
+        let in_services =
+            |services: &[String], s: &Step| service_of(&s.target).is_some_and(|p| services.contains(&p.name));
+        let mut after = match step.verb {
+            "remove" => {
+                let service = service_of(&step.target).map(|s| s.name.clone()).unwrap_or_default();
+                let mut after = of(&["stop"], &same);
+                after.extend(of(&["stop"], &|s: &Step| needs_of(service_of(&s.target)).contains(&service)));
+                after
+            }
+            "create" => of(&["remove"], &same),
+            "start" => {
+                let needs = needs_of(service_of(&step.target));
+                let mut after = of(&["create", "stop"], &same);
+                after.extend(of(&["wait"], &|s: &Step| needs.contains(&s.target)));
+                after.extend(of(&["start"], &|s: &Step| in_services(&needs, s)));
+                after
+            }
+            "wait" => of(&["start", "keep"], &|s: &Step| in_services(std::slice::from_ref(&step.target), s)),
+            "remove network" | "remove volume" => of(&["remove"], &|_| true),
+            _ => Vec::new(),
+        };
+        after.sort_unstable();
+        after.dedup();
+        step.after = after;
+    }
 }
 
 /// The plan of `down`: containers stopped and removed dependents first, then the project's
@@ -362,6 +438,9 @@ pub fn down(plan: Option<&ProjectPlan>, observed: &[Observed], networks: &[Strin
     for volume in volumes {
         steps.push(step("remove volume", volume, "-v"));
     }
+    if let Some(plan) = plan {
+        link(&mut steps, plan, observed);
+    }
     steps
 }
 
@@ -372,6 +451,10 @@ pub fn render(steps: &[Step]) -> String {
         out.push_str(&format!("{:>3}. {:<14} {}", i + 1, s.verb, s.target));
         if !s.cause.is_empty() {
             out.push_str(&format!("  ({})", s.cause));
+        }
+        if !s.after.is_empty() {
+            let after: Vec<String> = s.after.iter().map(|j| (j + 1).to_string()).collect();
+            out.push_str(&format!("  [after {}]", after.join(", ")));
         }
         out.push('\n');
     }
