@@ -255,6 +255,7 @@ fn main() {
             ],
             Some(ports::NatOwner { container: &id, bridge: &network.bridge }),
             Some(&redirect),
+            false,
         ))
         .expect("publish");
     forwarder.redirects().expect("redirects of the TCP ports").enable();

@@ -331,6 +331,7 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
             ],
             None,
             None,
+            false,
         ))
         .unwrap();
     let tcp = forwarder.published()[0].host;
@@ -358,6 +359,7 @@ fn published_ports_serve_host_loopback_and_taken_ports_are_refused() {
             ],
             None,
             None,
+            false,
         ))
         .err()
         .expect("a taken port is refused");
@@ -397,6 +399,7 @@ fn host_loopback_connections_to_published_ports_go_straight_to_the_container() {
             &[publish("127.0.0.1:0", (web_ip, 80), Protocol::Tcp), publish("0.0.0.0:0", (web_ip, 80), Protocol::Tcp)],
             None,
             Some(&redirect),
+            false,
         ))
         .unwrap();
     let exact = forwarder.published()[0].host;
@@ -585,6 +588,7 @@ fn outside_traffic_test() {
             &[publish("0.0.0.0:0", (web_ip, 80), Protocol::Tcp)],
             Some(ports::NatOwner { container: web.id(), bridge: &nat.bridge }),
             None,
+            false,
         ))
         .unwrap();
     let port = forwarder.published()[0].host.port();

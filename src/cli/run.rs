@@ -76,6 +76,7 @@ pub fn run(global: &GlobalOptions, args: &RunArgs) -> anyhow::Result<i32> {
     let mut plan = plan(&project, std::slice::from_ref(&args.service), args.pull.as_deref())?;
     let mut one_off = plan.services.pop().context("the one-off's plan is empty")?;
     one_off.restart = RestartPolicy::No;
+    one_off.on_demand = None;
     one_off.replicas = 1;
 
     let paths = if dependencies.is_empty() {

@@ -69,6 +69,7 @@ fn status(c: &ContainerRecord, supervised: bool) -> String {
         State::Running | State::Paused if !supervised => "Dead (supervisor gone)".into(),
         State::Running => format!("Up {}{health}", ago(c.started_at)),
         State::Paused => format!("Up {} (Paused)", ago(c.started_at)),
+        State::Created | State::Exited if c.on_demand && supervised => "waiting (on demand)".into(),
         State::Restarting => format!("Restarting ({}) {} ago", c.exit_code.unwrap_or(0), ago(c.finished_at)),
         State::Exited => {
             format!("Exited ({}) {} ago", c.exit_code.map_or("-".into(), |c| c.to_string()), ago(c.finished_at))

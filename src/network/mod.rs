@@ -8,6 +8,7 @@
 
 pub mod bpf;
 pub mod connect_redirect;
+pub mod demand;
 pub mod dns;
 pub mod error;
 pub mod firewall;

@@ -13,6 +13,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::connect_redirect::ConnectRedirect;
+use super::demand::{Demand, DemandControl};
 use super::error::{NetworkError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -61,6 +62,8 @@ pub struct Forwarder {
     nat: Option<String>,
     /// Its TCP ports' connect redirects, turned on while the container runs.
     redirects: Option<Arc<Redirects>>,
+    /// For a container started on demand: the end its task takes.
+    demand: Option<DemandControl>,
 }
 
 /// The connect redirects of a forwarder's TCP ports (see [`super::connect_redirect`]). The
@@ -117,6 +120,11 @@ impl Forwarder {
         self.redirects.clone()
     }
 
+    /// The container task's end of an on-demand forwarder (once).
+    pub fn take_demand(&mut self) -> Option<DemandControl> {
+        self.demand.take()
+    }
+
     fn remove_rules(&mut self) {
         if let Some(redirects) = self.redirects.take() {
             redirects.disable();
@@ -144,11 +152,13 @@ enum Bound {
 
 /// Binds every port (failing on the first that is taken, with nothing left bound), installs
 /// the DNAT rules of `nat` for traffic from outside, prepares (off) the redirects of the TCP
-/// ports through `redirect`, then starts forwarding.
+/// ports through `redirect`, then starts forwarding. With `on_demand`, TCP connections are
+/// held until the container is ready ([`super::demand`]).
 pub async fn publish(
     ports: &[Publish],
     nat: Option<NatOwner<'_>>,
     redirect: Option<&Arc<ConnectRedirect>>,
+    on_demand: bool,
 ) -> Result<Forwarder> {
     let mut bound = Vec::new();
     // The IPv6 twins of ports published without an address: forwarded, not reported.
@@ -182,8 +192,17 @@ pub async fn publish(
         }
         bound.push((Published { host, target: port.target, protocol: port.protocol }, socket));
     }
-    let mut forwarder =
-        Forwarder { tasks: super::ServerTasks::default(), published: Vec::new(), nat: None, redirects: None };
+    let (demand, control) = match on_demand {
+        true => Some(super::demand::demand()).unzip(),
+        false => (None, None),
+    };
+    let mut forwarder = Forwarder {
+        tasks: super::ServerTasks::default(),
+        published: Vec::new(),
+        nat: None,
+        redirects: None,
+        demand: control,
+    };
     let published: Vec<Published> = bound.iter().map(|(p, _)| *p).collect();
     if let Some(owner) = nat {
         super::firewall::apply_ports(owner.container, owner.bridge, &published)?;
@@ -201,18 +220,18 @@ pub async fn publish(
         forwarder.redirects = Some(Arc::new(Redirects { redirect: redirect.clone(), ports }));
     }
     for (published, socket) in bound {
-        forwarder.tasks.0.push(forward(socket, published.target));
+        forwarder.tasks.0.push(forward(socket, published.target, demand.clone()));
         forwarder.published.push(published);
     }
     for (target, socket) in twins {
-        forwarder.tasks.0.push(forward(socket, target));
+        forwarder.tasks.0.push(forward(socket, target, demand.clone()));
     }
     Ok(forwarder)
 }
 
-fn forward(socket: Bound, target: SocketAddr) -> tokio::task::JoinHandle<()> {
+fn forward(socket: Bound, target: SocketAddr, demand: Option<Arc<Demand>>) -> tokio::task::JoinHandle<()> {
     match socket {
-        Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, target)),
+        Bound::Tcp(listener) => tokio::spawn(forward_tcp(listener, target, demand)),
         Bound::Udp(socket) => tokio::spawn(forward_udp(socket, target)),
     }
 }
@@ -261,10 +280,16 @@ async fn connect(target: SocketAddr) -> std::io::Result<TcpStream> {
     TcpStream::connect(target).await
 }
 
-async fn forward_tcp(listener: TcpListener, target: SocketAddr) {
+async fn forward_tcp(listener: TcpListener, target: SocketAddr, demand: Option<Arc<Demand>>) {
     loop {
         let Ok((client, _)) = listener.accept().await else { continue };
+        let demand = demand.clone();
         tokio::spawn(async move {
+            if let Some(demand) = demand {
+                if !demand.until_ready().await {
+                    return;
+                }
+            }
             let Ok(upstream) = connect(target).await else { return };
             let _ = client.set_nodelay(true);
             let _ = upstream.set_nodelay(true);

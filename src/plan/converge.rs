@@ -59,6 +59,22 @@ fn needs(service: &ServicePlan, names: &BTreeSet<&str>) -> Vec<String> {
     deps
 }
 
+/// What `services` need to run, transitively (not themselves), in the plan's order.
+pub fn needed_by(plan: &ProjectPlan, services: &[String]) -> Vec<String> {
+    let names: BTreeSet<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
+    let mut needed: BTreeSet<String> = BTreeSet::new();
+    let mut queue: Vec<String> = services.to_vec();
+    while let Some(name) = queue.pop() {
+        let Some(service) = plan.services.iter().find(|s| s.name == name) else { continue };
+        for dependency in needs(service, &names) {
+            if !services.contains(&dependency) && needed.insert(dependency.clone()) {
+                queue.push(dependency);
+            }
+        }
+    }
+    plan.services.iter().filter(|s| needed.contains(&s.name)).map(|s| s.name.clone()).collect()
+}
+
 /// `services` in start layers (file order within a layer); a cycle, which the loader
 /// refuses, ends in one last layer.
 pub fn layers(services: &[&ServicePlan]) -> Vec<Vec<String>> {
@@ -147,7 +163,12 @@ pub fn up(
         .enumerate()
         .flat_map(|(rank, layer)| layer.into_iter().map(move |service| (service, rank + 1)))
         .collect();
-    let planner = Planner { plan, previous, observed, options, chosen, actions, stop_rank };
+    // On-demand services wait for a connection unless a service that starts now needs them.
+    let starting: Vec<String> = chosen.iter().filter(|s| s.on_demand.is_none()).map(|s| s.name.clone()).collect();
+    let needed = needed_by(plan, &starting);
+    let on_demand: BTreeSet<String> =
+        chosen.iter().filter(|s| s.on_demand.is_some() && !needed.contains(&s.name)).map(|s| s.name.clone()).collect();
+    let planner = Planner { plan, previous, observed, options, chosen, actions, stop_rank, on_demand };
     let mut up = UpPlan::default();
     planner.followers(&mut up);
     planner.removals(&mut up);
@@ -173,6 +194,8 @@ struct Planner<'a> {
     actions: Vec<Action>,
     /// Stop order: dependents get lower ranks.
     stop_rank: HashMap<String, usize>,
+    /// On-demand services that nothing starting now needs: created, not started.
+    on_demand: BTreeSet<String>,
 }
 
 impl Planner<'_> {
@@ -200,6 +223,7 @@ impl Planner<'_> {
             .services
             .iter()
             .filter(|s| self.chosen.iter().any(|c| c.name == s.name) || up.followers.contains(&s.name))
+            .filter(|s| !self.on_demand.contains(&s.name))
             .collect();
         up.layers = layers(&starting);
         let mut followers: Vec<&Observed> =
@@ -290,7 +314,7 @@ impl Planner<'_> {
                     up.creates.push((service.clone(), *index, name.clone(), true));
                     up.steps.push(step("create", name, "recreated"));
                 }
-                Action::Start { name } => {
+                Action::Start { name } if !self.service_of(name).is_some_and(|s| self.on_demand.contains(&s)) => {
                     up.starts.insert(name.clone());
                 }
                 _ => {}
@@ -327,6 +351,14 @@ impl Planner<'_> {
                     steps.push(step("start", &name, cause));
                 } else if self.observed.iter().any(|o| o.name == name && o.running) {
                     steps.push(step("keep", &name, "running and up to date"));
+                }
+            }
+        }
+        for service in self.chosen.iter().filter(|s| self.on_demand.contains(&s.name)) {
+            for name in (1..=service.replicas).map(|i| service.container_name(&self.plan.project, i)) {
+                match self.observed.iter().any(|o| o.name == name && o.running) && !new.contains(&name) {
+                    true => steps.push(step("keep", &name, "running (on demand)")),
+                    false => steps.push(step("on demand", &name, "starts at its first connection")),
                 }
             }
         }

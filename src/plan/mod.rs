@@ -9,6 +9,7 @@ pub mod cgroups;
 mod container_spec;
 pub mod converge;
 pub mod defaults;
+pub mod extension;
 pub mod graph;
 pub mod hash;
 pub mod kernel;

@@ -213,6 +213,9 @@ pub struct ServicePlan {
     pub hash: String,
     /// The template of the service's containers (`id` is set per replica).
     pub spec: ContainerSpec,
+    /// `x-hoist: {start: on-demand}`: started by its first connection, not by `up`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_demand: Option<super::extension::OnDemandPlan>,
     pub network_mode: NetworkMode,
     pub networks: Vec<Attachment>,
     /// `links`: (service, alias) pairs the containers resolve privately.
@@ -336,6 +339,17 @@ pub fn build(
             }
         }
     }
+    // An on-demand service that a service started by `up` needs is reached over the
+    // network, which cannot wake it: it runs like any other.
+    let regular: Vec<String> = plan.services.iter().filter(|s| s.on_demand.is_none()).map(|s| s.name.clone()).collect();
+    let needed = super::converge::needed_by(&plan, &regular);
+    for service in plan.services.iter_mut().filter(|s| s.on_demand.is_some() && needed.contains(&s.name)) {
+        tracing::info!(
+            "service {}: x-hoist.start: on-demand, but a service that `up` starts needs it: started by `up`",
+            service.name
+        );
+        service.on_demand = None;
+    }
     Ok(plan)
 }
 
@@ -358,6 +372,9 @@ fn service_plan(
         return Err(error(name, "container_name", message));
     }
     let (log_max_size, log_max_files) = log_rotation(name, service)?;
+    super::extension::check_keys(name, service)?;
+    let ports = ports(name, service)?;
+    let on_demand = super::extension::on_demand(name, service, &ports)?;
     let hook_plan = |h: &Hook| hook(h, &effective.env, &effective.working_dir, &effective.user);
     Ok(ServicePlan {
         tty: service.tty,
@@ -377,7 +394,8 @@ fn service_plan(
         network_mode,
         networks,
         links: links(service),
-        ports: ports(name, service)?,
+        ports,
+        on_demand,
         healthcheck: healthcheck(name, service.healthcheck.as_ref(), effective.image_healthcheck.as_ref())?,
         restart: restart_policy(name, service)?,
         depends_on: service

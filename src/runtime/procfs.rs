@@ -1,5 +1,6 @@
 //! `/proc/PID/stat`, parsed once for everyone who needs a process's state, parent,
-//! terminal, times or start time.
+//! terminal, times or start time; a process's caught signals, its network namespace's
+//! connections to given ports, and the exec sessions among a container's processes.
 
 /// The fields of one `/proc/PID/stat` line.
 pub struct ProcStat {
@@ -46,6 +47,31 @@ pub fn catches_signal(pid: i32, signal: i32) -> Option<bool> {
     let mask = u64::from_str_radix(mask.trim(), 16).ok()?;
     let bit = u32::try_from(signal).ok()?.checked_sub(1)?;
     Some(mask.checked_shr(bit).is_some_and(|m| m & 1 == 1))
+}
+
+/// Connections to `ports` in the network namespace of process `pid`: established (or being
+/// accepted) TCP sockets whose local port is one of them, as `/proc/PID/net/tcp{,6}` list
+/// them. For a container, its clients on its published ports.
+pub fn inbound_connections(pid: i32, ports: &[u16]) -> usize {
+    let counted = |line: &&str| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(local), Some(state)) = (fields.get(1), fields.get(3)) else { return false };
+        let port = local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok());
+        // 01 ESTABLISHED, 03 SYN_RECV.
+        matches!(*state, "01" | "03") && port.is_some_and(|p| ports.contains(&p))
+    };
+    ["tcp", "tcp6"]
+        .iter()
+        .filter_map(|table| std::fs::read_to_string(format!("/proc/{pid}/net/{table}")).ok())
+        .map(|text| text.lines().skip(1).filter(counted).count())
+        .sum()
+}
+
+/// How many of `pids` (a container's cgroup) are not in the tree of its PID 1 `pid1`: the
+/// `exec` sessions, whose parent is outside the container.
+pub fn exec_sessions(pid1: i32, pids: &[i32]) -> usize {
+    let parent = |pid: i32| ProcStat::of(pid).and_then(|stat| stat.number(4)).and_then(|p| i32::try_from(p).ok());
+    pids.iter().filter(|&&pid| pid != pid1 && parent(pid).is_some_and(|p| !pids.contains(&p))).count()
 }
 
 #[cfg(test)]

@@ -17,6 +17,7 @@ use super::host::Host;
 use super::launch::{cleanup, finish, start, Running};
 pub use super::launch::{Config, OneOff};
 use super::logs::LogWriter;
+use super::on_demand::{self, OnDemand};
 use super::records::{Health, State, Status};
 use super::restart::{backoff, should_restart, STABLE_RUN};
 use crate::runtime::Exit;
@@ -53,13 +54,15 @@ pub struct Handle {
 }
 
 /// Starts supervising a container; it is started at once.
-pub fn spawn(host: Arc<Host>, config: Config, forwarder: Option<crate::network::ports::Forwarder>) -> Handle {
+pub fn spawn(host: Arc<Host>, config: Config, mut forwarder: Option<crate::network::ports::Forwarder>) -> Handle {
     let (control_tx, control_rx) = mpsc::channel(8);
     let initial = Status { state: State::Created, health: None, exit_code: None, starts: 0, failure: None };
     let (status_tx, status_rx) = watch::channel(initial);
     let (name, service) = (config.name.clone(), config.service.name.clone());
     let redirects = forwarder.as_ref().and_then(crate::network::ports::Forwarder::redirects);
-    tokio::spawn(supervise(host, config, redirects, control_rx, status_tx));
+    let demand = forwarder.as_mut().and_then(crate::network::ports::Forwarder::take_demand);
+    let on_demand = demand.and_then(|control| OnDemand::new(control, &config.service));
+    tokio::spawn(supervise(host, config, redirects, on_demand, control_rx, status_tx));
     Handle { name, service, control: control_tx, status: status_rx, forwarder }
 }
 
@@ -69,6 +72,7 @@ async fn supervise(
     host: Arc<Host>,
     config: Config,
     redirects: Option<Arc<crate::network::ports::Redirects>>,
+    on_demand: Option<OnDemand>,
     control: mpsc::Receiver<Control>,
     status: watch::Sender<Status>,
 ) {
@@ -84,7 +88,7 @@ async fn supervise(
             }
         };
     let mut next = if config.created_only { Next::Wait } else { Next::Run };
-    let mut task = Task { host, config, redirects, control, status, log, consecutive: 0, restarts: 0 };
+    let mut task = Task { host, config, redirects, on_demand, control, status, log, consecutive: 0, restarts: 0 };
     loop {
         next = match next {
             Next::Wait => task.wait_for_start().await,
@@ -109,6 +113,8 @@ enum Next {
 enum Ending {
     Exited,
     Stopped(Option<(oneshot::Sender<()>, bool)>),
+    /// An on-demand container idle for its `idle_stop`.
+    Idle,
 }
 
 /// A container's task: what it supervises and its restart counts.
@@ -116,6 +122,8 @@ struct Task {
     host: Arc<Host>,
     config: Arc<Config>,
     redirects: Option<Arc<crate::network::ports::Redirects>>,
+    /// Started by its first connection (`x-hoist: {start: on-demand}`).
+    on_demand: Option<OnDemand>,
     control: mpsc::Receiver<Control>,
     status: watch::Sender<Status>,
     log: Arc<Mutex<LogWriter>>,
@@ -125,9 +133,49 @@ struct Task {
 }
 
 impl Task {
-    /// Created or stopped: answers commands until told to start (or removed).
+    /// Created or stopped: answers commands until told to start (or removed), or, on
+    /// demand, until a connection comes.
     async fn wait_for_start(&mut self) -> Next {
-        match self.control.recv().await {
+        let command = match self.on_demand.as_mut() {
+            Some(on_demand) => tokio::select! {
+                command = self.control.recv() => command,
+                Some(()) = on_demand.control.wakes.recv() => return self.start_on_demand().await,
+            },
+            None => self.control.recv().await,
+        };
+        self.answer_waiting(command)
+    }
+
+    /// A connection came: the backoff and the dependencies first, answering commands
+    /// meanwhile.
+    async fn start_on_demand(&mut self) -> Next {
+        let Some(on_demand) = self.on_demand.as_ref() else { return Next::Run };
+        let prepared = on_demand.prepare(self.host.clone(), self.config.service.name.clone());
+        tokio::pin!(prepared);
+        loop {
+            tokio::select! {
+                result = &mut prepared => {
+                    let Some(on_demand) = self.on_demand.as_mut() else { return Next::Run };
+                    on_demand.control.drain();
+                    return match result {
+                        Ok(()) => Next::Run,
+                        Err(e) => {
+                            tracing::warn!("{}: cannot start on demand: {e}", self.config.name);
+                            on_demand.failed();
+                            Next::Wait
+                        }
+                    };
+                }
+                command = self.control.recv() => match self.answer_waiting(command) {
+                    Next::Wait => continue,
+                    next => return next,
+                },
+            }
+        }
+    }
+
+    fn answer_waiting(&mut self, command: Option<Control>) -> Next {
+        match command {
             None => Next::End,
             Some(Control::Start(reply)) => {
                 self.consecutive = 0;
@@ -159,16 +207,23 @@ impl Task {
             }
         };
         self.started(&mut running).await;
+        let probe = self.on_demand.as_ref().map(|on_demand| {
+            let healthcheck = self.config.service.healthcheck.is_some();
+            on_demand.probe(&running, self.status.subscribe(), self.redirects.clone(), healthcheck)
+        });
         let (exit, ending) = self.obey(&mut running).await;
-        if let Some(task) = running.health.take() {
+        for task in running.health.take().into_iter().chain(probe) {
             task.abort();
+        }
+        if let Some(on_demand) = self.on_demand.as_mut() {
+            on_demand.ended();
         }
         let code = exit.map(|e| e.status()).unwrap_or(137);
         if let Some(redirects) = &self.redirects {
             redirects.disable();
         }
         cleanup(&self.host, &self.config, &running);
-        self.exited(code, matches!(ending, Ending::Stopped(_)));
+        self.exited(code, !matches!(ending, Ending::Exited));
         let one_off_removed = self.config.one_off.as_ref().is_some_and(|o| o.remove);
         match ending {
             Ending::Stopped(command) => {
@@ -192,12 +247,15 @@ impl Task {
             Ending::Exited if should_restart(self.config.service.restart, code, false, self.restarts) => {
                 self.restart_after(code, running.started.elapsed()).await
             }
-            Ending::Exited => Next::Wait,
+            Ending::Exited | Ending::Idle => Next::Wait,
         }
     }
 
-    fn start_failed(&self, failure: SupervisorError) {
+    fn start_failed(&mut self, failure: SupervisorError) {
         tracing::warn!("{}: {failure}", self.config.name);
+        if let Some(on_demand) = self.on_demand.as_mut() {
+            on_demand.failed();
+        }
         self.host.update(&self.config.name, |r| {
             r.state = State::Exited;
             r.exit_code = None;
@@ -232,7 +290,8 @@ impl Task {
             r.addresses = running.addresses.iter().cloned().collect();
         });
         host.event(&config.name, &config.service.name, "start", None);
-        if let Some(redirects) = &self.redirects {
+        // On demand: once it accepts (the probe turns them on).
+        if let (Some(redirects), None) = (&self.redirects, &self.on_demand) {
             redirects.enable();
         }
         for hook in &config.service.post_start {
@@ -251,10 +310,16 @@ impl Task {
         let (host, config) = (&self.host, &self.config);
         // After `kill`, whatever the container does was the user's doing: no restart.
         let mut killed = false;
+        let mut idle = self.on_demand.as_ref().and_then(|on_demand| on_demand.idle_watch(running));
         loop {
             tokio::select! {
                 exit = &mut running.exit => {
                     return (exit.ok(), if killed { Ending::Stopped(None) } else { Ending::Exited });
+                }
+                () = on_demand::idle(&mut idle) => {
+                    tracing::info!("{}: idle for its idle_stop: stopped until the next connection", config.name);
+                    host.event(&config.name, &config.service.name, "idle", None);
+                    return (stop(host, config, running, config.service.stop_grace_period).await, Ending::Idle);
                 }
                 command = self.control.recv() => match command {
                     None => return (stop(host, config, running, Duration::from_secs(10)).await, Ending::Stopped(None)),

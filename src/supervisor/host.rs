@@ -1,6 +1,6 @@
 //! What container tasks, health checks and watchers may see and do of their project: its
 //! paths, runtime, DNS name table, record and events, the plan it was brought up with, and a
-//! way to ask the daemon for a restart. A narrow handle, so that they never hold the daemon
+//! way to ask the daemon for a restart or an on-demand service's dependencies. A narrow handle, so that they never hold the daemon
 //! (its command lock, socket, watchers) and the supervisor's modules import each other in
 //! one direction: daemon → container → health → host.
 
@@ -20,11 +20,19 @@ use crate::network::ipam::NetworkRecord;
 use crate::plan::spec::{ProjectPlan, ServicePlan};
 use crate::runtime::{ContainerSpec, Runtime};
 
-/// A restart a watcher asks of the daemon (which owns stopping and starting): the services,
-/// and where the outcome goes.
-pub struct RestartRequest {
-    pub services: Vec<String>,
+/// What a task asks of the daemon, which owns stopping and starting, and where the outcome
+/// goes.
+pub struct DaemonRequest {
+    pub wanted: Wanted,
     pub done: oneshot::Sender<Result<(), SupervisorError>>,
+}
+
+pub enum Wanted {
+    /// A watcher's restart of services (with their `depends_on.restart` followers).
+    Restart(Vec<String>),
+    /// An on-demand service's dependencies started and their conditions met, before it
+    /// starts.
+    Dependencies(String),
 }
 
 /// What the daemon last brought up, read by container tasks without its command lock.
@@ -47,16 +55,16 @@ pub struct Host {
     pub inputs: Mutex<BTreeMap<String, OwnedFd>>,
     /// Counts container starts: watchers bring (re)started containers up to date.
     pub starts: tokio::sync::watch::Sender<u64>,
-    restarts: mpsc::UnboundedSender<RestartRequest>,
+    requests: mpsc::UnboundedSender<DaemonRequest>,
 }
 
 impl Host {
-    /// A handle for a project whose daemon takes restart requests from `restarts`.
+    /// A handle for a project whose daemon takes requests from `requests`.
     pub fn new(
         paths: ProjectPaths,
         runtime: Runtime,
         record: ProjectRecord,
-        restarts: mpsc::UnboundedSender<RestartRequest>,
+        requests: mpsc::UnboundedSender<DaemonRequest>,
     ) -> Host {
         Host {
             paths,
@@ -67,7 +75,7 @@ impl Host {
             consoles: Mutex::new(BTreeMap::new()),
             inputs: Mutex::new(BTreeMap::new()),
             starts: tokio::sync::watch::Sender::new(0),
-            restarts,
+            requests,
         }
     }
 
@@ -146,8 +154,18 @@ impl Host {
     /// Asks the daemon to restart `services` (with their `depends_on.restart` followers) and
     /// waits for it.
     pub async fn restart(&self, services: Vec<String>) -> Result<(), SupervisorError> {
+        self.ask(Wanted::Restart(services)).await
+    }
+
+    /// Asks the daemon to start what `service` depends on and waits until their conditions
+    /// are met.
+    pub async fn dependencies_of(&self, service: &str) -> Result<(), SupervisorError> {
+        self.ask(Wanted::Dependencies(service.to_string())).await
+    }
+
+    async fn ask(&self, wanted: Wanted) -> Result<(), SupervisorError> {
         let (done, outcome) = oneshot::channel();
-        self.restarts.send(RestartRequest { services, done }).map_err(|_| "the supervisor is shutting down")?;
+        self.requests.send(DaemonRequest { wanted, done }).map_err(|_| "the supervisor is shutting down")?;
         outcome.await.map_err(|_| "the supervisor is shutting down")?
     }
 }

@@ -14,6 +14,7 @@ pub mod host;
 mod intake;
 mod launch;
 pub mod logs;
+mod on_demand;
 pub mod paths;
 pub mod prepare;
 pub mod protocol;

@@ -91,6 +91,9 @@ pub struct ContainerRecord {
     pub command: Vec<String>,
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Started by its first connection (`x-hoist: {start: on-demand}`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub on_demand: bool,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -30,7 +30,7 @@ use tokio::sync::oneshot;
 
 use super::container::{self, Control, Handle};
 use super::error::SupervisorError;
-use super::host::{Host, RestartRequest};
+use super::host::{DaemonRequest, Host, Wanted};
 use super::paths::ProjectPaths;
 use super::protocol::{Answer, Command, Request, Response, RunOptions, UpOptions, VERSION};
 use super::records::{ContainerRecord, Health, ProjectRecord, State, Status};
@@ -96,17 +96,17 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             ..ProjectRecord::default()
         };
         record.save(&paths)?;
-        let (restarts, restart_requests) = tokio::sync::mpsc::unbounded_channel();
+        let (requests, incoming) = tokio::sync::mpsc::unbounded_channel();
         let runtime = Runtime::new(&paths.state_root, binary);
         let daemon = Arc::new(Daemon {
-            host: Arc::new(Host::new(paths.clone(), runtime, record, restarts)),
+            host: Arc::new(Host::new(paths.clone(), runtime, record, requests)),
             inner: tokio::sync::Mutex::new(Inner::default()),
             shutdown: tokio::sync::Notify::new(),
             watchers: Watchers::default(),
             connections: std::sync::atomic::AtomicU64::new(0),
             connect_redirect: std::sync::OnceLock::new(),
         });
-        tokio::spawn(take_restart_requests(daemon.clone(), restart_requests));
+        tokio::spawn(take_requests(daemon.clone(), incoming));
         let socket = paths.socket();
         std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
             action: "cannot create",
@@ -186,13 +186,21 @@ impl Daemon {
     }
 }
 
-/// Restarts what watchers ask for, one request at a time, until the daemon ends.
-async fn take_restart_requests(
-    daemon: Arc<Daemon>,
-    mut requests: tokio::sync::mpsc::UnboundedReceiver<RestartRequest>,
-) {
+/// Does what tasks ask for until the daemon ends: restarts one at a time (in order), an
+/// on-demand service's dependencies each in a task of its own (they wait for conditions).
+async fn take_requests(daemon: Arc<Daemon>, mut requests: tokio::sync::mpsc::UnboundedReceiver<DaemonRequest>) {
     while let Some(request) = requests.recv().await {
-        let _ = request.done.send(daemon.restart(request.services, None).await);
+        match request.wanted {
+            Wanted::Restart(services) => {
+                let _ = request.done.send(daemon.restart(services, None).await);
+            }
+            Wanted::Dependencies(service) => {
+                let daemon = daemon.clone();
+                tokio::spawn(async move {
+                    let _ = request.done.send(daemon.start_dependencies(&service).await);
+                });
+            }
+        }
     }
 }
 

@@ -169,6 +169,19 @@ impl Daemon {
         Ok(())
     }
 
+    /// Before an on-demand service starts: what it needs (transitively) is started, in
+    /// dependency order, and its own dependencies' conditions are met.
+    pub(super) async fn start_dependencies(&self, service: &str) -> Result<(), SupervisorError> {
+        let plan = self.host.plan().ok_or("nothing is up in this project")?;
+        let needed = converge::needed_by(&plan, &[service.to_string()]);
+        if !needed.is_empty() {
+            self.start(&needed).await?;
+        }
+        let Some(service) = self.host.service(service) else { return Ok(()) };
+        let inner = self.inner.lock().await;
+        self.wait_dependencies(&inner, &service).await
+    }
+
     /// Sends `command` to every container `which` selects, one after the other.
     pub(super) async fn each(&self, which: impl Fn(&Handle) -> bool, command: impl Fn(oneshot::Sender<()>) -> Control) {
         let inner = self.inner.lock().await;

@@ -246,6 +246,7 @@ impl Daemon {
             image: service.image.clone(),
             command: service.spec.process.args.clone(),
             labels: compose_labels(&self.host.paths.project, service, index, one_off),
+            on_demand: service.on_demand.is_some() && !one_off,
         };
         if let Ok(mut r) = self.host.record.lock() {
             r.containers.insert(name.to_string(), record);

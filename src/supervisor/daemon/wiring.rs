@@ -127,10 +127,13 @@ impl Daemon {
             let shared = self.host.current.lock().ok()?;
             shared.networks.get(&first.network).map(|record| record.bridge.clone())
         });
-        let nat = bridge.as_deref().map(|bridge| ports::NatOwner { container: name, bridge });
+        // An on-demand container has no DNAT: every connection from outside reaches the
+        // forwarder, which can hold it while the container starts.
+        let on_demand = service.on_demand.is_some();
+        let nat = bridge.as_deref().filter(|_| !on_demand).map(|bridge| ports::NatOwner { container: name, bridge });
         // Attached (once) only for a service that publishes TCP: nothing else is redirected.
         let redirect = requests.iter().any(|p| p.protocol == ports::Protocol::Tcp).then(|| self.connect_redirect());
-        ports::publish(&requests, nat, redirect.flatten().as_ref()).await.map(Some).map_err(|e| {
+        ports::publish(&requests, nat, redirect.flatten().as_ref(), on_demand).await.map(Some).map_err(|e| {
             SupervisorError::Failed(format!("service {}: {}", service.name, crate::runtime::error::with_causes(&e)))
         })
     }
