@@ -22,6 +22,23 @@ impl Signaller {
         Ok(Signaller(Arc::new(fd)))
     }
 
+    /// Returns once the process has exited (its pidfd turns readable), without a thread
+    /// waiting for it: the supervisor watches a thousand containers this way.
+    pub async fn exited(&self) -> Result<()> {
+        let io = |action: &'static str| {
+            move |e: std::io::Error| RuntimeError::Sys {
+                action,
+                source: nix::errno::Errno::from_raw(e.raw_os_error().unwrap_or(0)),
+            }
+        };
+        let fd = self.0.try_clone().map_err(io("duplicating a pidfd"))?;
+        // SAFETY: the AsyncFd owns `fd`, a descriptor of its own, open until it is dropped.
+        let registered = unsafe { tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE) };
+        let watched = registered.map_err(|e| io("watching a pidfd")(e.into()))?;
+        let _ready = watched.readable().await.map_err(io("waiting on a pidfd"))?;
+        Ok(())
+    }
+
     /// Sends `signal`; a process that has already exited is not an error.
     pub fn send(&self, signal: Signal) -> Result<()> {
         match sys::pidfd_send_signal(&self.0, signal) {

@@ -89,33 +89,26 @@ pub async fn start(
         }
     };
     let (host2, config2, log2) = (host.clone(), config.clone(), log.clone());
-    let (exit_tx, exit_rx) = oneshot::channel();
-    let (started_tx, started_rx) = oneshot::channel();
-    // Create, attach and start on a blocking thread, which then waits for the exit.
-    std::thread::Builder::new()
-        .name(format!("wait-{}", config.name))
-        .spawn(move || {
-            let created = create_and_start(&host2, &config2, stdio, &log2);
-            match created {
-                Ok((mut container, addresses)) => {
-                    let started = (container.pid(), container.signaller(), container.cgroup().clone(), addresses);
-                    let _ = started_tx.send(Ok(started));
-                    if let Ok(exit) = container.wait() {
-                        let _ = exit_tx.send(exit);
-                    }
-                }
-                Err(e) => {
-                    let _ = started_tx.send(Err(e));
-                }
-            }
-        })
-        .map_err(|e| format!("cannot start a thread: {e}"))?;
+    // Create, attach and start on a pooled thread; the exit is awaited on PID 1's pidfd, so
+    // no thread is held per running container.
+    let created = tokio::task::spawn_blocking(move || create_and_start(&host2, &config2, stdio, &log2));
     if let Some((out_read, err_read)) = pipes {
         super::logs::pump(out_read, Stream::Stdout, log.clone());
         super::logs::pump(err_read, Stream::Stderr, log.clone());
     }
-    let (pid, signaller, cgroup, addresses) =
-        started_rx.await.map_err(|_| "the start thread went away".to_string())??;
+    let (mut container, addresses) = created.await.map_err(|e| format!("the start was abandoned: {e}"))??;
+    let (pid, signaller, cgroup) = (container.pid(), container.signaller(), container.cgroup().clone());
+    let (exit_tx, exit_rx) = oneshot::channel();
+    let exited = signaller.clone();
+    tokio::spawn(async move {
+        if let Err(e) = exited.exited().await {
+            tracing::warn!("{}: {e}; waiting on a thread instead", container.id());
+        }
+        // Exited (a zombie, reaped at once), or, if the pidfd could not be watched, a wait.
+        if let Ok(Ok(exit)) = tokio::task::spawn_blocking(move || container.wait()).await {
+            let _ = exit_tx.send(exit);
+        }
+    });
     Ok(Running { pid, signaller, cgroup, exit: exit_rx, started: Instant::now(), addresses, health: None })
 }
 

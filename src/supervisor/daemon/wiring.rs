@@ -35,7 +35,7 @@ impl Daemon {
                     internal: network.internal,
                     masquerade: network.masquerade && switched_on("HOIST_MASQUERADE"),
                 };
-                let record = links::ensure_network(&self.host.paths.state_root, &spec, Pool::default())
+                let record = links::ensure_network(&self.host.paths.state_root, &spec, pool_for(plan, &network.key))
                     .map_err(|e| format!("network {}: {}", network.name, crate::runtime::error::with_causes(&e)))?;
                 if let Ok(mut r) = self.host.record.lock() {
                     if !r.networks.contains(&network.key) {
@@ -137,4 +137,20 @@ impl Daemon {
             SupervisorError::Failed(format!("service {}: {}", service.name, crate::runtime::error::with_causes(&e)))
         })
     }
+}
+
+/// The address pool a new network's subnet comes from: /24s, or larger blocks for a network
+/// that more containers join (each of its services' replicas, with room for recreations and
+/// one-offs), so that a project of a thousand services fits on its default network.
+fn pool_for(plan: &ProjectPlan, network: &str) -> Pool {
+    let joining: u32 =
+        plan.services.iter().filter(|s| s.networks.iter().any(|a| a.network == network)).map(|s| s.replicas).sum();
+    let wanted = u64::from(joining) + u64::from(joining) / 4 + 8;
+    let default = Pool::default();
+    // Addresses of a /p: 2^(32-p), less the network, gateway and broadcast addresses.
+    let prefix = (default.range.prefix..=default.prefix)
+        .rev()
+        .find(|p| (1u64 << (32 - p)).saturating_sub(3) >= wanted)
+        .unwrap_or(default.range.prefix);
+    Pool { prefix, ..default }
 }
