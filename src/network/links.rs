@@ -166,10 +166,18 @@ pub fn attach(state_root: &Path, spec: &EndpointSpec) -> Result<Ipv4Addr> {
     remove_veth(&mut host, &network.key, spec.endpoint)?;
     let mac = spec.mac.unwrap_or_else(|| mac_for(address));
     host.create_veth(&veth, bridge, spec.interface, mac, spec.netns.as_fd())?;
+    let host_end = host
+        .link_index(&veth)?
+        .ok_or_else(|| NetworkError::Setup(format!("veth {veth} did not appear on the host")))?;
+    host.without_link_local6(host_end)?;
+    host.set_up(host_end)?;
     let mut inside = Netlink::open_in(spec.netns.as_fd())?;
     let index = inside.link_index(spec.interface)?.ok_or_else(|| {
         NetworkError::Setup(format!("{} did not appear in the container's network namespace", spec.interface))
     })?;
+    if network.subnet6.is_none() {
+        inside.without_link_local6(index)?;
+    }
     inside.add_address(index, address, network.subnet.prefix)?;
     let address6 = Ipam::new(state_root).lease6(&network.key, spec.endpoint, spec.address6)?;
     if let (Some(address6), Some(subnet6)) = (address6, network.subnet6) {

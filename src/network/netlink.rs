@@ -13,7 +13,8 @@ use netlink_packet_core::{
 };
 use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::link::{
-    BridgeStpState, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+    AfSpecInet6, AfSpecUnspec, BridgeStpState, In6AddrGenMode, InfoBridge, InfoData, InfoKind, InfoVeth, LinkAttribute,
+    LinkFlags, LinkInfo, LinkMessage,
 };
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState};
 use netlink_packet_route::route::{
@@ -154,7 +155,7 @@ impl Netlink {
         .map(drop)
     }
 
-    /// Creates a veth pair: `host_name` here (attached to `bridge`, up) and `peer_name`
+    /// Creates a veth pair: `host_name` here (attached to `bridge`, down) and `peer_name`
     /// with hardware address `peer_mac` directly inside the namespace `peer_netns`, so it
     /// never has to be moved.
     pub fn create_veth(
@@ -170,8 +171,6 @@ impl Netlink {
         peer.attributes.push(LinkAttribute::Address(peer_mac.to_vec()));
         peer.attributes.push(LinkAttribute::NetNsFd(peer_netns.as_raw_fd()));
         let mut message = LinkMessage::default();
-        message.header.flags = LinkFlags::Up;
-        message.header.change_mask = LinkFlags::Up;
         message.attributes.push(LinkAttribute::IfName(host_name.to_string()));
         message.attributes.push(LinkAttribute::Controller(bridge));
         message.attributes.push(LinkAttribute::LinkInfo(vec![
@@ -184,6 +183,19 @@ impl Netlink {
             &format!("create veth {host_name} <-> {peer_name}"),
         )
         .map(drop)
+    }
+
+    /// Gives link `index` no IPv6 link-local address, so it sends no duplicate address
+    /// detection or multicast listener reports: on a bridge port, every such packet is
+    /// flooded to every other port, and a thousand containers joining one network would
+    /// each flood the other thousand. Before the link is up.
+    pub fn without_link_local6(&mut self, index: u32) -> Result<()> {
+        let mut message = LinkMessage::default();
+        message.header.index = index;
+        let mode = vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)];
+        message.attributes.push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(mode)]));
+        let what = format!("turn off IPv6 link-local addresses on link {index}");
+        self.request(RouteNetlinkMessage::SetLink(message), NLM_F_ACK, &what).map(drop)
     }
 
     pub fn set_up(&mut self, index: u32) -> Result<()> {

@@ -400,15 +400,23 @@ pub fn prepend(prefix: Vec<Step>, steps: Vec<Step>, plan: &ProjectPlan) -> Vec<S
 /// starts; a wait follows its service's starts; networks and volumes go after every removal.
 fn link(steps: &mut [Step], plan: &ProjectPlan, observed: &[Observed]) {
     let names: BTreeSet<&str> = plan.services.iter().map(|s| s.name.as_str()).collect();
-    let service_of = |container: &str| -> Option<&ServicePlan> {
-        let by_record = observed.iter().find(|o| o.name == container).map(|o| o.service.as_str());
-        let by_name = |s: &&ServicePlan| (1..=s.replicas).any(|i| s.container_name(&plan.project, i) == container);
-        match by_record {
-            Some(service) => plan.services.iter().find(|s| s.name == service),
-            None => plan.services.iter().find(by_name),
+    // Looked up for every pair of steps: computed once (a thousand services make a
+    // thousand steps).
+    let mut services: HashMap<String, &str> = HashMap::new();
+    for service in &plan.services {
+        for i in 1..=service.replicas {
+            services.insert(service.container_name(&plan.project, i), service.name.as_str());
         }
-    };
-    let needs_of = |service: Option<&ServicePlan>| service.map(|s| needs(s, &names)).unwrap_or_default();
+    }
+    for o in observed {
+        if let Some(service) = plan.services.iter().find(|s| s.name == o.service) {
+            services.insert(o.name.clone(), service.name.as_str());
+        }
+    }
+    let needs_of: HashMap<&str, Vec<String>> =
+        plan.services.iter().map(|s| (s.name.as_str(), needs(s, &names))).collect();
+    let service_of = |container: &str| services.get(container).copied();
+    let needs_of = |container: &str| service_of(container).and_then(|s| needs_of.get(s));
     for i in 0..steps.len() {
         let (earlier, rest) = steps.split_at_mut(i);
         let step = &mut rest[0];
@@ -416,18 +424,19 @@ fn link(steps: &mut [Step], plan: &ProjectPlan, observed: &[Observed]) {
             earlier.iter().enumerate().filter(|(_, s)| verbs.contains(&s.verb) && matches(s)).map(|(j, _)| j).collect()
         };
         let same = |s: &Step| s.target == step.target;
-        let in_services =
-            |services: &[String], s: &Step| service_of(&s.target).is_some_and(|p| services.contains(&p.name));
+        let in_services = |wanted: &[String], s: &Step| {
+            !wanted.is_empty() && service_of(&s.target).is_some_and(|p| wanted.iter().any(|w| w == p))
+        };
         let mut after = match step.verb {
             "remove" => {
-                let service = service_of(&step.target).map(|s| s.name.clone()).unwrap_or_default();
+                let service = service_of(&step.target).unwrap_or_default().to_string();
                 let mut after = of(&["stop"], &same);
-                after.extend(of(&["stop"], &|s: &Step| needs_of(service_of(&s.target)).contains(&service)));
+                after.extend(of(&["stop"], &|s: &Step| needs_of(&s.target).is_some_and(|n| n.contains(&service))));
                 after
             }
             "create" => of(&["remove"], &same),
             "start" => {
-                let needs = needs_of(service_of(&step.target));
+                let needs = needs_of(&step.target).cloned().unwrap_or_default();
                 let mut after = of(&["create", "stop"], &same);
                 after.extend(of(&["wait"], &|s: &Step| needs.contains(&s.target)));
                 after.extend(of(&["start"], &|s: &Step| in_services(&needs, s)));

@@ -14,9 +14,11 @@ use nix::unistd::Pid;
 /// and `execve`), because the caller may be multi-threaded.
 pub fn clone_process(flags: CloneFlags, child: Box<dyn FnMut() -> isize + '_>) -> nix::Result<Pid> {
     let mut stack = vec![0u8; 64 * 1024];
-    // SAFETY: without CLONE_VM the child gets a copy-on-write copy of our memory, so the
-    // stack and closure stay valid in it; the closure only does async-signal-safe calls
-    // before execve or _exit, which is what fork in a threaded process allows.
+    // SAFETY: the stack and closure stay valid in the child: without CLONE_VM it has a
+    // copy-on-write copy of our memory; with CLONE_VM | CLONE_VFORK it shares ours while
+    // this thread is suspended until its execve or _exit, and `stack` is its own. The
+    // closure only does async-signal-safe calls (no allocation, no lock) before execve or
+    // _exit, which is what a child of a threaded process may do.
     unsafe { nix::sched::clone(child, &mut stack, flags, Some(libc::SIGCHLD)) }
 }
 

@@ -55,6 +55,12 @@ pub struct Host {
     pub inputs: Mutex<BTreeMap<String, OwnedFd>>,
     /// Counts container starts: watchers bring (re)started containers up to date.
     pub starts: tokio::sync::watch::Sender<u64>,
+    /// Bounds the containers being created at once (to a few per CPU): a thousand created
+    /// together would only queue on the kernel's locks, each holding a thread.
+    pub creating: tokio::sync::Semaphore,
+    /// The record changed since it was last saved; the saver is told.
+    unsaved: std::sync::atomic::AtomicBool,
+    saver: tokio::sync::Notify,
     requests: mpsc::UnboundedSender<DaemonRequest>,
 }
 
@@ -75,26 +81,57 @@ impl Host {
             consoles: Mutex::new(BTreeMap::new()),
             inputs: Mutex::new(BTreeMap::new()),
             starts: tokio::sync::watch::Sender::new(0),
+            creating: tokio::sync::Semaphore::new(
+                std::thread::available_parallelism().map_or(2, |n| n.get()).saturating_mul(2),
+            ),
+            unsaved: std::sync::atomic::AtomicBool::new(false),
+            saver: tokio::sync::Notify::new(),
             requests,
         }
     }
 
-    /// Changes a container's record and saves the project record.
+    /// Changes a container's record; the project record is saved soon after.
     pub fn update(&self, name: &str, change: impl FnOnce(&mut ContainerRecord)) {
         let Ok(mut record) = self.record.lock() else { return };
         if let Some(container) = record.containers.get_mut(name) {
             change(container);
         }
-        if let Err(e) = record.save(&self.paths) {
-            tracing::warn!("{e}");
-        }
+        drop(record);
+        self.changed();
     }
 
     pub fn forget(&self, name: &str) {
         let Ok(mut record) = self.record.lock() else { return };
         record.containers.remove(name);
+        drop(record);
+        self.changed();
+    }
+
+    /// The record changed: the saver writes it within a few milliseconds, once for a burst
+    /// of changes (a thousand containers starting would otherwise write it thousands of
+    /// times); every command [`flush`](Self::flush)es it before it answers.
+    pub fn changed(&self) {
+        self.unsaved.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.saver.notify_one();
+    }
+
+    /// Writes the record now if it changed since it was last written.
+    pub fn flush(&self) {
+        if !self.unsaved.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let Ok(record) = self.record.lock() else { return };
         if let Err(e) = record.save(&self.paths) {
             tracing::warn!("{e}");
+        }
+    }
+
+    /// The saver: after each change, waits a moment for more, then writes once.
+    pub async fn save_changes(&self) {
+        loop {
+            self.saver.notified().await;
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            self.flush();
         }
     }
 

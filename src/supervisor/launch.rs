@@ -91,12 +91,14 @@ pub async fn start(
     let (host2, config2, log2) = (host.clone(), config.clone(), log.clone());
     // Create, attach and start on a pooled thread; the exit is awaited on PID 1's pidfd, so
     // no thread is held per running container.
+    let permit = host.creating.acquire().await.map_err(|_| "the supervisor is shutting down")?;
     let created = tokio::task::spawn_blocking(move || create_and_start(&host2, &config2, stdio, &log2));
     if let Some((out_read, err_read)) = pipes {
         super::logs::pump(out_read, Stream::Stdout, log.clone());
         super::logs::pump(err_read, Stream::Stderr, log.clone());
     }
     let (mut container, addresses) = created.await.map_err(|e| format!("the start was abandoned: {e}"))??;
+    drop(permit);
     let (pid, signaller, cgroup) = (container.pid(), container.signaller(), container.cgroup().clone());
     let (exit_tx, exit_rx) = oneshot::channel();
     let exited = signaller.clone();

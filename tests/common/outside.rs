@@ -37,6 +37,8 @@ impl Outside {
         let netns = outside.netns();
         let veth = format!("hsov{net}-{}", std::process::id());
         host.create_veth(&veth, index, "eth0", mac(address), netns.as_fd()).expect("create the outside veth");
+        let host_end = host.link_index(&veth).expect("look up").expect("the outside veth");
+        host.set_up(host_end).expect("set the outside veth up");
         let mut inside = Netlink::open_in(netns.as_fd()).expect("netlink outside");
         let eth0 = inside.link_index("eth0").expect("look up").expect("eth0 outside");
         inside.add_address(eth0, address, 30).expect("address the outside");

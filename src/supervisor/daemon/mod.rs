@@ -107,6 +107,8 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             connect_redirect: std::sync::OnceLock::new(),
         });
         tokio::spawn(take_requests(daemon.clone(), incoming));
+        let saver = daemon.host.clone();
+        tokio::spawn(async move { saver.save_changes().await });
         let socket = paths.socket();
         std::fs::create_dir_all(&paths.run_dir).map_err(|source| SupervisorError::Io {
             action: "cannot create",

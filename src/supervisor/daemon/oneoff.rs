@@ -40,6 +40,7 @@ impl Daemon {
         };
         let forwarder = self.publish(&service, &name).await?;
         self.register(&name, &service, 1, forwarder.as_ref(), true);
+        self.host.flush();
         let one_off =
             container::OneOff { stdio: Mutex::new(stdio), terminal: options.terminal, remove: options.remove };
         let config = container::Config {

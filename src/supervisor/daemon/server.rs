@@ -68,7 +68,10 @@ pub(super) async fn serve(daemon: Arc<Daemon>, stream: UnixStream) {
         Ok((_, request)) => {
             down = matches!(request.command, Command::Down { .. });
             let attach = matches!(request.command, Command::Watch { attach: true, .. });
-            match daemon.handle(request.command, connection).await {
+            let answer = daemon.handle(request.command, connection).await;
+            // What the command changed is on disk before the client reads it (`ps`).
+            daemon.host.flush();
+            match answer {
                 Ok(answer) => {
                     attached = attach;
                     Response::success(answer)

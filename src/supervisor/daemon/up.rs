@@ -147,6 +147,8 @@ impl Daemon {
         for (name, index, plan, forwarder) in &created {
             self.register(name, plan, *index, forwarder.as_ref(), false);
         }
+        // On disk before any of them runs: a `down` after a crash finds them.
+        self.host.flush();
         let mut pending: BTreeMap<String, Vec<NewContainer>> = BTreeMap::new();
         for entry in created {
             pending.entry(entry.2.name.clone()).or_default().push(entry);
@@ -250,8 +252,8 @@ impl Daemon {
         };
         if let Ok(mut r) = self.host.record.lock() {
             r.containers.insert(name.to_string(), record);
-            let _ = r.save(&self.host.paths);
         }
+        self.host.changed();
         self.host.event(name, &service.name, "create", None);
     }
 
