@@ -103,3 +103,31 @@ fn a_pid1_without_a_handler_is_killed_at_once_and_one_with_a_handler_gets_its_gr
     let logs = p.ok(&["logs", "polite"]);
     assert!(logs.contains("handled TERM"), "the handler ran: {logs}");
 }
+
+#[test]
+fn three_hundred_services_fit_a_default_network_and_a_small_open_files_limit() {
+    if !can_run() {
+        return;
+    }
+    let services: String = (0..300)
+        .map(|i| format!("  s{i}:\n    image: busybox:test\n    command: [\"sleep\", \"1000\"]\n"))
+        .collect();
+    let mut p = Project::new("many", &format!("name: PROJECT\nservices:\n{services}"));
+    // A soft limit of 256 descriptors (a login shell's is 1,024): the supervisor raises its
+    // own to the hard limit, as it needs a few per container.
+    let hoist = p.command(&["up", "-d"]);
+    let mut up = std::process::Command::new("prlimit");
+    up.arg("--nofile=256:").arg("--").arg(hoist.get_program()).args(hoist.get_args());
+    up.current_dir(p.dir.path());
+    for (key, value) in hoist.get_envs() {
+        if let Some(value) = value {
+            up.env(key, value);
+        }
+    }
+    let up = up.output().unwrap();
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    p.note_supervisor();
+    // All on the default network: more than a /24 holds, so it was sized for them.
+    let rows = p.ps();
+    assert_eq!(rows.iter().filter(|r| r["State"] == "running").count(), 300);
+}

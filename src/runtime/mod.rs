@@ -28,6 +28,7 @@ pub mod host_tree;
 pub mod id_ranges;
 pub mod init;
 pub mod layer_diff;
+pub mod limits;
 pub mod oci;
 mod process;
 pub mod procfs;

@@ -73,6 +73,7 @@ struct Inner {
 pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
     // Its own session: the terminal's Ctrl-C and hang-up are not for it.
     let _ = nix::unistd::setsid();
+    let open_files = crate::runtime::limits::raise_open_files();
     let paths = ProjectPaths::new(&roots, project);
     let binary = std::env::current_exe().map_err(|source| SupervisorError::Io {
         action: "cannot find",
@@ -125,7 +126,7 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
             .map_err(|source| SupervisorError::Io { action: "cannot restrict", path: socket.clone(), source })?;
         crate::roots::write_private(&paths.pid_file(), std::process::id().to_string().as_bytes())
             .map_err(|source| SupervisorError::Io { action: "cannot write", path: paths.pid_file(), source })?;
-        tracing::info!("supervising project {project}, control socket {}", socket.display());
+        tracing::info!("supervising project {project}, control socket {}, {open_files} open files", socket.display());
         loop {
             tokio::select! {
                 accepted = listener.accept() => {
