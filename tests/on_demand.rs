@@ -46,7 +46,9 @@ fn an_on_demand_service_starts_at_its_first_connection_and_stops_when_idle() {
     }
     let port = common::free_port();
     let mut p = Project::new("od", &ON_DEMAND.replace("PORT", &port.to_string()));
-    p.up();
+    // `--wait` waits for what `up` starts, not for an on-demand service's first connection.
+    p.ok(&["up", "-d", "--wait"]);
+    p.note_supervisor();
     assert_eq!(status(&mut p, "web"), "waiting (on demand)");
     assert!(p.container("web")["Pid"].is_null(), "{}", p.container("web"));
 
@@ -95,9 +97,12 @@ fn a_pid1_without_a_handler_is_killed_at_once_and_one_with_a_handler_gets_its_gr
     let mut p = Project::new("stp", STOPPING);
     p.up();
     let started = Instant::now();
-    p.ok(&["restart", "deaf"]);
+    let restart = p.hoist(&["-v", "restart", "deaf"]);
     // The default grace period is 10 s; nothing could have acted on a SIGTERM.
     assert!(started.elapsed() < Duration::from_secs(5), "restart took {:?}", started.elapsed());
+    let said = String::from_utf8_lossy(&restart.stderr);
+    assert!(said.contains("no handler for SIGTERM: killed at once"), "--verbose says why: {said}");
+    assert!(p.events().iter().any(|e| e.action == "kill"), "the kill is an event");
     assert!(status(&mut p, "deaf").starts_with("Up"));
     p.ok(&["restart", "polite"]);
     let logs = p.ok(&["logs", "polite"]);
@@ -109,9 +114,8 @@ fn three_hundred_services_fit_a_default_network_and_a_small_open_files_limit() {
     if !can_run() {
         return;
     }
-    let services: String = (0..300)
-        .map(|i| format!("  s{i}:\n    image: busybox:test\n    command: [\"sleep\", \"1000\"]\n"))
-        .collect();
+    let services: String =
+        (0..300).map(|i| format!("  s{i}:\n    image: busybox:test\n    command: [\"sleep\", \"1000\"]\n")).collect();
     let mut p = Project::new("many", &format!("name: PROJECT\nservices:\n{services}"));
     // A soft limit of 256 descriptors (a login shell's is 1,024): the supervisor raises its
     // own to the hard limit, as it needs a few per container.

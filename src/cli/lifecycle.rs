@@ -472,6 +472,9 @@ pub fn control(global: &GlobalOptions, command: Command) -> anyhow::Result<()> {
     for message in &response.answer.messages {
         eprintln!(" {message}");
     }
+    for note in &response.answer.notes {
+        tracing::info!("{note}");
+    }
     Ok(())
 }
 

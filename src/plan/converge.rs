@@ -175,7 +175,7 @@ pub fn up(
     planner.creates(&mut up);
     planner.starts(&mut up);
     if wait {
-        for service in &planner.chosen {
+        for service in planner.chosen.iter().filter(|s| !planner.on_demand.contains(&s.name)) {
             let what = if service.healthcheck.is_some() { "healthy" } else { "running" };
             up.steps.push(step("wait", &service.name, format!("{what} (--wait)")));
         }

@@ -145,6 +145,9 @@ pub struct Answer {
     /// the client copies with pidfd_getfd(2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_fd: Option<i32>,
+    /// Details shown with `--verbose` (a container killed at once on `stop`…).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl From<Vec<String>> for Answer {

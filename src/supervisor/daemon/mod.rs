@@ -24,6 +24,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use nix::sys::signal::Signal;
+
 use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::oneshot;
@@ -149,32 +151,50 @@ pub fn main(roots: Roots, project: &str) -> Result<(), SupervisorError> {
 
 impl Daemon {
     /// Stops and starts `services` and those following them (`depends_on.restart`).
-    pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<(), SupervisorError> {
+    pub(super) async fn restart(&self, services: Vec<String>, timeout: Option<u64>) -> Result<Answer, SupervisorError> {
         let services = self.with_restart_dependents(services);
-        self.stop(&services, timeout).await?;
-        self.start(&services).await
+        let stopped = self.stop(&services, timeout).await?;
+        self.start(&services).await?;
+        Ok(stopped)
     }
 
-    /// A line for each running container of `services` (all when empty) whose PID 1 has no
-    /// handler for `signal`: from outside its PID namespace the kernel drops it, so `kill`
-    /// says so rather than claim it was delivered.
-    fn dropped_signals(&self, services: &[String], signal: nix::sys::signal::Signal) -> Vec<String> {
-        if matches!(signal, nix::sys::signal::Signal::SIGKILL | nix::sys::signal::Signal::SIGSTOP) {
-            return Vec::new();
-        }
+    /// The running containers of `services` (all when empty) whose PID 1 has no handler for
+    /// the signal `signal_of` their service: from outside its PID namespace the kernel drops
+    /// it. Never SIGKILL or SIGSTOP, which always act.
+    fn without_handler(&self, services: &[String], signal_of: impl Fn(&str) -> Signal) -> Vec<(String, Signal)> {
         let Ok(record) = self.host.record.lock() else { return Vec::new() };
         record
             .containers
             .values()
             .filter(|c| (services.is_empty() || services.contains(&c.service)) && c.state == State::Running)
-            .filter_map(|c| c.pid.map(|pid| (c.name.clone(), pid)))
-            .filter(|(_, pid)| crate::runtime::procfs::catches_signal(*pid, signal as i32) == Some(false))
-            .map(|(name, _)| {
-                format!(
-                    "Container {name}: PID 1 has no handler for {signal}; the kernel drops it (SIGKILL always acts)"
-                )
-            })
+            .filter_map(|c| c.pid.map(|pid| (c.name.clone(), pid, signal_of(&c.service))))
+            .filter(|(_, _, signal)| !matches!(signal, Signal::SIGKILL | Signal::SIGSTOP))
+            .filter(|(_, pid, signal)| crate::runtime::procfs::catches_signal(*pid, *signal as i32) == Some(false))
+            .map(|(name, _, signal)| (name, signal))
             .collect()
+    }
+
+    /// `kill`: a line for each container whose PID 1 drops `signal`, rather than claim it
+    /// was delivered.
+    fn dropped_signals(&self, services: &[String], signal: Signal) -> Vec<String> {
+        let dropped = self.without_handler(services, |_| signal);
+        let line = |(name, signal): (String, Signal)| {
+            format!("Container {name}: PID 1 has no handler for {signal}; the kernel drops it (SIGKILL always acts)")
+        };
+        dropped.into_iter().map(line).collect()
+    }
+
+    /// `stop`, `restart`: a note for each container that is killed at once because its PID 1
+    /// has no handler for its stop signal (waiting out the grace period would wait for nothing).
+    fn quick_stops(&self, services: &[String]) -> Vec<String> {
+        let signal_of = |service: &str| {
+            let plan = self.host.service(service);
+            plan.and_then(|p| container::parse_signal(&p.stop_signal)).unwrap_or(Signal::SIGTERM)
+        };
+        let line = |(name, signal): (String, Signal)| {
+            format!("Container {name}: PID 1 has no handler for {signal}: killed at once, without the grace period")
+        };
+        self.without_handler(services, signal_of).into_iter().map(line).collect()
     }
 
     /// `services` and those following them with `depends_on.restart: true` (all stays all).
@@ -195,7 +215,7 @@ async fn take_requests(daemon: Arc<Daemon>, mut requests: tokio::sync::mpsc::Unb
     while let Some(request) = requests.recv().await {
         match request.wanted {
             Wanted::Restart(services) => {
-                let _ = request.done.send(daemon.restart(services, None).await);
+                let _ = request.done.send(daemon.restart(services, None).await.map(drop));
             }
             Wanted::Dependencies(service) => {
                 let daemon = daemon.clone();

@@ -57,7 +57,7 @@ impl Daemon {
             return Err(SupervisorError::Failed(format!("container {name} failed to start: {failure}")));
         }
         let console_fd = self.host.consoles.lock().ok().and_then(|c| c.get(&name).map(|fd| fd.as_raw_fd()));
-        Ok(Answer { messages: Vec::new(), exit_code: None, console_fd })
+        Ok(Answer { console_fd, ..Answer::default() })
     }
 
     /// Where `hoist attach` writes container `name`'s input: the descriptor number (in this

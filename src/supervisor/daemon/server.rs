@@ -9,9 +9,9 @@ impl Daemon {
         match command {
             Command::Ping => Ok(Answer::default()),
             Command::Up { plan, options } => self.up(*plan, options).await.map(Answer::from),
-            Command::Stop { services, timeout } => self.stop(&services, timeout).await.map(done),
+            Command::Stop { services, timeout } => self.stop(&services, timeout).await,
             Command::Start { services } => self.start(&services).await.map(done),
-            Command::Restart { services, timeout } => self.restart(services, timeout).await.map(done),
+            Command::Restart { services, timeout } => self.restart(services, timeout).await,
             Command::Kill { services, signal } => {
                 let signal = container::parse_signal(&signal).ok_or_else(|| format!("unknown signal {signal:?}"))?;
                 let messages = self.dropped_signals(&services, signal);

@@ -123,10 +123,12 @@ impl Daemon {
         Ok(Answer { messages, ..Answer::default() })
     }
 
-    pub(super) async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<(), SupervisorError> {
+    /// Stops `services`; the answer notes the containers killed at once.
+    pub(super) async fn stop(&self, services: &[String], timeout: Option<u64>) -> Result<Answer, SupervisorError> {
         let inner = self.inner.lock().await;
+        let notes = self.quick_stops(services);
         self.stop_in_order(&inner, services, timeout).await;
-        Ok(())
+        Ok(Answer { notes, ..Answer::default() })
     }
 
     /// Stops the containers of `services` (all when empty) layer by layer, dependents

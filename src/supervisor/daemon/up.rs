@@ -304,7 +304,8 @@ fn waits_of(
     selected: &[&ServicePlan],
 ) -> Vec<(String, tokio::sync::watch::Receiver<Status>, Condition)> {
     let mut waits = Vec::new();
-    for service in selected {
+    // On-demand services wait for a connection, not for `--wait`.
+    for service in selected.iter().filter(|s| s.on_demand.is_none()) {
         let condition =
             if service.healthcheck.is_some() { Condition::ServiceHealthy } else { Condition::ServiceStarted };
         for handle in inner.containers.values().filter(|h| h.service == service.name) {
