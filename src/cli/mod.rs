@@ -8,6 +8,7 @@ mod attach;
 mod build;
 mod changes;
 mod config;
+mod create;
 mod diff;
 mod dry_run;
 mod exec;
@@ -118,6 +119,10 @@ pub enum Command {
     Wait(lifecycle::WaitArgs),
     /// Attach to a service's running container: its output, and your input to its stdin or terminal
     Attach(attach::AttachArgs),
+    /// Create the services' containers without starting them (`up --no-start`)
+    Create(create::CreateArgs),
+    /// Set the number of containers of services (SERVICE=REPLICAS…)
+    Scale(create::ScaleArgs),
     /// Show what changed in a service's container root (A added, C changed, D deleted)
     Diff(diff::DiffArgs),
     /// Remove stopped containers (-s stops them first, -v also their anonymous volumes)
@@ -169,6 +174,8 @@ pub fn run() -> i32 {
         Command::Image(command) => images::image(command),
         Command::Builder(command) => images::store().and_then(|store| image_tools::builder(&store, command)),
         Command::Up(args) => return finish(lifecycle::up(global, args).map(Outcome::Code)),
+        Command::Create(args) => return finish(create::create(global, args).map(Outcome::Code)),
+        Command::Scale(args) => return finish(create::scale(global, args).map(Outcome::Code)),
         Command::Down(args) => lifecycle::down(global, args),
         Command::Ps(args) => status::ps(global, args),
         Command::Logs(args) => logs::run(global, args),
