@@ -61,3 +61,51 @@ fn scale_adds_and_removes_containers() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected SERVICE=REPLICAS"));
 }
+
+#[test]
+fn export_writes_the_container_root_as_a_tar() {
+    if !can_run() {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"echo made > /tmp/added; rm -f /bin/true; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n";
+    let mut p = Project::new("export", compose);
+    p.up();
+    let dir = p.dir.path().to_path_buf();
+    assert!(common::eventually(10, || p_has_file(&dir, "tmp/added")), "the service wrote its file");
+    let archive = p.dir.path().join("web.tar");
+    p.ok(&["export", "-o", archive.to_str().unwrap(), "web"]);
+    let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
+    let mut names = std::collections::BTreeMap::new();
+    for entry in tar.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let name = entry.path().unwrap().to_string_lossy().trim_end_matches('/').to_string();
+        let mut content = String::new();
+        if entry.header().entry_type() == tar::EntryType::Regular && name == "tmp/added" {
+            std::io::Read::read_to_string(&mut entry, &mut content).unwrap();
+        }
+        names.insert(name, content);
+    }
+    assert_eq!(names.get("tmp/added").map(String::as_str), Some("made\n"), "the container's own file");
+    assert!(names.contains_key("bin/sh"), "the image's files");
+    assert!(!names.contains_key("bin/true"), "a file the container deleted is not there");
+    assert!(!names.keys().any(|n| n.starts_with("proc/") || n == "etc/hosts"), "hoist's mount points are not");
+}
+
+/// Whether the service's writable layer already holds `path`.
+fn p_has_file(dir: &std::path::Path, path: &str) -> bool {
+    let layers = common::project::root(dir).join("lib/projects");
+    walk(&layers).iter().any(|found| found.ends_with(format!("upper/{path}")))
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() && !path.is_symlink() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}

@@ -3,6 +3,7 @@
 //! its image's layers, also while it is stopped.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use anyhow::Context as _;
 
@@ -20,40 +21,53 @@ pub struct DiffArgs {
     pub service: String,
 }
 
-pub fn run(global: &GlobalOptions, args: &DiffArgs) -> anyhow::Result<()> {
+/// A container's root as layers on disk: its image's (lowest first), its writable layer's
+/// upper directory, and hoist's own mount points in it (not the container's files).
+pub struct ContainerRoot {
+    pub lowers: Vec<PathBuf>,
+    pub upper: PathBuf,
+    pub mount_points: Vec<String>,
+}
+
+/// The root of replica `index` of `service`, from the project's plan.
+pub fn container_root(global: &GlobalOptions, service: &str, index: u32) -> anyhow::Result<ContainerRoot> {
     let paths = project_paths(global)?;
-    let container = container_name(&paths, &args.service, args.index)?;
+    let container = container_name(&paths, service, index)?;
     let plan_path = paths.plan();
     let plan: ProjectPlan = serde_json::from_slice(
         &std::fs::read(&plan_path)
             .with_context(|| format!("cannot read the project's plan {}", plan_path.display()))?,
     )
     .with_context(|| format!("cannot parse {}", plan_path.display()))?;
-    let service = plan
+    let plan = plan
         .services
         .iter()
-        .find(|s| s.name == args.service)
-        .with_context(|| format!("service {} is not in the project's plan", args.service))?;
-    let lowers = match &service.spec.root {
+        .find(|s| s.name == service)
+        .with_context(|| format!("service {service} is not in the project's plan"))?;
+    let lowers = match &plan.spec.root {
         RootFs::Overlay { lowers } => lowers.clone(),
-        RootFs::Directory(_) => anyhow::bail!("service {} has no image layers to compare with", args.service),
+        RootFs::Directory(_) => anyhow::bail!("service {service} has no image layers"),
     };
-    let upper = paths.layer(&container).join("upper");
     // hoist's own mount points: /proc, /sys, /dev and its files, /etc's three, and every
     // mount of the service (volumes, binds, tmpfs, secrets).
     let mut mount_points: Vec<String> = ["/proc", "/sys", "/dev", "/etc/hosts", "/etc/hostname", "/etc/resolv.conf"]
         .iter()
         .map(|p| p.to_string())
         .collect();
-    for mount in &service.spec.mounts {
+    for mount in &plan.spec.mounts {
         let target = match mount {
             Mount::Bind { target, .. } | Mount::Volume { target, .. } | Mount::Tmpfs { target, .. } => target,
             Mount::File { target, .. } => target,
         };
         mount_points.push(format!("/{}", target.trim_start_matches('/')));
     }
-    let changes = layer_diff::changes(&upper, &lowers, &mount_points)
-        .with_context(|| format!("cannot read the writable layer {}", upper.display()))?;
+    Ok(ContainerRoot { lowers, upper: paths.layer(&container).join("upper"), mount_points })
+}
+
+pub fn run(global: &GlobalOptions, args: &DiffArgs) -> anyhow::Result<()> {
+    let root = container_root(global, &args.service, args.index)?;
+    let changes = layer_diff::changes(&root.upper, &root.lowers, &root.mount_points)
+        .with_context(|| format!("cannot read the writable layer {}", root.upper.display()))?;
     let mut out = std::io::stdout().lock();
     for (change, path) in changes {
         writeln!(out, "{} {path}", change.letter())?;

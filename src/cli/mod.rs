@@ -12,6 +12,7 @@ mod create;
 mod diff;
 mod dry_run;
 mod exec;
+mod export;
 mod format;
 mod image_tools;
 mod images;
@@ -125,6 +126,8 @@ pub enum Command {
     Scale(create::ScaleArgs),
     /// Show what changed in a service's container root (A added, C changed, D deleted)
     Diff(diff::DiffArgs),
+    /// Export a service's container root as a tar archive
+    Export(export::ExportArgs),
     /// Remove stopped containers (-s stops them first, -v also their anonymous volumes)
     Rm(lifecycle::RmArgs),
     /// List the project's volumes (those of the named services, or all)
@@ -215,6 +218,7 @@ pub fn run() -> i32 {
             },
         ),
         Command::Diff(args) => diff::run(global, args),
+        Command::Export(args) => export::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {

@@ -26,7 +26,7 @@ mod run;
 mod stage;
 mod state;
 mod steps;
-mod view;
+pub mod view;
 pub mod words;
 
 use std::collections::BTreeMap;
