@@ -109,3 +109,43 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     found
 }
+
+#[test]
+fn cp_copies_both_ways_and_links_stay_inside_the_container() {
+    if !can_run() {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"mkdir -p /data/sub && echo hello > /data/sub/hello && ln -s /etc/shadow /data/shadow && touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n";
+    let mut p = Project::new("cp", compose);
+    p.up();
+    let dir = p.dir.path().to_path_buf();
+    assert!(
+        common::eventually(10, || p.hoist(&["exec", "-T", "web", "test", "-f", "/tmp/ready"]).status.success()),
+        "the service made its files"
+    );
+    // Out of the container: a file, and a directory into an existing directory.
+    p.ok(&["cp", "web:/data/sub/hello", dir.join("hello").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dir.join("hello")).unwrap(), "hello\n");
+    std::fs::create_dir(dir.join("out")).unwrap();
+    p.ok(&["cp", "web:/data", dir.join("out").to_str().unwrap()]);
+    assert_eq!(std::fs::read_to_string(dir.join("out/data/sub/hello")).unwrap(), "hello\n");
+    // The link to /etc/shadow comes out as a link, never as the host's file.
+    let link = dir.join("out/data/shadow");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), std::path::Path::new("/etc/shadow"));
+    // Followed (-L), it resolves inside the container's root: its own /etc/shadow or none.
+    let followed = p.hoist(&["cp", "-L", "web:/data/shadow", dir.join("followed").to_str().unwrap()]);
+    let host_shadow = std::fs::read("/etc/shadow").unwrap_or_default();
+    if followed.status.success() {
+        assert_ne!(std::fs::read(dir.join("followed")).unwrap(), host_shadow, "the host's /etc/shadow came out");
+    } else {
+        assert!(String::from_utf8_lossy(&followed.stderr).contains("no such file"), "{followed:?}");
+    }
+    // Into the container.
+    std::fs::write(dir.join("in.txt"), "from the host\n").unwrap();
+    p.ok(&["cp", dir.join("in.txt").to_str().unwrap(), "web:/tmp/in.txt"]);
+    let inside = p.ok(&["exec", "-T", "web", "cat", "/tmp/in.txt"]);
+    assert!(inside.contains("from the host"), "{inside}");
+    let bad = p.hoist(&["cp", "a.txt", "b.txt"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected SERVICE:PATH on exactly one side"));
+}

@@ -8,6 +8,7 @@ mod attach;
 mod build;
 mod changes;
 mod config;
+mod cp;
 mod create;
 mod diff;
 mod dry_run;
@@ -128,6 +129,8 @@ pub enum Command {
     Diff(diff::DiffArgs),
     /// Export a service's container root as a tar archive
     Export(export::ExportArgs),
+    /// Copy files between a service's container and the host (SERVICE:PATH on one side)
+    Cp(cp::CpArgs),
     /// Remove stopped containers (-s stops them first, -v also their anonymous volumes)
     Rm(lifecycle::RmArgs),
     /// List the project's volumes (those of the named services, or all)
@@ -219,6 +222,7 @@ pub fn run() -> i32 {
         ),
         Command::Diff(args) => diff::run(global, args),
         Command::Export(args) => export::run(global, args),
+        Command::Cp(args) => cp::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {

@@ -1,4 +1,5 @@
-//! Writing into a running container's filesystem from the host (watch mode's sync).
+//! Writing into (watch mode's sync, `cp`) and reading from (`cp`) a running container's
+//! filesystem from the host.
 //!
 //! Everything goes through `/proc/PID/root` of the container's first process, and every
 //! path below it is resolved with openat2(RESOLVE_IN_ROOT): the container's own mounts
@@ -46,7 +47,7 @@ pub enum Kind {
     Other,
 }
 
-/// The root of a running container, open for writing into.
+/// The root of a running container, open for writing into and reading from.
 pub struct ContainerFs {
     root: OwnedFd,
     pid: i32,
@@ -123,6 +124,63 @@ impl ContainerFs {
             Err(Errno::ENOENT) => Ok(None),
             Err(e) => Err(sys_error(e)),
         }
+    }
+
+    /// Opens file `path` for reading, symlinks followed inside the container's root only.
+    pub fn open_file(&self, path: &str) -> io::Result<File> {
+        let fd = open_in_root(&self.root, path, libc::O_RDONLY | libc::O_NOCTTY, 0).map_err(sys_error)?;
+        Ok(File::from(fd))
+    }
+
+    /// The names in directory `path` (followed inside the root), sorted.
+    pub fn list(&self, path: &str) -> io::Result<Vec<String>> {
+        let fd = open_in_root(&self.root, path, libc::O_RDONLY | libc::O_DIRECTORY, 0).map_err(sys_error)?;
+        let mut dir = nix::dir::Dir::from_fd(fd).map_err(sys_error)?;
+        let mut names: Vec<String> = dir
+            .iter()
+            .flatten()
+            .map(|entry| entry.file_name().to_string_lossy().into_owned())
+            .filter(|name| name != "." && name != "..")
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
+    /// The target of symlink `path` as written (never followed).
+    pub fn read_link(&self, path: &str) -> io::Result<std::path::PathBuf> {
+        let (parent, name) = split(path)
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{path:?} names no link")))?;
+        let dir = self.open_dir(parent)?;
+        let target = nix::fcntl::readlinkat(&dir, name).map_err(sys_error)?;
+        Ok(std::path::PathBuf::from(target))
+    }
+
+    /// What `path` is after following symlinks inside the root; `None` when absent.
+    pub fn stat_followed(&self, path: &str) -> io::Result<Option<Stat>> {
+        match open_in_root(&self.root, path, libc::O_PATH, 0) {
+            Ok(fd) => fstat(&fd).map(to_stat).map(Some).map_err(sys_error),
+            Err(Errno::ENOENT) | Err(Errno::ENOTDIR) => Ok(None),
+            Err(e) => Err(sys_error(e)),
+        }
+    }
+
+    /// The owner (uid, gid) of `path`, its final symlink not followed.
+    pub fn owner(&self, path: &str) -> io::Result<(u32, u32)> {
+        let (dir, name) = self.existing_parent(path)?;
+        let stat = fstatat(&dir, name, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys_error)?;
+        Ok((stat.st_uid, stat.st_gid))
+    }
+
+    /// Gives `path` (its final symlink not followed) owner `uid`:`gid`.
+    pub fn chown(&self, path: &str, uid: u32, gid: u32) -> io::Result<()> {
+        let (dir, name) = self.existing_parent(path)?;
+        let (uid, gid) = (Some(Uid::from_raw(uid)), Some(Gid::from_raw(gid)));
+        fchownat(&dir, name, uid, gid, AtFlags::AT_SYMLINK_NOFOLLOW).map_err(sys_error)
+    }
+
+    fn existing_parent<'p>(&self, path: &'p str) -> io::Result<(OwnedFd, &'p str)> {
+        let (parent, name) = split(path).unwrap_or(("/", "."));
+        Ok((self.open_dir(parent)?, name))
     }
 
     /// Creates directory `path` and its missing parents; new ones get the owner of the
