@@ -149,3 +149,20 @@ fn cp_copies_both_ways_and_links_stay_inside_the_container() {
     let bad = p.hoist(&["cp", "a.txt", "b.txt"]);
     assert!(String::from_utf8_lossy(&bad.stderr).contains("expected SERVICE:PATH on exactly one side"));
 }
+
+#[test]
+fn stats_shows_the_memory_limit_and_the_processes() {
+    if !can_run() {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    mem_limit: 64m\n    command: SLEEP\n";
+    let mut p = Project::new("stats", &sleepers(compose));
+    p.up();
+    let out = p.ok(&["stats", "--no-stream", "--format", "json"]);
+    let row: serde_json::Value =
+        serde_json::from_str(out.lines().find(|l| l.starts_with('{')).expect("a JSON row")).unwrap();
+    assert!(row["Name"].as_str().unwrap().contains("web"), "{row}");
+    assert!(row["MemUsage"].as_str().unwrap().ends_with("/ 64MiB"), "the limit is mem_limit: {row}");
+    assert!(row["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1, "{row}");
+    assert!(row["CPUPerc"].as_str().unwrap().ends_with('%'), "{row}");
+}

@@ -22,6 +22,7 @@ mod logging;
 mod logs;
 mod ps_rows;
 mod run;
+mod stats;
 mod status;
 mod version;
 mod volumes;
@@ -131,6 +132,8 @@ pub enum Command {
     Export(export::ExportArgs),
     /// Copy files between a service's container and the host (SERVICE:PATH on one side)
     Cp(cp::CpArgs),
+    /// Show the containers' CPU, memory, network and block I/O use, and processes
+    Stats(stats::StatsArgs),
     /// Remove stopped containers (-s stops them first, -v also their anonymous volumes)
     Rm(lifecycle::RmArgs),
     /// List the project's volumes (those of the named services, or all)
@@ -223,6 +226,7 @@ pub fn run() -> i32 {
         Command::Diff(args) => diff::run(global, args),
         Command::Export(args) => export::run(global, args),
         Command::Cp(args) => cp::run(global, args),
+        Command::Stats(args) => stats::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {

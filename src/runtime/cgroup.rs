@@ -162,7 +162,7 @@ impl Cgroup {
         Ok(cgroup)
     }
 
-    fn v1(&self, controller: &str) -> Option<&Path> {
+    pub(super) fn v1(&self, controller: &str) -> Option<&Path> {
         match self {
             Cgroup::V1 { paths } => paths.iter().find(|(c, _)| c == controller).map(|(_, p)| p.as_path()),
             Cgroup::V2 { .. } => None,

@@ -43,6 +43,7 @@ pub mod stdio_relay;
 mod sys;
 pub mod terminal;
 pub mod top;
+pub mod usage;
 mod user_mounts;
 mod userns;
 pub mod users;
