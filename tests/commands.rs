@@ -166,3 +166,26 @@ fn stats_shows_the_memory_limit_and_the_processes() {
     assert!(row["PIDs"].as_str().unwrap().parse::<u32>().unwrap() >= 1, "{row}");
     assert!(row["CPUPerc"].as_str().unwrap().ends_with('%'), "{row}");
 }
+
+#[test]
+fn commit_makes_an_image_that_run_uses() {
+    if !can_run() {
+        return;
+    }
+    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"echo committed > /made; rm -f /bin/true; touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n  probe:\n    image: PROJECT-snap:1\n    profiles: [later]\n    command: [\"sh\", \"-c\", \"cat /made; echo GREETING=$$GREETING; test -e /bin/true || echo true-gone\"]\n";
+    let mut p = Project::new("commit", compose);
+    p.up();
+    assert!(
+        common::eventually(10, || p.hoist(&["exec", "-T", "web", "test", "-f", "/tmp/ready"]).status.success()),
+        "the service made its files"
+    );
+    let image = format!("{}-snap:1", p.name);
+    let id = p.ok(&["commit", "-c", "ENV GREETING=hi", "-m", "snapshot", "web", &image]);
+    assert!(id.contains("sha256:"), "{id}");
+    let bad = p.hoist(&["commit", "-c", "RUN true", "web", &image]);
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("RUN cannot be applied by commit"), "{bad:?}");
+    let out = p.ok(&["--profile", "later", "run", "--rm", "-T", "probe"]);
+    assert!(out.contains("committed"), "the committed file: {out}");
+    assert!(out.contains("GREETING=hi"), "the --change: {out}");
+    assert!(out.contains("true-gone"), "a deleted file stays deleted: {out}");
+}

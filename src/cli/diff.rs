@@ -24,6 +24,8 @@ pub struct DiffArgs {
 /// A container's root as layers on disk: its image's (lowest first), its writable layer's
 /// upper directory, and hoist's own mount points in it (not the container's files).
 pub struct ContainerRoot {
+    /// The image the service runs, as the plan names it.
+    pub image: String,
     pub lowers: Vec<PathBuf>,
     pub upper: PathBuf,
     pub mount_points: Vec<String>,
@@ -61,7 +63,8 @@ pub fn container_root(global: &GlobalOptions, service: &str, index: u32) -> anyh
         };
         mount_points.push(format!("/{}", target.trim_start_matches('/')));
     }
-    Ok(ContainerRoot { lowers, upper: paths.layer(&container).join("upper"), mount_points })
+    let upper = paths.layer(&container).join("upper");
+    Ok(ContainerRoot { image: plan.image.clone(), lowers, upper, mount_points })
 }
 
 pub fn run(global: &GlobalOptions, args: &DiffArgs) -> anyhow::Result<()> {

@@ -7,6 +7,7 @@
 mod attach;
 mod build;
 mod changes;
+mod commit;
 mod config;
 mod cp;
 mod create;
@@ -134,6 +135,8 @@ pub enum Command {
     Cp(cp::CpArgs),
     /// Show the containers' CPU, memory, network and block I/O use, and processes
     Stats(stats::StatsArgs),
+    /// Make a new image of a service container's changes
+    Commit(commit::CommitArgs),
     /// Remove stopped containers (-s stops them first, -v also their anonymous volumes)
     Rm(lifecycle::RmArgs),
     /// List the project's volumes (those of the named services, or all)
@@ -227,6 +230,7 @@ pub fn run() -> i32 {
         Command::Export(args) => export::run(global, args),
         Command::Cp(args) => cp::run(global, args),
         Command::Stats(args) => stats::run(global, args),
+        Command::Commit(args) => commit::run(global, args),
         Command::Completion(args) => version::completion(args),
         Command::Watch(args) => watch::run(global, args),
         Command::Supervise { project } => {

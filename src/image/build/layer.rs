@@ -36,6 +36,21 @@ pub fn is_empty(dir: &Path) -> bool {
 /// Captures `dir` as a layer into `store` (blob and unpacked layer); `dir` is moved into
 /// the store (or removed when the store already has the layer).
 pub fn capture(store: &Store, dir: &Path) -> Result<Layer> {
+    let layer = write_blob(store, dir)?;
+    store.keep_layer_dir(dir, &layer.diff_id)?;
+    Ok(layer)
+}
+
+/// Captures `dir` as a layer without touching it (a running container's writable layer):
+/// the blob is written from it, and the store's layer unpacked from the blob.
+pub fn capture_copy(store: &Store, dir: &Path) -> Result<Layer> {
+    let layer = write_blob(store, dir)?;
+    crate::image::import::unpack_all(store, &[(&layer.blob, &layer.diff_id)])?;
+    Ok(layer)
+}
+
+/// The gzipped tar of `dir` as a blob in `store`.
+fn write_blob(store: &Store, dir: &Path) -> Result<Layer> {
     let tmp = store.temp_file()?;
     let blob_writer = HashingWriter::new(BufWriter::with_capacity(256 * 1024, tmp));
     let gzip = flate2::write::GzEncoder::new(blob_writer, flate2::Compression::fast());
@@ -48,7 +63,6 @@ pub fn capture(store: &Store, dir: &Path) -> Result<Layer> {
     let (buffered, blob, size) = blob_writer.finish();
     let file = buffered.into_inner().map_err(|e| BuildError::io("cannot write the layer of", dir)(e.into_error()))?;
     store.keep_blob(file, &blob)?;
-    store.keep_layer_dir(dir, &diff_id)?;
     Ok(Layer { diff_id, blob, size, media_type: GZIP_LAYER.into() })
 }
 

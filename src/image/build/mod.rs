@@ -15,6 +15,7 @@
 //! written by hand: no crate covers BuildKit's heredocs, escape directive and located errors.
 
 mod cache;
+pub mod commit;
 mod copy;
 pub mod dockerfile;
 mod error;
