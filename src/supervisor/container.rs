@@ -272,13 +272,6 @@ impl Task {
     async fn started(&self, running: &mut Running) {
         let (host, config) = (&self.host, &self.config);
         let health = config.service.healthcheck.as_ref().map(|_| Health::Starting);
-        self.status.send_modify(|s| {
-            s.state = State::Running;
-            s.starts += 1;
-            s.exit_code = None;
-            s.failure = None;
-            s.health = health;
-        });
         host.update(&config.name, |r| {
             r.state = State::Running;
             r.pid = Some(running.pid);
@@ -290,6 +283,15 @@ impl Task {
             r.addresses = running.addresses.iter().cloned().collect();
         });
         host.event(&config.name, &config.service.name, "start", None);
+        // Published last: whoever waits on the status (`up`, `start`) finds the record
+        // and the event written when it answers.
+        self.status.send_modify(|s| {
+            s.state = State::Running;
+            s.starts += 1;
+            s.exit_code = None;
+            s.failure = None;
+            s.health = health;
+        });
         // On demand: once it accepts (the probe turns them on).
         if let (Some(redirects), None) = (&self.redirects, &self.on_demand) {
             redirects.enable();
@@ -367,12 +369,12 @@ impl Task {
             r.stopped_by_user = stopped_by_user;
             r.health = None;
         });
+        host.event(&config.name, &config.service.name, "die", Some(code));
         self.status.send_modify(|s| {
             s.state = State::Exited;
             s.exit_code = Some(code);
             s.health = None;
         });
-        host.event(&config.name, &config.service.name, "die", Some(code));
     }
 
     /// Waits out the restart delay (answering commands meanwhile), then runs again.
