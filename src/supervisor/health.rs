@@ -162,8 +162,8 @@ pub async fn watch(host: Arc<Host>, name: String, service: String, check: Health
         });
         if next != current {
             current = next;
-            status.send_modify(|s| s.health = Some(next));
             host.event(&name, &service, &format!("health_status: {next}"), None);
+            status.send_modify(|s| s.health = Some(next));
         }
     }
 }
