@@ -30,6 +30,21 @@ fn states(p: &mut Project, service: &str) -> Vec<String> {
         .collect()
 }
 
+/// A project whose service `web` runs `setup` (a shell line), marks itself ready, and idles
+/// until SIGTERM; `extra` is appended to its services.
+fn prepared(tag: &str, setup: &str, extra: &str) -> Project {
+    let command = format!("{setup}; touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.2; done");
+    let compose = format!(
+        "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: {}\n{extra}",
+        serde_json::json!(["sh", "-c", command])
+    );
+    let mut p = Project::new(tag, &compose);
+    p.up();
+    let ready = common::eventually(10, || p.hoist(&["exec", "-T", "web", "test", "-f", "/tmp/ready"]).status.success());
+    assert!(ready, "the service made its files");
+    p
+}
+
 #[test]
 fn create_makes_the_containers_and_start_starts_them() {
     if !can_run() {
@@ -67,11 +82,7 @@ fn export_writes_the_container_root_as_a_tar() {
     if !can_run() {
         return;
     }
-    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"echo made > /tmp/added; rm -f /bin/true; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n";
-    let mut p = Project::new("export", compose);
-    p.up();
-    let dir = p.dir.path().to_path_buf();
-    assert!(common::eventually(10, || p_has_file(&dir, "tmp/added")), "the service wrote its file");
+    let p = prepared("export", "echo made > /tmp/added; rm -f /bin/true", "");
     let archive = p.dir.path().join("web.tar");
     p.ok(&["export", "-o", archive.to_str().unwrap(), "web"]);
     let mut tar = tar::Archive::new(std::fs::File::open(&archive).unwrap());
@@ -91,38 +102,14 @@ fn export_writes_the_container_root_as_a_tar() {
     assert!(!names.keys().any(|n| n.starts_with("proc/") || n == "etc/hosts"), "hoist's mount points are not");
 }
 
-/// Whether the service's writable layer already holds `path`.
-fn p_has_file(dir: &std::path::Path, path: &str) -> bool {
-    let layers = common::project::root(dir).join("lib/projects");
-    walk(&layers).iter().any(|found| found.ends_with(format!("upper/{path}")))
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let path = entry.path();
-        if path.is_dir() && !path.is_symlink() {
-            found.extend(walk(&path));
-        } else {
-            found.push(path);
-        }
-    }
-    found
-}
-
 #[test]
 fn cp_copies_both_ways_and_links_stay_inside_the_container() {
     if !can_run() {
         return;
     }
-    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"mkdir -p /data/sub && echo hello > /data/sub/hello && ln -s /etc/shadow /data/shadow && touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n";
-    let mut p = Project::new("cp", compose);
-    p.up();
+    let setup = "mkdir -p /data/sub && echo hello > /data/sub/hello && ln -s /etc/shadow /data/shadow";
+    let p = prepared("cp", setup, "");
     let dir = p.dir.path().to_path_buf();
-    assert!(
-        common::eventually(10, || p.hoist(&["exec", "-T", "web", "test", "-f", "/tmp/ready"]).status.success()),
-        "the service made its files"
-    );
     // Out of the container: a file, and a directory into an existing directory.
     p.ok(&["cp", "web:/data/sub/hello", dir.join("hello").to_str().unwrap()]);
     assert_eq!(std::fs::read_to_string(dir.join("hello")).unwrap(), "hello\n");
@@ -172,13 +159,8 @@ fn commit_makes_an_image_that_run_uses() {
     if !can_run() {
         return;
     }
-    let compose = "name: PROJECT\nservices:\n  web:\n    image: busybox:test\n    command: [\"sh\", \"-c\", \"echo committed > /made; rm -f /bin/true; touch /tmp/ready; trap 'exit 0' TERM; while true; do sleep 0.2; done\"]\n  probe:\n    image: PROJECT-snap:1\n    profiles: [later]\n    command: [\"sh\", \"-c\", \"cat /made; echo GREETING=$$GREETING; test -e /bin/true || echo true-gone\"]\n";
-    let mut p = Project::new("commit", compose);
-    p.up();
-    assert!(
-        common::eventually(10, || p.hoist(&["exec", "-T", "web", "test", "-f", "/tmp/ready"]).status.success()),
-        "the service made its files"
-    );
+    let probe = "  probe:\n    image: PROJECT-snap:1\n    profiles: [later]\n    command: [\"sh\", \"-c\", \"cat /made; echo GREETING=$$GREETING; test -e /bin/true || echo true-gone\"]\n";
+    let p = prepared("commit", "echo committed > /made; rm -f /bin/true", probe);
     let image = format!("{}-snap:1", p.name);
     let id = p.ok(&["commit", "-c", "ENV GREETING=hi", "-m", "snapshot", "web", &image]);
     assert!(id.contains("sha256:"), "{id}");

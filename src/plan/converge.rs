@@ -163,11 +163,9 @@ pub fn up(
         .enumerate()
         .flat_map(|(rank, layer)| layer.into_iter().map(move |service| (service, rank + 1)))
         .collect();
-    // On-demand services wait for a connection unless a service that starts now needs them.
-    let starting: Vec<String> = chosen.iter().filter(|s| s.on_demand.is_none()).map(|s| s.name.clone()).collect();
-    let needed = needed_by(plan, &starting);
-    let on_demand: BTreeSet<String> =
-        chosen.iter().filter(|s| s.on_demand.is_some() && !needed.contains(&s.name)).map(|s| s.name.clone()).collect();
+    // On-demand services wait for a connection (the plan has already made those that a
+    // service started now needs ordinary ones).
+    let on_demand: BTreeSet<String> = chosen.iter().filter(|s| s.on_demand.is_some()).map(|s| s.name.clone()).collect();
     let planner = Planner { plan, previous, observed, options, chosen, actions, stop_rank, on_demand };
     let mut up = UpPlan::default();
     planner.followers(&mut up);
@@ -194,7 +192,7 @@ struct Planner<'a> {
     actions: Vec<Action>,
     /// Stop order: dependents get lower ranks.
     stop_rank: HashMap<String, usize>,
-    /// On-demand services that nothing starting now needs: created, not started.
+    /// On-demand services: created, not started.
     on_demand: BTreeSet<String>,
 }
 

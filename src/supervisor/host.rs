@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -147,14 +148,25 @@ impl Host {
         self.current.lock().ok()?.plan.clone()
     }
 
-    pub fn service(&self, name: &str) -> Option<ServicePlan> {
+    /// `read` of the current plan's service `name`, without cloning the plan.
+    fn with_service<T>(&self, name: &str, read: impl FnOnce(&ServicePlan) -> T) -> Option<T> {
         let current = self.current.lock().ok()?;
-        current.plan.as_ref()?.services.iter().find(|s| s.name == name).cloned()
+        current.plan.as_ref()?.services.iter().find(|s| s.name == name).map(read)
+    }
+
+    pub fn service(&self, name: &str) -> Option<ServicePlan> {
+        self.with_service(name, ServicePlan::clone)
     }
 
     pub fn spec_of(&self, service: &str) -> Option<ContainerSpec> {
-        let current = self.current.lock().ok()?;
-        current.plan.as_ref()?.services.iter().find(|s| s.name == service).map(|s| s.spec.clone())
+        self.with_service(service, |s| s.spec.clone())
+    }
+
+    /// How long `service`'s containers get to stop: `timeout` seconds when given, else the
+    /// service's `stop_grace_period` (10 s for a service the plan no longer has).
+    pub fn grace(&self, service: &str, timeout: Option<u64>) -> Duration {
+        let configured = self.with_service(service, |s| s.stop_grace_period).unwrap_or(Duration::from_secs(10));
+        timeout.map(Duration::from_secs).unwrap_or(configured)
     }
 
     /// The network records of a service's attachments, in order.

@@ -26,15 +26,13 @@ pub struct OnDemand {
     idle_stop: Option<Duration>,
     /// Its published TCP ports inside the container.
     ports: Vec<u16>,
-    /// Failed starts in a row.
-    failures: u32,
 }
 
 impl OnDemand {
     pub fn new(control: DemandControl, service: &ServicePlan) -> Option<OnDemand> {
         let plan = service.on_demand?;
         let ports = service.ports.iter().filter(|p| p.protocol == Protocol::Tcp).map(|p| p.target).collect();
-        Some(OnDemand { control, idle_stop: plan.idle_stop, ports, failures: 0 })
+        Some(OnDemand { control, idle_stop: plan.idle_stop, ports })
     }
 
     /// Before a start the first connection asked for: the backoff after failed starts,
@@ -44,7 +42,11 @@ impl OnDemand {
         host: Arc<Host>,
         service: String,
     ) -> impl std::future::Future<Output = Result<(), SupervisorError>> {
-        let failures = self.failures;
+        // Failed starts in a row: the readiness the forwarder sees counts them.
+        let failures = match *self.control.state.borrow() {
+            Readiness::Failed(n) => n,
+            _ => 0,
+        };
         async move {
             if let Some(step) = failures.checked_sub(1) {
                 tokio::time::sleep(backoff(step)).await;
@@ -54,8 +56,7 @@ impl OnDemand {
     }
 
     /// A start failed: held connections are closed.
-    pub fn failed(&mut self) {
-        self.failures += 1;
+    pub fn failed(&self) {
         self.control.failed();
     }
 
@@ -92,14 +93,11 @@ impl OnDemand {
 
     /// The container exited: it waits for the next connection, or, if it never became
     /// ready, its held connections are closed.
-    pub fn ended(&mut self) {
-        match *self.control.state.borrow() == Readiness::Ready {
-            true => self.failures = 0,
-            false => self.failures += 1,
-        }
-        match self.failures {
-            0 => self.control.set(Readiness::Waiting),
-            _ => self.control.failed(),
+    pub fn ended(&self) {
+        let ready = *self.control.state.borrow() == Readiness::Ready;
+        match ready {
+            true => self.control.set(Readiness::Waiting),
+            false => self.control.failed(),
         }
     }
 

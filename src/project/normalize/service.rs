@@ -31,8 +31,8 @@ impl Errors<'_> {
     }
 
     /// Unwraps a parse result, recording its error at `field`.
-    pub(super) fn take<T>(&mut self, field: &str, result: Result<T, String>) -> Option<T> {
-        result.map_err(|e| self.at(field, e)).ok()
+    pub(super) fn take<T, E: std::fmt::Display>(&mut self, field: &str, result: Result<T, E>) -> Option<T> {
+        result.map_err(|e| self.at(field, e.to_string())).ok()
     }
 }
 
@@ -167,7 +167,12 @@ fn copied(s: raw::Service) -> Service {
 }
 
 /// Parses each item of a list key, recording errors at `field[i]`.
-fn each<R, T>(items: Option<Vec<R>>, field: &str, e: &mut Errors, parse: impl Fn(R) -> Result<T, String>) -> Vec<T> {
+fn each<R, T, E: std::fmt::Display>(
+    items: Option<Vec<R>>,
+    field: &str,
+    e: &mut Errors,
+    parse: impl Fn(R) -> Result<T, E>,
+) -> Vec<T> {
     let items = items.unwrap_or_default().into_iter().enumerate();
     items.filter_map(|(i, item)| e.take(&format!("{field}[{i}]"), parse(item))).collect()
 }

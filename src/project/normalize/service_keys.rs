@@ -11,21 +11,25 @@ use crate::project::units::{parse_byte_size, Duration};
 use super::service::Errors;
 use super::{flag, labels_map, pairs_map, volumes, Context};
 
-pub(super) fn count(n: i64) -> Result<u32, String> {
-    u32::try_from(n).map_err(|_| format!("expected a count of 0 or more, found {n}"))
+/// A value a key cannot take: the message says what was expected and what was found.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct BadValue(String);
+
+pub(super) fn count(n: i64) -> Result<u32, BadValue> {
+    u32::try_from(n).map_err(|_| BadValue(format!("expected a count of 0 or more, found {n}")))
 }
 
 /// `command: echo "hi there"` → `["echo", "hi there"]`, split like a POSIX shell would.
-pub(super) fn command(c: raw::Command) -> Result<Vec<String>, String> {
+pub(super) fn command(c: raw::Command) -> Result<Vec<String>, BadValue> {
     match c {
         raw::Command::Args(args) => Ok(args.into_iter().map(|a| a.text()).collect()),
-        raw::Command::Shell(text) => {
-            shlex::split(&text).ok_or_else(|| format!("cannot split {text:?} into arguments: unbalanced quotes"))
-        }
+        raw::Command::Shell(text) => shlex::split(&text)
+            .ok_or_else(|| BadValue(format!("cannot split {text:?} into arguments: unbalanced quotes"))),
     }
 }
 
-pub(super) fn check_restart(policy: &str) -> Result<(), String> {
+pub(super) fn check_restart(policy: &str) -> Result<(), BadValue> {
     let ok = match policy.split_once(':') {
         None => ["no", "always", "on-failure", "unless-stopped"].contains(&policy),
         Some(("on-failure", n)) => n.parse::<u32>().is_ok(),
@@ -34,7 +38,7 @@ pub(super) fn check_restart(policy: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("expected no, always, on-failure[:max-retries] or unless-stopped, found {policy:?}"))
+        Err(BadValue(format!("expected no, always, on-failure[:max-retries] or unless-stopped, found {policy:?}")))
     }
 }
 
@@ -179,7 +183,7 @@ pub(super) fn extra_hosts(hosts: raw::ExtraHosts, e: &mut Errors, field: &str) -
         .collect()
 }
 
-pub(super) fn device(d: raw::Device) -> Result<Device, String> {
+pub(super) fn device(d: raw::Device) -> Result<Device, BadValue> {
     match d {
         raw::Device::Long(l) => Ok(Device {
             target: l.target.unwrap_or_else(|| l.source.clone()),
@@ -193,10 +197,11 @@ pub(super) fn device(d: raw::Device) -> Result<Device, String> {
                 [src, dst] if dst.starts_with('/') => (*src, *dst, "rwm"),
                 [src, perms] => (*src, *src, *perms),
                 [src, dst, perms] => (*src, *dst, *perms),
-                _ => return Err(format!("expected /dev/host[:/dev/container[:rwm]], found {s:?}")),
+                _ => return Err(BadValue(format!("expected /dev/host[:/dev/container[:rwm]], found {s:?}"))),
             };
             if !permissions.chars().all(|c| "rwm".contains(c)) {
-                return Err(format!("device permissions must be made of r, w and m, found {permissions:?}"));
+                let message = format!("device permissions must be made of r, w and m, found {permissions:?}");
+                return Err(BadValue(message));
             }
             Ok(Device { source: source.into(), target: target.into(), permissions: permissions.into() })
         }

@@ -139,8 +139,7 @@ impl Daemon {
             let mut waits = Vec::new();
             for name in layer {
                 let Some(handle) = inner.containers.get(&name) else { continue };
-                let grace =
-                    self.host.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                let grace = self.host.grace(&handle.service, timeout);
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Stop { grace, reply }).await.is_ok() {
                     waits.push((name, done));
@@ -203,8 +202,7 @@ impl Daemon {
             let mut waits = Vec::new();
             for name in layer {
                 let Some(handle) = inner.containers.remove(&name) else { continue };
-                let grace =
-                    self.host.service(&handle.service).map(|s| grace(timeout, &s)).unwrap_or(Duration::from_secs(10));
+                let grace = self.host.grace(&handle.service, timeout);
                 let (reply, done) = oneshot::channel();
                 if handle.control.send(Control::Remove { grace, reply }).await.is_ok() {
                     waits.push((name, done, handle));
@@ -280,8 +278,4 @@ pub(super) async fn condition_met(
         }
         None => Ok(()),
     }
-}
-
-pub(super) fn grace(timeout: Option<u64>, service: &ServicePlan) -> Duration {
-    timeout.map(Duration::from_secs).unwrap_or(service.stop_grace_period)
 }

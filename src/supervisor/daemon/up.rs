@@ -104,10 +104,7 @@ impl Daemon {
         let service_of = |name: &String| observed.iter().find(|o| &o.name == name).map(|o| o.service.clone());
         let recreated: HashSet<&String> = converge.creates.iter().filter(|c| c.3).map(|c| &c.2).collect();
         for name in &converge.removals {
-            let grace = service_of(name)
-                .and_then(|service| self.host.service(&service))
-                .map(|s| s.stop_grace_period)
-                .unwrap_or(Duration::from_secs(10));
+            let grace = self.host.grace(&service_of(name).unwrap_or_default(), None);
             self.remove(inner, name, grace).await;
             if !recreated.contains(name) {
                 messages.push(format!("Container {name} Removed"));
